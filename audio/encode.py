@@ -1,0 +1,62 @@
+"""Encode PCM for the air: Opus mono as raw packets (MP3 kept for old speakers)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import ffmpeg
+
+from . import ffmpeg as ff
+from .ogg import OpusStream, opus_stream
+from .settings import AudioSettings
+
+
+@dataclass(frozen=True)
+class Rendition:
+    codec: str
+    data: bytes  # container bytes as stored (Ogg Opus / MP3)
+    sha256: str
+    bitrate_kbps: int
+
+
+def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
+    """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned."""
+    graph = ffmpeg.input(
+        "pipe:", format="s16le", ar=settings.sample_rate, ac=1
+    ).output(
+        "pipe:",
+        format="ogg",
+        acodec="libopus",
+        audio_bitrate=f"{settings.opus_bitrate_kbps}k",
+        application="voip",
+        frame_duration=settings.opus_frame_ms,
+        ac=1,
+        map_metadata=-1,
+    )
+    data = ff.run(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=pcm,
+        timeout=settings.decode_timeout_s,
+        what="encoding Opus",
+    )
+    return Rendition("opus", data, hashlib.sha256(data).hexdigest(), settings.opus_bitrate_kbps)
+
+
+def encode_mp3(pcm: bytes, settings: AudioSettings, bitrate_kbps: int = 32) -> Rendition:
+    graph = ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1).output(
+        "pipe:", format="mp3", acodec="libmp3lame", audio_bitrate=f"{bitrate_kbps}k", ac=1
+    )
+    data = ff.run(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=pcm,
+        timeout=settings.decode_timeout_s,
+        what="encoding MP3",
+    )
+    return Rendition("mp3", data, hashlib.sha256(data).hexdigest(), bitrate_kbps)
+
+
+def opus_packets(rendition: Rendition) -> OpusStream:
+    return opus_stream(rendition.data)

@@ -1,0 +1,71 @@
+"""Finding and running ffmpeg, the one place it is called.
+
+Command lines are built with ffmpeg-python; the process is run here with a timeout so
+an untrusted file can never hang the controller. Failures keep ffmpeg's stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from functools import lru_cache
+
+import ffmpeg
+
+from loa.errors import AudioError, ToolMissing
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def find_ffmpeg(configured: str = "") -> str:
+    """The configured binary, else ``ffmpeg`` on PATH, else imageio-ffmpeg's static one."""
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise ToolMissing(f"ffmpeg not found at {configured!r} (setting audio.ffmpeg)")
+        return found
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+
+        exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+        return exe
+    except (ImportError, RuntimeError) as exc:
+        raise ToolMissing(
+            "ffmpeg is not installed: apt-get install ffmpeg (or pip install imageio-ffmpeg)"
+        ) from exc
+
+
+def _tail(stderr: bytes, lines: int = 8) -> str:
+    text = stderr.decode("utf-8", "replace").strip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+def run(stream: ffmpeg.nodes.OutputStream, *, binary: str, data: bytes | None, timeout: float,
+        what: str) -> bytes:
+    """Run a compiled ffmpeg-python graph; return stdout or raise AudioError."""
+    args = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=binary)
+    try:
+        proc = subprocess.run(  # noqa: S603 - args built from a fixed graph
+            args,
+            input=data,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=None if data is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AudioError(
+            f"{what}: took longer than {timeout:g} s and was stopped",
+            detail=_tail(exc.stderr or b""),
+        ) from exc
+    if proc.returncode != 0:
+        detail = _tail(proc.stderr)
+        logger.info("ffmpeg %s failed (%d): %s", what, proc.returncode, detail)
+        raise AudioError(f"{what}: ffmpeg could not process it", detail=detail)
+    out: bytes = proc.stdout
+    return out

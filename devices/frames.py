@@ -1,0 +1,177 @@
+"""Binary frames: audio, stream start/end, signed commands and config.
+
+Layout (big-endian; docs/protocol.md, "Frames")::
+
+    off len field
+      0   2 magic  b"LF"
+      2   1 version (1)
+      3   1 frame type  (FrameType)
+      4   1 codec       (Codec)
+      5   1 priority    (Priority)
+      6   2 flags       (0; reserved)
+      8   4 key id      (first 4 bytes of SHA-256 of the signing public key)
+     12  16 stream id   (UUID bytes)
+     28   4 sequence    (u32, strictly increasing within a stream)
+     32   8 presentation time (i64 µs since epoch, controller clock)
+     40   8 sent time         (i64 µs since epoch, controller clock)
+     48   4 payload length N
+     52   N payload
+   52+N  64 Ed25519 signature over bytes [0, 52+N)
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+from enum import IntEnum
+
+from loa.errors import ProtocolError
+
+from .signing import KEY_ID_LEN, SIGNATURE_LEN, Signer, Verifier
+
+MAGIC = b"LF"
+VERSION = 1
+HEADER = struct.Struct(">2sBBBBH4s16sIqqI")
+HEADER_LEN = HEADER.size  # 52
+OVERHEAD = HEADER_LEN + SIGNATURE_LEN  # 116 bytes per frame
+MAX_PAYLOAD = 256 * 1024
+MAX_FRAME = OVERHEAD + MAX_PAYLOAD
+_U32 = 0xFFFFFFFF
+_I64_MAX = 2**63 - 1
+
+
+class FrameType(IntEnum):
+    START = 1  # payload: JSON StreamStart
+    AUDIO = 2  # payload: codec packets (see docs/protocol.md)
+    END = 3  # payload: JSON StreamEnd
+    COMMAND = 4  # payload: JSON Command
+    CONFIG = 5  # payload: JSON DeviceConfig
+
+
+class Codec(IntEnum):
+    NONE = 0
+    OPUS = 1
+    MP3 = 2
+
+
+class Priority(IntEnum):
+    """Bulletin classes (Thông tư 39/2020) plus live; higher pre-empts lower."""
+
+    NORMAL = 0
+    PRIORITY = 1
+    LIVE = 2
+    EMERGENCY = 3
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: FrameType
+    stream_id: uuid.UUID
+    seq: int
+    pts_us: int
+    sent_us: int
+    payload: bytes = b""
+    codec: Codec = Codec.NONE
+    priority: Priority = Priority.NORMAL
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seq <= _U32:
+            raise ProtocolError(f"sequence {self.seq} outside 0..2^32-1")
+        if not 0 <= self.pts_us <= _I64_MAX or not 0 <= self.sent_us <= _I64_MAX:
+            raise ProtocolError("times must be non-negative µs since the epoch")
+        if len(self.payload) > MAX_PAYLOAD:
+            raise ProtocolError(f"payload of {len(self.payload)} bytes over {MAX_PAYLOAD}")
+        if not 0 <= self.flags <= 0xFFFF:
+            raise ProtocolError("flags must fit in 16 bits")
+
+
+def encode_frame(frame: Frame, signer: Signer) -> bytes:
+    """Serialise and sign a frame."""
+    head = HEADER.pack(
+        MAGIC,
+        VERSION,
+        int(frame.type),
+        int(frame.codec),
+        int(frame.priority),
+        frame.flags,
+        signer.key_id,
+        frame.stream_id.bytes,
+        frame.seq,
+        frame.pts_us,
+        frame.sent_us,
+        len(frame.payload),
+    )
+    signed = head + frame.payload
+    return signed + signer.sign(signed)
+
+
+def _enum(kind: type[IntEnum], value: int, what: str) -> IntEnum:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ProtocolError(f"unknown {what} {value}") from None
+
+
+def decode_frame(data: bytes, verifier: Verifier) -> Frame:
+    """Parse and verify a frame; raise ProtocolError/SignatureError with the reason.
+
+    The signature is checked before any field is trusted.
+    """
+    if len(data) > MAX_FRAME:
+        raise ProtocolError(f"frame of {len(data)} bytes is over the {MAX_FRAME}-byte limit")
+    if len(data) < OVERHEAD:
+        raise ProtocolError(f"frame truncated: {len(data)} bytes, header+signature is {OVERHEAD}")
+    (magic, version, ftype, codec, prio, flags, kid, sid, seq, pts, sent, length) = (
+        HEADER.unpack_from(data)
+    )
+    if magic != MAGIC:
+        raise ProtocolError("not a Loa frame (bad magic)")
+    if version != VERSION:
+        raise ProtocolError(f"frame version {version} not supported (this side speaks {VERSION})")
+    if len(data) != OVERHEAD + length:
+        raise ProtocolError(
+            f"frame length mismatch: header says {length}-byte payload, "
+            f"got {len(data) - OVERHEAD} (truncated or padded)"
+        )
+    body_end = HEADER_LEN + length
+    verifier.verify(bytes(kid[:KEY_ID_LEN]), data[:body_end], data[body_end:])
+    if pts < 0 or sent < 0:
+        raise ProtocolError("negative time in frame")
+    return Frame(
+        type=FrameType(_enum(FrameType, ftype, "frame type")),
+        codec=Codec(_enum(Codec, codec, "codec")),
+        priority=Priority(_enum(Priority, prio, "priority")),
+        flags=flags,
+        stream_id=uuid.UUID(bytes=sid),
+        seq=seq,
+        pts_us=pts,
+        sent_us=sent,
+        payload=data[HEADER_LEN:body_end],
+    )
+
+
+def pack_packets(packets: list[bytes]) -> bytes:
+    """Audio payload for codec OPUS: each packet as u16 length + bytes."""
+    out = bytearray()
+    for p in packets:
+        if not 0 < len(p) <= 0xFFFF:
+            raise ProtocolError(f"codec packet of {len(p)} bytes cannot be framed")
+        out += struct.pack(">H", len(p)) + p
+    return bytes(out)
+
+
+def unpack_packets(payload: bytes) -> list[bytes]:
+    packets: list[bytes] = []
+    i = 0
+    while i < len(payload):
+        if i + 2 > len(payload):
+            raise ProtocolError("packet list truncated in a length prefix")
+        (n,) = struct.unpack_from(">H", payload, i)
+        i += 2
+        if n == 0 or i + n > len(payload):
+            raise ProtocolError("packet list truncated or has an empty packet")
+        packets.append(payload[i : i + n])
+        i += n
+    return packets

@@ -1,0 +1,204 @@
+"""JSON messages on the wire, parsed into strict models at the edge.
+
+Device → controller messages (presence, telemetry, report, ack, time request) arrive
+as UTF-8 JSON on the device's own topics. Controller → device JSON (stream start/end,
+commands, config) travels inside signed frames (see :mod:`devices.frames`); the time
+answer is plain JSON because it carries no authority.
+
+Every model forbids unknown fields and wrong types. :data:`MESSAGE_TYPES` lists them
+all; a test checks that docs/protocol.md documents each one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loa.errors import ProtocolError
+
+MAX_JSON_BYTES = 16 * 1024
+PROTOCOL_VERSION = 1
+
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Uuid = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Us = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Count = Annotated[int, Field(ge=0, le=2**32 - 1)]
+CodecName = Literal["opus", "mp3"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Message(Strict):
+    v: Literal[1] = PROTOCOL_VERSION
+
+
+# --- controller → device, inside signed frames --------------------------------------
+
+
+class StreamStart(Message):
+    """Payload of a START frame: what the following AUDIO frames contain."""
+
+    broadcast: Uuid
+    codec: CodecName
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)]
+    channels: Annotated[int, Field(ge=1, le=2)]
+    frame_ms: Annotated[int, Field(ge=2, le=120)]
+    pre_skip: Annotated[int, Field(ge=0, le=65535)] = 0
+    chunk_ms: Annotated[int, Field(ge=20, le=10_000)]
+    chunks: Annotated[int, Field(ge=1, le=1_000_000)]
+    duration_ms: Annotated[int, Field(ge=1)]
+    title: Annotated[str, Field(max_length=200)] = ""
+
+
+class StreamEnd(Message):
+    """Payload of an END frame: the stream is over (or was stopped)."""
+
+    chunks: Count
+    reason: Literal["complete", "preempted", "cancelled", "stopped"] = "complete"
+
+
+class GroupRef(Strict):
+    kind: Literal["all", "hamlet", "zone", "device"]
+    id: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9_-]{0,62})?$")] = ""
+
+
+class DeviceConfig(Message):
+    """Payload of a CONFIG frame (retained): who the device is and what it listens to."""
+
+    device: Id
+    commune: Id
+    groups: Annotated[list[GroupRef], Field(max_length=64)]
+    volume: Annotated[int, Field(ge=0, le=100)] | None = None
+    issued_us: Us
+
+
+class Command(Message):
+    """Payload of a COMMAND frame."""
+
+    id: Uuid
+    action: Literal["set_volume", "test_tone", "reboot", "resync_clock", "stop", "update_config"]
+    args: dict[str, int | str | bool] = Field(default_factory=dict, max_length=16)
+    expires_us: Us
+
+
+# --- device → controller, plain JSON on the device's own topics ----------------------
+
+
+class Presence(Message):
+    """Retained on ``dev/{id}/presence``; the last will says ``offline``."""
+
+    state: Literal["online", "offline"]
+    at_us: Us | None = None
+    fw: Annotated[str, Field(max_length=64)] = ""
+    codecs: Annotated[list[CodecName], Field(max_length=4)] = Field(default_factory=list)
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class Counters(Strict):
+    refused: Count = 0
+    late: Count = 0
+    duplicate: Count = 0
+    played: Count = 0
+
+
+class Telemetry(Message):
+    at_us: Us
+    uptime_s: Annotated[int, Field(ge=0)]
+    volume: Annotated[int, Field(ge=0, le=100)]
+    rssi_dbm: Annotated[int, Field(ge=-150, le=0)] | None = None
+    temperature_c: Annotated[float, Field(ge=-50, le=150)] | None = None
+    supply_v: Annotated[float, Field(ge=0, le=400)] | None = None
+    amp_fault: bool = False
+    free_storage_kb: Annotated[int, Field(ge=0)] | None = None
+    fw: Annotated[str, Field(max_length=64)] = ""
+    clock_offset_us: int | None = None
+    counters: Counters = Field(default_factory=Counters)
+
+
+class PlayReport(Message):
+    """Proof of play: sent once per stream the device received (or was told to expect)."""
+
+    stream: Uuid
+    outcome: Literal["played", "partial", "preempted", "missed", "refused"]
+    started_us: Us | None = None  # controller clock, device's estimate
+    ended_us: Us | None = None
+    frames_played: Count = 0
+    frames_missing: Count = 0
+    frames_late: Count = 0
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class Ack(Message):
+    id: Uuid
+    ok: bool
+    detail: Annotated[str, Field(max_length=500)] = ""
+
+
+class TimeRequest(Message):
+    id: Count
+    t1_us: Us  # device clock when sent
+
+
+class TimeResponse(Message):
+    id: Count
+    t1_us: Us  # echoed
+    t2_us: Us  # controller clock on receipt
+    t3_us: Us  # controller clock on send
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    m.__name__: m
+    for m in (
+        StreamStart,
+        StreamEnd,
+        DeviceConfig,
+        Command,
+        Presence,
+        Telemetry,
+        PlayReport,
+        Ack,
+        TimeRequest,
+        TimeResponse,
+    )
+}
+
+M = TypeVar("M", bound=Message)
+
+
+def dump(msg: Message) -> bytes:
+    return msg.model_dump_json(exclude_none=True).encode()
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse(model: type[M], payload: bytes | str) -> M:
+    """Parse one JSON message; raise ProtocolError saying what is wrong."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_JSON_BYTES:
+        raise ProtocolError(f"{model.__name__}: {len(raw)} bytes is over {MAX_JSON_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{model.__name__}: payload is not UTF-8") from None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"{model.__name__}: not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{model.__name__}: expected a JSON object")
+    if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        raise ProtocolError(f"{model.__name__}: protocol version {data.get('v')!r} unsupported")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"{model.__name__}: {_describe(exc)}") from None

@@ -1,0 +1,161 @@
+"""Every MQTT topic Loa uses, built and parsed in this one module.
+
+Layout (all segments validated, see docs/protocol.md, "Topics")::
+
+    loa/v1/{commune}/audio/all                 audio frames for the whole commune
+    loa/v1/{commune}/audio/hamlet/{hamlet}     audio frames for one hamlet
+    loa/v1/{commune}/audio/zone/{zone}         audio frames for one zone
+    loa/v1/{commune}/audio/device/{device}     audio frames for one speaker
+    loa/v1/{commune}/dev/{device}/presence     retained presence (device → controller)
+    loa/v1/{commune}/dev/{device}/telemetry    health (device → controller)
+    loa/v1/{commune}/dev/{device}/report       proof of play (device → controller)
+    loa/v1/{commune}/dev/{device}/ack          command results (device → controller)
+    loa/v1/{commune}/dev/{device}/time/req     clock-sync request (device → controller)
+    loa/v1/{commune}/dev/{device}/time/resp    clock-sync answer (controller → device)
+    loa/v1/{commune}/dev/{device}/cmd          signed commands (controller → device)
+    loa/v1/{commune}/dev/{device}/config       retained signed config (controller → device)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from loa.errors import ProtocolError
+
+ROOT = "loa"
+VERSION = "v1"
+_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class GroupKind(StrEnum):
+    """What an audio topic addresses."""
+
+    COMMUNE = "all"
+    HAMLET = "hamlet"
+    ZONE = "zone"
+    DEVICE = "device"
+
+
+class DeviceTopic(StrEnum):
+    """The per-device topics under ``loa/v1/{commune}/dev/{device}/``."""
+
+    PRESENCE = "presence"
+    TELEMETRY = "telemetry"
+    REPORT = "report"
+    ACK = "ack"
+    TIME_REQ = "time/req"
+    TIME_RESP = "time/resp"
+    CMD = "cmd"
+    CONFIG = "config"
+
+
+#: Topics a device publishes on (and nothing else).
+DEVICE_PUBLISHES = frozenset(
+    {
+        DeviceTopic.PRESENCE,
+        DeviceTopic.TELEMETRY,
+        DeviceTopic.REPORT,
+        DeviceTopic.ACK,
+        DeviceTopic.TIME_REQ,
+    }
+)
+
+
+def validate_segment(value: str, what: str = "segment") -> str:
+    """Return ``value`` if it is a safe topic segment, else raise a clear ProtocolError.
+
+    A segment is 1–63 characters of lowercase ASCII letters, digits, ``-`` and ``_``,
+    starting with a letter or digit: no ``/``, ``+``, ``#``, spaces or NUL, so an id can
+    never widen a subscription or escape its place in the tree.
+    """
+    if not isinstance(value, str) or not _SEGMENT.match(value):
+        raise ProtocolError(
+            f"{what} {value!r} is not a valid id: use 1-63 lowercase letters, digits, "
+            "'-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    """An audio destination: a whole commune, a hamlet, a zone or one device."""
+
+    commune: str
+    kind: GroupKind
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        validate_segment(self.commune, "commune")
+        if self.kind is GroupKind.COMMUNE:
+            if self.id:
+                raise ProtocolError("a whole-commune group has no id")
+        else:
+            validate_segment(self.id, self.kind.value)
+
+    @property
+    def topic(self) -> str:
+        return audio_topic(self)
+
+
+def audio_topic(group: Group) -> str:
+    base = f"{ROOT}/{VERSION}/{group.commune}/audio"
+    if group.kind is GroupKind.COMMUNE:
+        return f"{base}/all"
+    return f"{base}/{group.kind.value}/{group.id}"
+
+
+def device_topic(commune: str, device: str, which: DeviceTopic) -> str:
+    validate_segment(commune, "commune")
+    validate_segment(device, "device")
+    return f"{ROOT}/{VERSION}/{commune}/dev/{device}/{which.value}"
+
+
+def device_filter(which: DeviceTopic, commune: str | None = None) -> str:
+    """Subscription filter for one per-device topic across all devices (and communes)."""
+    c = validate_segment(commune, "commune") if commune is not None else "+"
+    return f"{ROOT}/{VERSION}/{c}/dev/+/{which.value}"
+
+
+def device_inbox_filter(commune: str, device: str) -> list[str]:
+    """What a device subscribes to for its own controller → device topics."""
+    return [
+        device_topic(commune, device, DeviceTopic.CMD),
+        device_topic(commune, device, DeviceTopic.CONFIG),
+        device_topic(commune, device, DeviceTopic.TIME_RESP),
+    ]
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    """A topic taken apart. Exactly one of ``group`` / ``device`` is set."""
+
+    commune: str
+    group: Group | None = None
+    device: str | None = None
+    which: DeviceTopic | None = None
+
+
+def parse_topic(topic: str) -> ParsedTopic:
+    """Parse any Loa topic; raise ProtocolError naming what is wrong."""
+    parts = topic.split("/")
+    if len(parts) < 4 or parts[0] != ROOT or parts[1] != VERSION:
+        raise ProtocolError(f"topic {topic!r} is not under {ROOT}/{VERSION}/")
+    commune = validate_segment(parts[2], "commune")
+    area, rest = parts[3], parts[4:]
+    if area == "audio":
+        if rest == ["all"]:
+            return ParsedTopic(commune, group=Group(commune, GroupKind.COMMUNE))
+        if len(rest) == 2 and rest[0] in {k.value for k in GroupKind if k != GroupKind.COMMUNE}:
+            return ParsedTopic(commune, group=Group(commune, GroupKind(rest[0]), rest[1]))
+        raise ProtocolError(f"topic {topic!r}: unknown audio group")
+    if area == "dev" and len(rest) >= 2:
+        device = validate_segment(rest[0], "device")
+        tail = "/".join(rest[1:])
+        try:
+            which = DeviceTopic(tail)
+        except ValueError:
+            raise ProtocolError(f"topic {topic!r}: unknown device topic {tail!r}") from None
+        return ParsedTopic(commune, device=device, which=which)
+    raise ProtocolError(f"topic {topic!r}: unknown area {area!r}")

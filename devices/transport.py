@@ -1,0 +1,157 @@
+"""The one aiomqtt adapter: a session that survives broker restarts.
+
+aiomqtt does not reconnect on its own. :class:`MqttLink` runs the reconnect loop with
+capped exponential backoff and jitter, sets the last will at construction,
+re-subscribes after every connect, and hands each inbound message to one handler
+(normally a :class:`devices.router.Router`, a table keyed by parsed topic). A handler
+that raises is logged and counted; it never ends the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+import anyio
+
+from loa.clock import Clock
+from loa.errors import BrokerError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    backoff_min_s: float = 0.2
+    backoff_max_s: float = 10.0
+    publish_timeout_s: float = 10.0
+    will_topic: str | None = None
+    will_payload: bytes = b""
+    will_retain: bool = True
+    subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+
+
+class MqttLink:
+    """A long-lived MQTT session. Run :meth:`run` in a task group; publish from anywhere."""
+
+    def __init__(self, options: LinkOptions, handler: Handler, clock: Clock) -> None:
+        self.options = options
+        self._handler = handler
+        self._clock = clock
+        self._client: aiomqtt.Client | None = None
+        self._connected = anyio.Event()
+        self._subs: dict[str, int] = dict(options.subscriptions)
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self.connects = 0
+        self.handler_errors = 0
+        self._rng = random.Random(options.client_id)  # noqa: S311 - jitter, not crypto
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def on_connect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every (re)connect, once subscriptions are in place."""
+        self._on_connect.append(callback)
+
+    async def wait_connected(self, timeout: float) -> None:
+        with anyio.fail_after(timeout):
+            await self._connected.wait()
+
+    def _make_client(self) -> aiomqtt.Client:
+        o = self.options
+        will = None
+        if o.will_topic is not None:
+            will = aiomqtt.Will(o.will_topic, o.will_payload, qos=1, retain=o.will_retain)
+        return aiomqtt.Client(
+            o.host,
+            o.port,
+            identifier=o.client_id,
+            username=o.username,
+            password=o.password,
+            keepalive=o.keepalive_s,
+            will=will,
+            clean_session=True,
+            timeout=o.publish_timeout_s,
+        )
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect; returns only when cancelled."""
+        backoff = self.options.backoff_min_s
+        while True:
+            try:
+                async with self._make_client() as client:
+                    for topic, qos in list(self._subs.items()):
+                        await client.subscribe(topic, qos)
+                    self._client = client
+                    self.connects += 1
+                    backoff = self.options.backoff_min_s
+                    logger.info("mqtt %s connected (#%d)", self.options.client_id, self.connects)
+                    for callback in self._on_connect:
+                        await callback()
+                    self._connected.set()
+                    async for message in client.messages:
+                        payload = message.payload
+                        if not isinstance(payload, bytes | bytearray):
+                            payload = b"" if payload is None else str(payload).encode()
+                        await self._dispatch(message.topic.value, bytes(payload))
+            except aiomqtt.MqttError as exc:
+                logger.warning("mqtt %s: %s; retrying", self.options.client_id, exc)
+            finally:
+                self._client = None
+                if self._connected.is_set():
+                    self._connected = anyio.Event()
+            delay = min(backoff, self.options.backoff_max_s)
+            await self._clock.sleep(delay * (0.5 + self._rng.random() / 2))
+            backoff = min(backoff * 2, self.options.backoff_max_s)
+
+    async def _dispatch(self, topic: str, payload: bytes) -> None:
+        try:
+            await self._handler(topic, payload)
+        except Exception:
+            self.handler_errors += 1
+            logger.exception("mqtt %s: handler failed on %s", self.options.client_id, topic)
+
+    async def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Subscribe now (if connected) and after every reconnect."""
+        self._subs[topic] = qos
+        client = self._client
+        if client is not None:
+            await client.subscribe(topic, qos)
+
+    async def unsubscribe(self, topic: str) -> None:
+        self._subs.pop(topic, None)
+        client = self._client
+        if client is not None:
+            await client.unsubscribe(topic)
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish, waiting (bounded) for a connection; BrokerError if none comes."""
+        client = self._client
+        if client is None:
+            try:
+                await self.wait_connected(self.options.publish_timeout_s)
+            except TimeoutError:
+                raise BrokerError(
+                    f"MQTT broker {self.options.host}:{self.options.port} unreachable"
+                ) from None
+            client = self._client
+            if client is None:
+                raise BrokerError("MQTT connection dropped while publishing")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"publish to {topic} failed: {exc}") from exc

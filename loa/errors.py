@@ -1,0 +1,104 @@
+"""One error tree for the whole project.
+
+Third-party errors are wrapped where they enter (``raise ... from exc``); the HTTP
+layer turns every :class:`LoaError` into one JSON shape and the command line into one
+line of text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of an input, for people and for forms."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "code": self.code}
+
+
+class LoaError(Exception):
+    """Root of every error Loa raises on purpose."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors: list[FieldError] = list(errors or [])
+
+
+class ConfigError(LoaError):
+    """Settings are missing, unknown or of the wrong type."""
+
+    code = "config"
+
+
+class InvalidInput(LoaError):
+    """Input from a person or a client is malformed; nothing was changed."""
+
+    status = 400
+    code = "invalid_input"
+
+
+class NotFound(LoaError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(LoaError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(LoaError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(LoaError):
+    status = 415
+    code = "unsupported_media"
+
+
+class ProtocolError(LoaError):
+    """A wire message (topic, frame, JSON) does not follow docs/protocol.md."""
+
+    status = 400
+    code = "protocol"
+
+
+class SignatureError(ProtocolError):
+    """A frame's signature does not verify, or was made with an unknown key."""
+
+    code = "bad_signature"
+
+
+class AudioError(LoaError):
+    """An audio file was refused or could not be processed."""
+
+    status = 422
+    code = "audio_rejected"
+
+    def __init__(self, message: str, *, detail: str = "", errors: list[FieldError] | None = None):
+        super().__init__(message, errors=errors)
+        self.detail = detail  # e.g. ffmpeg's stderr tail, for logs and operators
+
+
+class ToolMissing(LoaError):
+    """A required external program (ffmpeg, mosquitto, espeak-ng) is not installed."""
+
+    code = "tool_missing"
+
+
+class BrokerError(LoaError):
+    """The MQTT broker could not be started or reached."""
+
+    status = 503
+    code = "broker_unavailable"
