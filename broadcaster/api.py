@@ -1,0 +1,212 @@
+"""The HTTP API (JSON). Bodies are parsed into strict models; errors leave as one shape."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from devices.frames import Priority
+from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
+
+from .dispatcher import BroadcastRequest
+from .services import Services
+from .targeting import Directory, Target, resolve
+
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TargetIn(Body):
+    commune: Id
+    hamlet: Id | None = None
+    zone: Id | None = None
+    device: Id | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TargetIn:
+        if sum(x is not None for x in (self.hamlet, self.zone, self.device)) > 1:
+            raise ValueError("a target names at most one of hamlet, zone or device")
+        return self
+
+
+class BroadcastIn(Body):
+    media_id: Annotated[str, Field(pattern=_UUID.pattern)]
+    targets: Annotated[list[TargetIn], Field(min_length=1, max_length=1000)]
+    priority: Literal["normal", "priority"] = "normal"
+    title: Annotated[str, Field(max_length=200)] = ""
+
+
+B = TypeVar("B", bound=Body)
+
+
+def svc(request: Request) -> Services:
+    s: Services = request.app.state.loa
+    return s
+
+
+async def read_json(request: Request, model: type[B]) -> B:
+    limit = svc(request).settings.http.max_body_bytes
+    if "json" not in request.headers.get("content-type", ""):
+        raise UnsupportedMedia("send the body as JSON (Content-Type: application/json)")
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is over {limit} bytes")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput("the request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"]) or "(body)", e["msg"], e["type"])
+            for e in exc.errors()
+        ]
+        raise InvalidInput("the request has invalid fields", errors=errors) from None
+
+
+def path_id(request: Request, name: str) -> str:
+    value: str = request.path_params[name]
+    if not _ID.match(value):
+        raise NotFound(f"{name} {value!r} does not exist")
+    return value
+
+
+def ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse({"ok": True, **data}, status_code=status)
+
+
+async def health(request: Request) -> JSONResponse:
+    s = svc(request)
+    return ok({"mqtt": s.link.connected, "version": s.version})
+
+
+async def communes(request: Request) -> JSONResponse:
+    return ok({"communes": svc(request).store.communes()})
+
+
+async def hamlets(request: Request) -> JSONResponse:
+    return ok({"hamlets": svc(request).store.hamlets(path_id(request, "commune"))})
+
+
+async def devices(request: Request) -> JSONResponse:
+    return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
+
+
+async def media_list(request: Request) -> JSONResponse:
+    return ok({"media": svc(request).store.media_list(path_id(request, "commune"))})
+
+
+async def media_get(request: Request) -> JSONResponse:
+    media_id = request.path_params["media"]
+    if not _UUID.match(media_id):
+        raise NotFound(f"media {media_id!r} does not exist")
+    return ok({"media": svc(request).store.media_info(media_id)})
+
+
+async def media_upload(request: Request) -> JSONResponse:
+    s = svc(request)
+    commune = path_id(request, "commune")
+    s.store.require_commune(commune)
+    limit = s.settings.audio.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise InvalidInput("send the upload with a Content-Length header")
+    if int(length) > limit + 64 * 1024:
+        raise PayloadTooLarge(f"the upload is over the {limit}-byte limit",
+                              errors=[FieldError("file", "file too large", "too_large")])
+    if "multipart/form-data" not in request.headers.get("content-type", ""):
+        raise UnsupportedMedia("upload the file as multipart/form-data with a 'file' field")
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        title = form.get("title", "")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("no file in the upload",
+                               errors=[FieldError("file", "choose a file", "required")])
+        if not isinstance(title, str) or len(title) > 200:
+            raise InvalidInput("title must be text of at most 200 characters",
+                               errors=[FieldError("title", "too long", "too_long")])
+        tmp = s.library.temp_path()
+        try:
+            size = 0
+            with tmp.open("wb") as fh:
+                while chunk := await upload.read(1 << 16):
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(
+                            f"the upload is over the {limit}-byte limit",
+                            errors=[FieldError("file", "file too large", "too_large")])
+                    fh.write(chunk)
+            item = await s.library.add_file(tmp, commune_id=commune, title=title,
+                                            filename=upload.filename or "upload")
+        finally:
+            tmp.unlink(missing_ok=True)
+    s.audit("media.upload", commune=commune, media=item["id"])
+    return ok({"media": item}, status=201)
+
+
+async def broadcast_create(request: Request) -> JSONResponse:
+    s = svc(request)
+    body = await read_json(request, BroadcastIn)
+    media = s.store.media(body.media_id)
+    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in body.targets]
+    communes = sorted({t.commune for t in targets})
+    known = {c["id"] for c in s.store.communes()}
+    directory = Directory(
+        hamlets={c: frozenset(h["id"] for h in s.store.hamlets(c)) for c in communes
+                 if c in known},
+        zones={c: frozenset(s.store.zone_ids(c)) for c in communes if c in known},
+        devices={c: s.store.devices(c) for c in communes if c in known},
+    )
+    resolution = resolve(targets, directory)
+    if media.commune_id is not None and set(resolution.communes) != {media.commune_id}:
+        raise InvalidInput(
+            "this recording belongs to another commune's library",
+            errors=[FieldError("media_id", "media not available for these targets", "scope")])
+    title = unicodedata.normalize("NFC", body.title) or media.title
+    bid = s.dispatcher.start(BroadcastRequest(media, resolution, Priority[body.priority.upper()],
+                                              title))
+    s.audit("broadcast.start", broadcast=bid)
+    return ok({"broadcast": s.ledger.get(bid)}, status=202)
+
+
+async def broadcast_get(request: Request) -> JSONResponse:
+    bid = request.path_params["broadcast"]
+    if not _UUID.match(bid):
+        raise NotFound(f"broadcast {bid!r} does not exist")
+    return ok({"broadcast": svc(request).ledger.get(bid)})
+
+
+async def broadcast_list(request: Request) -> JSONResponse:
+    commune = path_id(request, "commune")
+    svc(request).store.require_commune(commune)
+    return ok({"broadcasts": svc(request).ledger.recent(commune)})
+
+
+routes = [
+    Route("/api/health", health),
+    Route("/api/communes", communes),
+    Route("/api/communes/{commune}/hamlets", hamlets),
+    Route("/api/communes/{commune}/devices", devices),
+    Route("/api/communes/{commune}/media", media_list, methods=["GET"]),
+    Route("/api/communes/{commune}/media", media_upload, methods=["POST"]),
+    Route("/api/communes/{commune}/broadcasts", broadcast_list),
+    Route("/api/media/{media}", media_get),
+    Route("/api/broadcasts", broadcast_create, methods=["POST"]),
+    Route("/api/broadcasts/{broadcast}", broadcast_get),
+]

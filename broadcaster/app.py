@@ -1,0 +1,91 @@
+"""``create_app(settings)``: the Starlette app whose lifespan owns every resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from starlette.applications import Starlette
+
+from devices.router import Router
+from devices.signing import Signer
+from devices.topics import DeviceTopic, device_filter
+from devices.transport import LinkOptions, MqttLink
+from loa import __version__
+from loa.clock import Clock, SystemClock
+
+from . import api, web
+from .dispatcher import Dispatcher
+from .facts import Facts
+from .http_errors import HANDLERS
+from .ledger import Ledger
+from .library import Library
+from .services import Services
+from .settings import Settings
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = (
+    DeviceTopic.PRESENCE,
+    DeviceTopic.TELEMETRY,
+    DeviceTopic.REPORT,
+    DeviceTopic.ACK,
+    DeviceTopic.TIME_REQ,
+)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = Store(Path(settings.db.path), busy_timeout_ms=settings.db.busy_timeout_ms)
+        try:
+            signer = Signer.load_or_create(Path(settings.security.signing_key))
+            router = Router()
+            m = settings.mqtt
+            link = MqttLink(
+                LinkOptions(
+                    host=m.host, port=m.port, client_id=m.client_id,
+                    username=m.username or None, password=m.password or None,
+                    keepalive_s=m.keepalive_s, backoff_min_s=m.backoff_min_s,
+                    backoff_max_s=m.backoff_max_s, publish_timeout_s=m.publish_timeout_s,
+                    subscriptions=tuple((device_filter(t), 1) for t in SUBSCRIPTIONS),
+                ),
+                router,
+                clock,
+            )
+            ledger = Ledger(store)
+            facts = Facts(store, ledger, link, signer, clock)
+            facts.install(router)
+            link.on_connect(facts.push_configs)
+            dispatcher = Dispatcher(ledger, link, signer, clock, settings.stream, qos=m.qos)
+            library = Library(store, settings.audio, Path(settings.storage.media_dir), clock)
+            app.state.loa = Services(settings, clock, store, ledger, library, signer, link,
+                                     facts, dispatcher, __version__)
+            app.state.router = router
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(link.run)
+                await tg.start(dispatcher.run)
+                try:
+                    await link.wait_connected(m.publish_timeout_s)
+                except TimeoutError:
+                    logger.warning("MQTT broker %s:%d not reachable yet; retrying in the "
+                                   "background", m.host, m.port)
+                logger.info("Loa control plane ready")
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            store.close()
+
+    return Starlette(
+        routes=[*api.routes, *web.routes],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )

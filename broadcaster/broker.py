@@ -1,0 +1,116 @@
+"""Start an MQTT broker: Mosquitto when installed, else the embedded amqtt (loudly).
+
+Both run as a child process on a loopback port with a generated configuration, so
+the controller and the tests treat them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loa.errors import BrokerError
+
+logger = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_listening(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@dataclass
+class Broker:
+    """A running broker child process."""
+
+    kind: str  # "mosquitto" | "amqtt"
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+def mosquitto_config(port: int, host: str = "127.0.0.1") -> str:
+    return "\n".join(
+        [
+            f"listener {port} {host}",
+            "allow_anonymous true",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "max_keepalive 3600",
+            "",
+        ]
+    )
+
+
+def start_broker(mode: str = "auto", *, port: int = 0, mosquitto: str = "",
+                 host: str = "127.0.0.1", timeout: float = 10.0) -> Broker:
+    """Start a broker; ``mode`` is auto, mosquitto or amqtt."""
+    port = port or free_port(host)
+    binary = shutil.which(mosquitto or "mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mode == "mosquitto" and binary is None:
+        raise BrokerError("mosquitto is not installed: apt-get install mosquitto")
+    workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
+    if mode in ("auto", "mosquitto") and binary is not None:
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(mosquitto_config(port, host))
+        argv = [binary, "-c", str(conf)]
+        kind = "mosquitto"
+    elif mode in ("auto", "amqtt"):
+        logger.warning(
+            "%s: starting the embedded pure-Python amqtt broker instead "
+            "(fine for a demo; install mosquitto for real use)",
+            "mosquitto not found" if binary is None else "broker.mode is amqtt",
+        )
+        argv = [sys.executable, "-m", "broadcaster.amqtt_broker", host, str(port)]
+        kind = "amqtt"
+    else:
+        raise BrokerError(f"unknown broker mode {mode!r}")
+    log = (workdir / "broker.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    log.close()
+    broker = Broker(kind, host, port, proc, workdir)
+    if not wait_listening(host, port, timeout):
+        tail = (workdir / "broker.log").read_text(errors="replace")[-2000:]
+        broker.stop()
+        raise BrokerError(f"{kind} did not start listening on {host}:{port}: {tail}")
+    logger.info("%s broker listening on %s:%d", kind, host, port)
+    return broker

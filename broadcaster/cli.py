@@ -1,0 +1,127 @@
+"""The ``loa`` command line. Errors become one line of text, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import anyio
+
+from loa import __version__
+from loa.errors import LoaError
+
+from . import settings as settings_mod
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML settings file (also LOA_CONFIG)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override one setting (repeatable)")
+    p.add_argument("--port", type=int, default=None, help="web server port (http.port)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="loa", description="Loa smart public-address controller")
+    p.add_argument("--version", action="version", version=f"loa {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="broker + control plane + a simulated commune")
+    _common(demo)
+    demo.add_argument("--headless", action="store_true",
+                      help="play a scripted bulletin, print a summary and exit")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="seconds to run (headless: the time budget)")
+    demo.add_argument("--data", type=Path, default=Path("loa-data"),
+                      help="folder for the demo's database, media and key")
+    serve = sub.add_parser("serve", help="run the control plane (broker from settings)")
+    _common(serve)
+    sim = sub.add_parser("sim", help="run simulated speakers")
+    from firmware_sim.__main__ import add_arguments
+
+    add_arguments(sim)
+    broker = sub.add_parser("broker", help="start an MQTT broker and wait")
+    broker.add_argument("--mode", choices=["auto", "mosquitto", "amqtt"], default="auto")
+    broker.add_argument("--broker-port", type=int, default=1883)
+    st = sub.add_parser("settings", help="list every setting with its default")
+    _common(st)
+    return p
+
+
+def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    config = args.config or (Path(os.environ["LOA_CONFIG"]) if "LOA_CONFIG" in os.environ
+                             else None)
+    overrides = list(args.overrides)
+    if getattr(args, "port", None) is not None:
+        overrides.append(f"http.port={args.port}")
+    data = getattr(args, "data", None)
+    if data is not None:
+        pre = [f"db.path={data / 'loa.db'}", f"storage.media_dir={data / 'media'}",
+               f"security.signing_key={data / 'signing.key'}"]
+        overrides = pre + overrides
+    return settings_mod.load(config, os.environ, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "settings":
+        s = load_settings(args)
+        for name, default, desc in settings_mod.describe():
+            section, key = name.split(".")
+            current = getattr(getattr(s, section), key)
+            print(f"{name:<28} {current!r:<24} {desc}  (default {default})")
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        s = load_settings(args)
+        return anyio.run(lambda: run_demo(s, headless=args.headless, duration=args.duration))
+    if args.command == "serve":
+        import uvicorn
+
+        from .app import create_app
+
+        s = load_settings(args)
+        uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info")
+        return 0
+    if args.command == "sim":
+        from firmware_sim.__main__ import run
+
+        run(args)
+        return 0
+    if args.command == "broker":
+        from .broker import start_broker
+
+        b = start_broker(args.mode, port=args.broker_port)
+        print(f"{b.kind} listening on {b.host}:{b.port}; Ctrl-C to stop", flush=True)
+        try:
+            b.process.wait()
+        finally:
+            b.stop()
+        return 0
+    raise LoaError(f"unknown command {args.command}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _run(args)
+    except LoaError as exc:
+        print(f"loa: error: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""``loa demo``: broker + control plane + a simulated commune, on one machine."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import uvicorn
+
+from audio.tones import chime, to_wav, tone
+from audio.tts import EspeakEngine
+from devices.signing import Signer, Verifier
+from firmware_sim.fleet import Fleet
+from loa.errors import LoaError, ToolMissing
+
+from . import demo_data
+from .app import create_app
+from .broker import Broker, start_broker
+from .settings import Settings
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+BULLETIN_VI = (
+    "Thông báo của Ủy ban nhân dân xã Vị Tân. "
+    "Sáng mai, ấp Một và ấp Hai tạm ngừng cấp điện để bảo trì đường dây."
+)
+
+
+@dataclass
+class DemoResult:
+    ok: bool
+    lines: list[str]
+
+
+def bulletin_wav() -> tuple[bytes, str]:
+    try:
+        return EspeakEngine("vi").synthesize(BULLETIN_VI), "ban-tin.wav"
+    except ToolMissing:
+        logger.warning("espeak-ng missing: the demo bulletin is a chime and a tone instead")
+        return to_wav(chime() + tone(3.0, 440.0)), "chuong.wav"
+
+
+def prepare(settings: Settings) -> tuple[Settings, Broker | None]:
+    """Start the broker (unless external) and seed the demo commune."""
+    broker = None
+    if settings.broker.mode != "external":
+        broker = start_broker(settings.broker.mode, port=settings.broker.port,
+                              mosquitto=settings.broker.mosquitto)
+        settings = settings.replace(mqtt={"host": broker.host, "port": broker.port})
+    store = Store(Path(settings.db.path))
+    try:
+        demo_data.seed(store, settings.scheduler.timezone)
+    finally:
+        store.close()
+    return settings, broker
+
+
+async def _wait_all_final(client: httpx.AsyncClient, bid: str, timeout: float
+                          ) -> dict[str, Any]:
+    with anyio.move_on_after(timeout):
+        while True:
+            b: dict[str, Any] = (await client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
+            if b["status"] in ("done", "failed") or all(
+                d["outcome"] != "pending" for d in b["deliveries"] if d["online_at_start"]
+            ):
+                return b
+            await anyio.sleep(0.25)
+    result: dict[str, Any] = (await client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
+    return result
+
+
+async def script(url: str, timeout: float) -> DemoResult:
+    """Upload a spoken bulletin, play it to two hamlets, then to the whole commune."""
+    commune = demo_data.COMMUNE[0]
+    lines: list[str] = []
+    ok = True
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        with anyio.move_on_after(max(1.0, deadline - time.monotonic())):
+            while True:
+                devs = (await client.get(f"/api/communes/{commune}/devices")).json()["devices"]
+                if devs and all(d["online"] for d in devs):
+                    break
+                await anyio.sleep(0.2)
+        wav, name = await anyio.to_thread.run_sync(bulletin_wav)
+        r = await client.post(f"/api/communes/{commune}/media",
+                              files={"file": (name, wav, "audio/wav")},
+                              data={"title": "Thông báo cúp điện"})
+        if r.status_code != 201:
+            return DemoResult(False, [f"upload refused: {r.json().get('error')}"])
+        media = r.json()["media"]
+        lines.append(f"bulletin: {media['title']} ({media['duration_ms'] / 1000:.1f} s, "
+                     f"Opus {media['bitrate_kbps']} kb/s, {media['bytes']} bytes)")
+        plans = [
+            ("two hamlets (Ấp 1, Ấp 2)", [{"commune": commune, "hamlet": "ap-1"},
+                                           {"commune": commune, "hamlet": "ap-2"}]),
+            ("whole commune", [{"commune": commune}]),
+        ]
+        for label, targets in plans:
+            r = await client.post("/api/broadcasts", json={
+                "media_id": media["id"], "targets": targets, "title": media["title"]})
+            if r.status_code != 202:
+                return DemoResult(False, [*lines, f"broadcast refused: {r.json()['error']}"])
+            bid = r.json()["broadcast"]["id"]
+            b = await _wait_all_final(client, bid, max(1.0, deadline - time.monotonic()))
+            lines.append(f"\n{label}: broadcast {bid[:8]} ({b['status']})")
+            lines.append(f"  {'hamlet':<16}{'targeted':>9}{'played':>8}{'missed':>8}"
+                         f"{'offline':>8}")
+            for hamlet, s in sorted(b["summary"].items()):
+                missed = s["missed"] + s["partial"] + s["pending"]
+                lines.append(f"  {hamlet:<16}{s['targeted']:>9}{s['played']:>8}{missed:>8}"
+                             f"{s['offline']:>8}")
+            bad = [d for d in b["deliveries"]
+                   if (d["targeted"] and d["online_at_start"] and d["outcome"] != "played")
+                   or not d["targeted"]]
+            if bad:
+                ok = False
+                lines.append(f"  NOT PLAYED: {', '.join(d['device_id'] for d in bad)}")
+    return DemoResult(ok, lines)
+
+
+async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
+    settings, broker = prepare(settings)
+    try:
+        signer = Signer.load_or_create(Path(settings.security.signing_key))
+        fleet = Fleet(demo_data.fleet_specs(), host=settings.mqtt.host, port=settings.mqtt.port,
+                      verifier=Verifier([signer.public]))
+        app = create_app(settings)
+        config = uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
+                                log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        code = 0
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve)
+            with anyio.fail_after(30):
+                while not server.started:
+                    if server.should_exit:
+                        raise LoaError(f"web server could not start on port "
+                                       f"{settings.http.port} (in use? try --port)")
+                    await anyio.sleep(0.05)
+            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
+            url = settings.http.public_url or f"http://{settings.http.host}:{port}"
+            await tg.start(fleet.run)
+            kind = broker.kind if broker else "external"
+            print(f"Loa demo: {len(fleet.speakers)} simulated speakers in "
+                  f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
+                  f"{settings.mqtt.host}:{settings.mqtt.port}", flush=True)
+            print(f"Open {url}  (login: none yet; the API is open on loopback)", flush=True)
+            if headless:
+                result = await script(url, duration or 60.0)
+                print("\n".join(result.lines), flush=True)
+                code = 0 if result.ok else 1
+                print("demo: OK, every online targeted speaker played both bulletins"
+                      if result.ok else "demo: FAILED", flush=True)
+            elif duration:
+                await anyio.sleep(duration)
+            else:
+                await anyio.sleep_forever()
+            server.should_exit = True
+            tg.cancel_scope.cancel()
+        return code
+    finally:
+        if broker is not None:
+            broker.stop()

@@ -1,0 +1,122 @@
+"""Facts from the speakers: presence, telemetry, proof of play, clock-sync requests.
+
+Every payload is parsed into a strict model first; garbage raises ProtocolError, which
+the router drops and counts per device. Nothing here can crash the MQTT loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+
+from devices.frames import Codec, Frame, FrameType, encode_frame
+from devices.messages import (
+    DeviceConfig,
+    GroupRef,
+    PlayReport,
+    Presence,
+    Telemetry,
+    TimeRequest,
+    TimeResponse,
+    dump,
+    parse,
+)
+from devices.router import Router
+from devices.signing import Signer
+from devices.topics import DeviceTopic, ParsedTopic, device_topic
+from devices.transport import MqttLink
+from loa.clock import Clock
+from loa.errors import ProtocolError
+
+from .ledger import Ledger
+from .store import DeviceRow, Store
+
+logger = logging.getLogger(__name__)
+
+#: CONFIG frames use the nil stream id and sequence 0; devices keep the newest by sent time.
+CONFIG_STREAM = uuid.UUID(int=0)
+
+
+class Facts:
+    """Handlers for device → controller topics, and retained config pushes."""
+
+    def __init__(self, store: Store, ledger: Ledger, link: MqttLink, signer: Signer,
+                 clock: Clock) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.link = link
+        self.signer = signer
+        self.clock = clock
+        self.unknown_devices: Counter[str] = Counter()
+        self.untargeted_reports = 0
+
+    def install(self, router: Router) -> None:
+        router.on_device(DeviceTopic.PRESENCE, self.on_presence)
+        router.on_device(DeviceTopic.TELEMETRY, self.on_telemetry)
+        router.on_device(DeviceTopic.REPORT, self.on_report)
+        router.on_device(DeviceTopic.TIME_REQ, self.on_time_request)
+
+    def _known(self, t: ParsedTopic) -> str:
+        assert t.device is not None
+        if self.store.device_commune(t.device) != t.commune:
+            self.unknown_devices[t.device] += 1
+            raise ProtocolError(f"device {t.device!r} is not registered in {t.commune!r}")
+        return t.device
+
+    async def on_presence(self, t: ParsedTopic, payload: bytes) -> None:
+        if not payload:  # a cleared retained message
+            return
+        device = self._known(t)
+        p = parse(Presence, payload)
+        self.store.set_presence(t.commune, device, online=p.state == "online",
+                                at_us=self.clock.now_us(), firmware=p.fw, codecs=list(p.codecs))
+
+    async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
+        device = self._known(t)
+        m = parse(Telemetry, payload)
+        self.store.set_telemetry(device, self.clock.now_us(), m.model_dump_json())
+
+    async def on_report(self, t: ParsedTopic, payload: bytes) -> None:
+        device = self._known(t)
+        report = parse(PlayReport, payload)
+        hamlet = next((d.hamlet_id for d in self.store.devices(t.commune) if d.id == device), "")
+        result = self.ledger.record_report(device, t.commune, hamlet, report,
+                                           self.clock.now_us())
+        if result == "untargeted":
+            self.untargeted_reports += 1
+            logger.warning("device %s reported playing untargeted stream %s", device,
+                           report.stream)
+        elif result == "unknown":
+            raise ProtocolError(f"report for unknown stream {report.stream}")
+
+    async def on_time_request(self, t: ParsedTopic, payload: bytes) -> None:
+        """Answer a clock-sync request at once; no database access on this path."""
+        t2 = self.clock.now_us()
+        assert t.device is not None
+        req = parse(TimeRequest, payload)
+        resp = TimeResponse(id=req.id, t1_us=req.t1_us, t2_us=t2, t3_us=self.clock.now_us())
+        await self.link.publish(device_topic(t.commune, t.device, DeviceTopic.TIME_RESP),
+                                dump(resp), qos=0)
+
+    def config_frame(self, device: DeviceRow) -> bytes:
+        groups = [GroupRef(kind="all"), GroupRef(kind="hamlet", id=device.hamlet_id)]
+        groups += [GroupRef(kind="zone", id=z) for z in device.zones]
+        groups.append(GroupRef(kind="device", id=device.id))
+        now = self.clock.now_us()
+        cfg = DeviceConfig(device=device.id, commune=device.commune_id, groups=groups,
+                           issued_us=now)
+        return encode_frame(Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg),
+                                  Codec.NONE),
+                            self.signer)
+
+    async def push_configs(self) -> None:
+        """Publish every device's retained config (after each connect)."""
+        count = 0
+        for commune in self.store.communes():
+            for device in self.store.devices(commune["id"]):
+                await self.link.publish(
+                    device_topic(device.commune_id, device.id, DeviceTopic.CONFIG),
+                    self.config_frame(device), qos=1, retain=True)
+                count += 1
+        logger.info("pushed config to %d devices", count)

@@ -1,0 +1,131 @@
+"""Broadcasts and their per-device deliveries: the proof-of-play ledger."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devices.messages import PlayReport
+from loa.errors import NotFound
+
+from .store import Store
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    def create(self, broadcast: dict[str, Any], communes: list[str],
+               deliveries: list[dict[str, Any]]) -> None:
+        """Insert a broadcast with one pending delivery per targeted device, atomically."""
+        with self.db.conn:
+            self.db["broadcasts"].insert(broadcast, pk="id")
+            self.db["broadcast_communes"].insert_all(
+                [{"broadcast_id": broadcast["id"], "commune_id": c} for c in communes]
+            )
+            self.db["deliveries"].insert_all(deliveries, pk=("broadcast_id", "device_id"))
+
+    def update(self, broadcast_id: str, **values: Any) -> None:
+        self.db["broadcasts"].update(broadcast_id, values)
+
+    def by_stream(self, stream_id: str) -> dict[str, Any] | None:
+        rows = self.store._rows("SELECT * FROM broadcasts WHERE stream_id=?", [stream_id])
+        return rows[0] if rows else None
+
+    def record_report(self, device_id: str, commune_id: str, hamlet_id: str,
+                      report: PlayReport, now_us: int) -> str:
+        """Apply a device's proof of play; returns 'recorded', 'untargeted' or 'unknown'."""
+        b = self.by_stream(report.stream)
+        if b is None:
+            return "unknown"
+        values = {
+            "outcome": report.outcome,
+            "started_us": report.started_us,
+            "ended_us": report.ended_us,
+            "frames_played": report.frames_played,
+            "frames_missing": report.frames_missing,
+            "frames_late": report.frames_late,
+            "reason": report.reason,
+            "reported_us": now_us,
+        }
+        with self.db.conn:
+            cur = self.db.execute(
+                "UPDATE deliveries SET " + ", ".join(f"{k}=?" for k in values)
+                + " WHERE broadcast_id=? AND device_id=?",
+                [*values.values(), b["id"], device_id],
+            )
+            if cur.rowcount:
+                return "recorded"
+            self.db["deliveries"].insert(
+                {"broadcast_id": b["id"], "device_id": device_id, "commune_id": commune_id,
+                 "hamlet_id": hamlet_id, "targeted": 0, "online_at_start": 1, **values},
+                pk=("broadcast_id", "device_id"),
+            )
+        return "untargeted"
+
+    def finalize(self, broadcast_id: str) -> None:
+        """Close deliveries nobody reported on: offline at start, or no report."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE deliveries SET outcome=CASE WHEN online_at_start=1 THEN 'no_report'"
+                " ELSE 'offline' END, reason=CASE WHEN online_at_start=1"
+                " THEN 'no proof of play received' ELSE 'speaker was offline' END"
+                " WHERE broadcast_id=? AND outcome='pending'",
+                [broadcast_id],
+            )
+
+    def get(self, broadcast_id: str) -> dict[str, Any]:
+        rows = self.store._rows("SELECT * FROM broadcasts WHERE id=?", [broadcast_id])
+        if not rows:
+            raise NotFound(f"broadcast {broadcast_id!r} does not exist")
+        b = rows[0]
+        b["targets"] = json.loads(b["targets"])
+        b["communes"] = [
+            r["commune_id"] for r in self.store._rows(
+                "SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [broadcast_id])
+        ]
+        b["deliveries"] = self.store._rows(
+            "SELECT device_id, commune_id, hamlet_id, targeted, online_at_start, outcome,"
+            " started_us, ended_us, frames_played, frames_missing, frames_late, reason"
+            " FROM deliveries WHERE broadcast_id=? ORDER BY commune_id, hamlet_id, device_id",
+            [broadcast_id],
+        )
+        for d in b["deliveries"]:
+            d["targeted"] = bool(d["targeted"])
+            d["online_at_start"] = bool(d["online_at_start"])
+        b["summary"] = summarize(b["deliveries"])
+        return b
+
+    def recent(self, commune_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store._rows(
+            "SELECT b.id, b.title, b.priority, b.status, b.created_us, b.start_pts_us,"
+            " b.end_pts_us FROM broadcasts b JOIN broadcast_communes bc ON bc.broadcast_id=b.id"
+            " WHERE bc.commune_id=? ORDER BY b.created_us DESC LIMIT ?",
+            [commune_id, limit],
+        )
+
+
+def summarize(deliveries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per hamlet (``commune/hamlet``): targeted, played, missed, pending, untargeted."""
+    out: dict[str, dict[str, int]] = {}
+    for d in deliveries:
+        key = f"{d['commune_id']}/{d['hamlet_id']}"
+        s = out.setdefault(key, {"targeted": 0, "played": 0, "partial": 0, "missed": 0,
+                                 "offline": 0, "pending": 0, "untargeted": 0})
+        if not d["targeted"]:
+            s["untargeted"] += 1
+            continue
+        s["targeted"] += 1
+        outcome = d["outcome"]
+        if outcome == "played":
+            s["played"] += 1
+        elif outcome == "partial":
+            s["partial"] += 1
+        elif outcome == "offline":
+            s["offline"] += 1
+        elif outcome == "pending":
+            s["pending"] += 1
+        else:
+            s["missed"] += 1
+    return out

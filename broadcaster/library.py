@@ -1,0 +1,73 @@
+"""The media library: turn an upload (or spoken text) into a stored, encoded item."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import unicodedata
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from audio.encode import encode_opus
+from audio.ingest import decode_file
+from audio.ogg import opus_stream
+from audio.settings import AudioSettings
+from loa.clock import Clock
+
+from .store import Store
+
+
+class Library:
+    def __init__(self, store: Store, settings: AudioSettings, media_dir: Path,
+                 clock: Clock) -> None:
+        self.store = store
+        self.settings = settings
+        self.media_dir = media_dir
+        self.clock = clock
+        media_dir.mkdir(parents=True, exist_ok=True)
+
+    def temp_path(self, suffix: str = "") -> Path:
+        """A private temporary file inside the media folder (same disk, cleaned by caller)."""
+        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=suffix[:16], dir=self.media_dir)
+        os.close(fd)
+        return Path(name)
+
+    async def add_file(self, source: Path, *, commune_id: str | None, title: str,
+                       filename: str) -> dict[str, Any]:
+        """Decode, check, encode and store; raises AudioError and stores nothing on refusal."""
+        if commune_id is not None:
+            self.store.require_commune(commune_id)
+        decoded = await anyio.to_thread.run_sync(decode_file, source, self.settings)
+        rendition = await anyio.to_thread.run_sync(encode_opus, decoded.pcm, self.settings)
+        packets = opus_stream(rendition.data).packets
+        media_id = str(uuid.uuid4())
+        final = self.media_dir / f"{media_id}.opus"
+        tmp = final.with_suffix(".part")
+        tmp.write_bytes(rendition.data)
+        tmp.replace(final)
+        title = unicodedata.normalize("NFC", title).strip() or unicodedata.normalize(
+            "NFC", filename)
+        row = {
+            "id": media_id,
+            "commune_id": commune_id,
+            "title": title[:200],
+            "filename": unicodedata.normalize("NFC", filename)[:200],
+            "duration_ms": len(packets) * self.settings.opus_frame_ms,
+            "codec": rendition.codec,
+            "bitrate_kbps": rendition.bitrate_kbps,
+            "frame_ms": self.settings.opus_frame_ms,
+            "sha256": rendition.sha256,
+            "bytes": len(rendition.data),
+            "path": str(final),
+            "peak_dbfs": round(decoded.peak_dbfs, 2),
+            "created_us": self.clock.now_us(),
+        }
+        try:
+            self.store.add_media(row)
+        except Exception:
+            final.unlink(missing_ok=True)
+            raise
+        return self.store.media_info(media_id)

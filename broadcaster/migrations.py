@@ -1,0 +1,127 @@
+"""Every schema change, in order, in one place (sqlite-utils Migrations).
+
+Every row that belongs to a commune carries ``commune_id``; a province-wide action is
+a set of communes.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("loa")
+
+
+@migrations()
+def m001_places(db: Database) -> None:
+    db["provinces"].create({"id": str, "name": str}, pk="id")
+    db["communes"].create(
+        {"id": str, "province_id": str, "name": str, "timezone": str},
+        pk="id",
+        foreign_keys=[("province_id", "provinces", "id")],
+    )
+    db["hamlets"].create(
+        {"commune_id": str, "id": str, "name": str, "position": int},
+        pk=("commune_id", "id"),
+        foreign_keys=[("commune_id", "communes", "id")],
+    )
+    db["zones"].create(
+        {"commune_id": str, "id": str, "name": str},
+        pk=("commune_id", "id"),
+        foreign_keys=[("commune_id", "communes", "id")],
+    )
+
+
+@migrations()
+def m002_devices(db: Database) -> None:
+    db["devices"].create(
+        {
+            "commune_id": str,
+            "id": str,
+            "hamlet_id": str,
+            "name": str,
+            "codecs": str,  # JSON list announced by the device
+            "firmware": str,
+            "online": int,
+            "last_seen_us": int,
+            "presence_changed_us": int,
+        },
+        pk=("commune_id", "id"),
+        foreign_keys=[("commune_id", "communes", "id")],
+        not_null={"commune_id", "id", "hamlet_id"},
+        defaults={"online": 0, "codecs": "[]", "firmware": "", "name": ""},
+    )
+    db["devices"].create_index(["id"], unique=True)  # device ids are globally unique
+    db["zone_members"].create(
+        {"commune_id": str, "zone_id": str, "device_id": str},
+        pk=("commune_id", "zone_id", "device_id"),
+    )
+    db["telemetry_last"].create(
+        {"device_id": str, "at_us": int, "payload": str}, pk="device_id"
+    )
+
+
+@migrations()
+def m003_media_broadcasts(db: Database) -> None:
+    db["media"].create(
+        {
+            "id": str,
+            "commune_id": str,  # NULL = the province's own library
+            "title": str,
+            "filename": str,
+            "duration_ms": int,
+            "codec": str,
+            "bitrate_kbps": int,
+            "frame_ms": int,
+            "sha256": str,
+            "bytes": int,
+            "path": str,
+            "peak_dbfs": float,
+            "created_us": int,
+        },
+        pk="id",
+    )
+    db["broadcasts"].create(
+        {
+            "id": str,
+            "stream_id": str,
+            "media_id": str,
+            "title": str,
+            "priority": str,
+            "targets": str,  # JSON list of groups as requested (after normalising)
+            "status": str,  # queued, streaming, finishing, done, failed
+            "created_us": int,
+            "start_pts_us": int,
+            "end_pts_us": int,
+            "chunks": int,
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("media_id", "media", "id")],
+    )
+    db["broadcasts"].create_index(["stream_id"], unique=True)
+    db["broadcast_communes"].create(
+        {"broadcast_id": str, "commune_id": str}, pk=("broadcast_id", "commune_id")
+    )
+    db["deliveries"].create(
+        {
+            "broadcast_id": str,
+            "device_id": str,
+            "commune_id": str,
+            "hamlet_id": str,
+            "targeted": int,
+            "online_at_start": int,
+            "outcome": str,  # pending, played, partial, preempted, missed, refused, offline, no_report
+            "started_us": int,
+            "ended_us": int,
+            "frames_played": int,
+            "frames_missing": int,
+            "frames_late": int,
+            "reason": str,
+            "reported_us": int,
+        },
+        pk=("broadcast_id", "device_id"),
+        foreign_keys=[("broadcast_id", "broadcasts", "id")],
+        defaults={"frames_played": 0, "frames_missing": 0, "frames_late": 0, "reason": ""},
+    )
+    db["deliveries"].create_index(["device_id"])

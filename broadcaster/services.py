@@ -1,0 +1,38 @@
+"""The bundle of live resources the lifespan builds and the routes use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from devices.signing import Signer
+from devices.transport import MqttLink
+from loa.clock import Clock
+
+from .dispatcher import Dispatcher
+from .facts import Facts
+from .ledger import Ledger
+from .library import Library
+from .settings import Settings
+from .store import Store
+
+logger = logging.getLogger("loa.audit")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: Store
+    ledger: Ledger
+    library: Library
+    signer: Signer
+    link: MqttLink
+    facts: Facts
+    dispatcher: Dispatcher
+    version: str
+
+    def audit(self, action: str, **fields: Any) -> None:
+        """Log an action (the security issue turns this into an append-only table)."""
+        logger.info("%s %s", action, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))

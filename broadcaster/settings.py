@@ -1,0 +1,197 @@
+"""One frozen, typed Settings object with a section per subsystem.
+
+Sources, later wins: defaults < TOML file < ``LOA_SECTION__KEY`` environment variables
+< ``--set section.key=value`` on the command line. Unknown sections or keys are an
+error that names the key and where it came from. docs/operations.md lists every
+setting; a test keeps that list complete.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audio.settings import AudioSettings
+from loa.errors import ConfigError
+
+ENV_PREFIX = "LOA_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(Section):
+    host: str = Field("127.0.0.1", description="address the web server binds")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(8080, description="web server port")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        1024 * 1024, description="largest JSON request body"
+    )
+    public_url: str = Field("", description="URL printed for users; empty = http://host:port")
+
+
+class DbSettings(Section):
+    path: str = Field("loa-data/loa.db", description="SQLite file (WAL mode)")
+    busy_timeout_ms: Annotated[int, Field(ge=0)] = Field(5000, description="SQLite busy timeout")
+
+
+class StorageSettings(Section):
+    media_dir: str = Field("loa-data/media", description="where encoded media files live")
+
+
+class MqttSettings(Section):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(1883, description="MQTT broker port")
+    username: str = Field("", description="controller's MQTT user name (empty = anonymous)")
+    password: str = Field("", description="controller's MQTT password")
+    client_id: str = Field("loa-controller", description="controller's MQTT client id")
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = Field(30, description="MQTT keepalive")
+    backoff_min_s: Annotated[float, Field(gt=0)] = Field(0.2, description="first reconnect wait")
+    backoff_max_s: Annotated[float, Field(gt=0)] = Field(10.0, description="reconnect wait cap")
+    publish_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="give up a publish after this long without a broker"
+    )
+    qos: Literal[0, 1] = Field(1, description="QoS for audio frames")
+
+
+class BrokerSettings(Section):
+    mode: Literal["auto", "mosquitto", "amqtt", "external"] = Field(
+        "auto",
+        description="auto = spawn mosquitto if installed, else the embedded amqtt broker; "
+        "external = use mqtt.host/port as given",
+    )
+    mosquitto: str = Field("", description="mosquitto binary; empty = PATH")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        0, description="port for a spawned broker; 0 = a free loopback port"
+    )
+
+
+class StreamSettings(Section):
+    lead_ms: Annotated[int, Field(ge=50, le=60_000)] = Field(
+        1500, description="audio is sent this long before it must play"
+    )
+    chunk_ms: Annotated[int, Field(ge=100, le=10_000)] = Field(
+        1000, description="audio per frame for streamed bulletins"
+    )
+    first_chunk_ms: Annotated[int, Field(ge=20, le=10_000)] = Field(
+        200, description="a smaller first frame so sound starts sooner"
+    )
+    report_grace_s: Annotated[float, Field(ge=0)] = Field(
+        5.0, description="wait this long after a stream ends for proof-of-play reports"
+    )
+
+
+class SchedulerSettings(Section):
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="default time zone of a commune")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class SecuritySettings(Section):
+    signing_key: str = Field(
+        "loa-data/signing.key", description="controller's Ed25519 private key (created if absent)"
+    )
+
+
+class Settings(Section):
+    http: HttpSettings = HttpSettings()
+    db: DbSettings = DbSettings()
+    storage: StorageSettings = StorageSettings()
+    mqtt: MqttSettings = MqttSettings()
+    broker: BrokerSettings = BrokerSettings()
+    stream: StreamSettings = StreamSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    security: SecuritySettings = SecuritySettings()
+    audio: AudioSettings = AudioSettings()
+
+    def replace(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some keys of some sections changed (validated again)."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return build(data, source="replace()")
+
+
+def _sections() -> dict[str, type[BaseModel]]:
+    out: dict[str, type[BaseModel]] = {}
+    for name, info in Settings.model_fields.items():
+        assert isinstance(info.annotation, type)
+        out[name] = info.annotation
+    return out
+
+
+def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], source: str) -> None:
+    sections = _sections()
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(f"unknown settings section [{section}] (from {source})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"settings section [{section}] must be a table (from {source})")
+        fields = sections[section].model_fields
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"unknown setting {section}.{key} (from {source})")
+            into.setdefault(section, {})[key] = value
+
+
+def build(data: Mapping[str, Any], source: str = "settings") -> Settings:
+    merged: dict[str, dict[str, Any]] = {}
+    _merge(merged, data, source)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"setting {where}: {err['msg']} (from {source})") from None
+
+
+def load(
+    toml_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Settings:
+    """Build Settings from a TOML file, the environment and ``section.key=value`` strings."""
+    merged: dict[str, dict[str, Any]] = {}
+    if toml_path is not None:
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {toml_path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"settings file {toml_path} is not valid TOML: {exc}") from None
+        _merge(merged, data, str(toml_path))
+    for name, value in sorted((env or {}).items()):
+        if not name.startswith(ENV_PREFIX) or name == "LOA_CONFIG":
+            continue
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not sep or not key:
+            raise ConfigError(f"environment variable {name}: use LOA_SECTION__KEY")
+        _merge(merged, {section: {key: value}}, f"environment {name}")
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"--set {item!r}: use section.key=value")
+        _merge(merged, {section: {key: value}}, f"--set {item}")
+    return build(merged, "settings")
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) for every setting, for docs and the CLI."""
+    rows = []
+    for section, model in _sections().items():
+        for key, info in model.model_fields.items():
+            rows.append((f"{section}.{key}", repr(info.default), info.description or ""))
+    return rows

@@ -1,0 +1,228 @@
+"""The store: one SQLite file (WAL) through sqlite-utils, the system's truth.
+
+One writer: the store is used from the event-loop thread only. Multi-row changes are
+atomic (``with self.db.conn:``). ``close()`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from loa.errors import NotFound
+
+from .migrations import migrations
+
+FINAL_OUTCOMES = ("played", "partial", "preempted", "missed", "refused")
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    commune_id: str
+    id: str
+    hamlet_id: str
+    name: str
+    online: bool
+    zones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    id: str
+    commune_id: str | None
+    title: str
+    duration_ms: int
+    codec: str
+    bitrate_kbps: int
+    frame_ms: int
+    sha256: str
+    path: str
+
+
+class Store:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = Database(conn)
+        self.path = path
+        self._closed = False
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.conn.close()
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    # --- places and devices --------------------------------------------------------
+
+    def upsert_province(self, id: str, name: str) -> None:
+        self.db["provinces"].upsert({"id": id, "name": name}, pk="id")
+
+    def upsert_commune(self, id: str, province_id: str, name: str, timezone: str) -> None:
+        self.db["communes"].upsert(
+            {"id": id, "province_id": province_id, "name": name, "timezone": timezone}, pk="id"
+        )
+
+    def upsert_hamlet(self, commune_id: str, id: str, name: str, position: int = 0) -> None:
+        self.db["hamlets"].upsert(
+            {"commune_id": commune_id, "id": id, "name": name, "position": position},
+            pk=("commune_id", "id"),
+        )
+
+    def upsert_zone(self, commune_id: str, id: str, name: str, devices: list[str]) -> None:
+        with self.db.conn:
+            self.db["zones"].upsert(
+                {"commune_id": commune_id, "id": id, "name": name}, pk=("commune_id", "id")
+            )
+            self.db.execute(
+                "DELETE FROM zone_members WHERE commune_id=? AND zone_id=?", [commune_id, id]
+            )
+            self.db["zone_members"].insert_all(
+                [{"commune_id": commune_id, "zone_id": id, "device_id": d} for d in devices]
+            )
+
+    def upsert_device(self, commune_id: str, id: str, hamlet_id: str, name: str = "") -> None:
+        self.require_hamlet(commune_id, hamlet_id)
+        self.db["devices"].upsert(
+            {"commune_id": commune_id, "id": id, "hamlet_id": hamlet_id, "name": name or id},
+            pk=("commune_id", "id"),
+        )
+
+    def communes(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT c.id, c.name, c.province_id, c.timezone, p.name AS province_name,"
+            " (SELECT count(*) FROM devices d WHERE d.commune_id=c.id) AS devices,"
+            " (SELECT count(*) FROM devices d WHERE d.commune_id=c.id AND d.online=1) AS online"
+            " FROM communes c JOIN provinces p ON p.id=c.province_id ORDER BY c.name"
+        )
+
+    def require_commune(self, commune_id: str) -> dict[str, Any]:
+        rows = self._rows("SELECT * FROM communes WHERE id=?", [commune_id])
+        if not rows:
+            raise NotFound(f"commune {commune_id!r} does not exist")
+        return rows[0]
+
+    def require_hamlet(self, commune_id: str, hamlet_id: str) -> None:
+        if not self._rows(
+            "SELECT 1 FROM hamlets WHERE commune_id=? AND id=?", [commune_id, hamlet_id]
+        ):
+            raise NotFound(f"hamlet {hamlet_id!r} does not exist in commune {commune_id!r}")
+
+    def hamlets(self, commune_id: str) -> list[dict[str, Any]]:
+        self.require_commune(commune_id)
+        return self._rows(
+            "SELECT h.id, h.name,"
+            " (SELECT count(*) FROM devices d WHERE d.commune_id=h.commune_id"
+            "   AND d.hamlet_id=h.id) AS devices,"
+            " (SELECT count(*) FROM devices d WHERE d.commune_id=h.commune_id"
+            "   AND d.hamlet_id=h.id AND d.online=1) AS online"
+            " FROM hamlets h WHERE h.commune_id=? ORDER BY h.position, h.id",
+            [commune_id],
+        )
+
+    def zone_ids(self, commune_id: str) -> set[str]:
+        return {r["id"] for r in self._rows("SELECT id FROM zones WHERE commune_id=?", [commune_id])}
+
+    def devices(self, commune_id: str) -> list[DeviceRow]:
+        zones: dict[str, list[str]] = {}
+        for r in self._rows(
+            "SELECT device_id, zone_id FROM zone_members WHERE commune_id=?", [commune_id]
+        ):
+            zones.setdefault(r["device_id"], []).append(r["zone_id"])
+        return [
+            DeviceRow(
+                r["commune_id"], r["id"], r["hamlet_id"], r["name"], bool(r["online"]),
+                tuple(sorted(zones.get(r["id"], []))),
+            )
+            for r in self._rows(
+                "SELECT * FROM devices WHERE commune_id=? ORDER BY hamlet_id, id", [commune_id]
+            )
+        ]
+
+    def device_details(self, commune_id: str) -> list[dict[str, Any]]:
+        self.require_commune(commune_id)
+        rows = self._rows(
+            "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
+            " d.last_seen_us, d.presence_changed_us, t.payload AS telemetry"
+            " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
+            " WHERE d.commune_id=? ORDER BY d.hamlet_id, d.id",
+            [commune_id],
+        )
+        for r in rows:
+            r["online"] = bool(r["online"])
+            r["codecs"] = json.loads(r["codecs"] or "[]")
+            r["telemetry"] = json.loads(r["telemetry"]) if r["telemetry"] else None
+        return rows
+
+    def device_commune(self, device_id: str) -> str | None:
+        rows = self._rows("SELECT commune_id FROM devices WHERE id=?", [device_id])
+        return rows[0]["commune_id"] if rows else None
+
+    def set_presence(
+        self, commune_id: str, device_id: str, *, online: bool, at_us: int, firmware: str,
+        codecs: list[str],
+    ) -> bool:
+        """Record presence; False if the device is unknown in that commune."""
+        values: dict[str, Any] = {"online": int(online), "last_seen_us": at_us,
+                                  "presence_changed_us": at_us}
+        if online:
+            values.update(firmware=firmware, codecs=json.dumps(codecs))
+        cur = self.db.execute(
+            "UPDATE devices SET " + ", ".join(f"{k}=?" for k in values)
+            + " WHERE commune_id=? AND id=?",
+            [*values.values(), commune_id, device_id],
+        )
+        return cur.rowcount > 0
+
+    def set_telemetry(self, device_id: str, at_us: int, payload: str) -> None:
+        self.db["telemetry_last"].upsert(
+            {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
+        )
+        self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
+
+    # --- media ----------------------------------------------------------------------
+
+    def add_media(self, row: dict[str, Any]) -> None:
+        self.db["media"].insert(row, pk="id")
+
+    def media(self, media_id: str) -> MediaRow:
+        rows = self._rows("SELECT * FROM media WHERE id=?", [media_id])
+        if not rows:
+            raise NotFound(f"media {media_id!r} does not exist")
+        r = rows[0]
+        return MediaRow(r["id"], r["commune_id"], r["title"], r["duration_ms"], r["codec"],
+                        r["bitrate_kbps"], r["frame_ms"], r["sha256"], r["path"])
+
+    def media_list(self, commune_id: str) -> list[dict[str, Any]]:
+        self.require_commune(commune_id)
+        return self._rows(
+            "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
+            " bytes, peak_dbfs, created_us FROM media WHERE commune_id=? OR commune_id IS NULL"
+            " ORDER BY created_us DESC",
+            [commune_id],
+        )
+
+    def media_info(self, media_id: str) -> dict[str, Any]:
+        rows = self._rows(
+            "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
+            " bytes, peak_dbfs, created_us FROM media WHERE id=?",
+            [media_id],
+        )
+        if not rows:
+            raise NotFound(f"media {media_id!r} does not exist")
+        return rows[0]

@@ -1,0 +1,68 @@
+"""``python -m firmware_sim`` (also ``loa sim``): run a fleet of simulated speakers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import anyio
+
+from devices.signing import Verifier, public_from_hex
+from loa.errors import LoaError
+
+from .fleet import Fleet
+from .playlog import PlayLog
+from .speaker import SpeakerOptions
+from .spec import load_fleet
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fleet", type=Path, required=True, help="fleet JSON file")
+    p.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
+    p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
+    key = p.add_mutually_exclusive_group(required=True)
+    key.add_argument("--pubkey", help="controller's Ed25519 public key, 64 hex characters")
+    key.add_argument("--pubkey-file", type=Path, help="file holding that hex key")
+    p.add_argument("--play-log", type=Path, help="append what was played here (JSON lines)")
+    p.add_argument("--telemetry-interval", type=float, default=30.0, help="seconds")
+
+
+def run(args: argparse.Namespace) -> None:
+    text = args.pubkey if args.pubkey else args.pubkey_file.read_text(encoding="utf-8")
+    verifier = Verifier([public_from_hex(text)])
+    specs = load_fleet(args.fleet)
+    log = PlayLog(args.play_log)
+    fleet = Fleet(specs, host=args.host, port=args.port, verifier=verifier, log=log,
+                  options=SpeakerOptions(telemetry_interval_s=args.telemetry_interval))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(fleet.run)
+            print(f"loa sim: {len(specs)} speakers connected to {args.host}:{args.port}",
+                  flush=True)
+
+    try:
+        anyio.run(main)
+    finally:
+        log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="firmware_sim", description="simulated Loa speakers")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except LoaError as exc:
+        print(f"firmware_sim: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""One simulated speaker: its own MQTT client, clock, groups, buffer and reports."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from devices.frames import Frame, FrameType, Priority, decode_frame
+from devices.messages import (
+    Ack,
+    Command,
+    Counters,
+    DeviceConfig,
+    Presence,
+    StreamEnd,
+    StreamStart,
+    Telemetry,
+    TimeRequest,
+    TimeResponse,
+    dump,
+    parse,
+)
+from devices.signing import Verifier
+from devices.timesync import Sample, estimate
+from devices.topics import (
+    DeviceTopic,
+    Group,
+    GroupKind,
+    device_inbox_filter,
+    device_topic,
+    parse_topic,
+)
+from devices.transport import LinkOptions, MqttLink
+from loa.clock import Clock, SkewedClock
+from loa.errors import ProtocolError
+
+from .playlog import PlayLog
+from .playout import Arrival, StreamState, accept_audio, chunk_of, finished
+from .spec import DeviceSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    telemetry_interval_s: float = 30.0
+    sync_samples: int = 8
+    resync_s: float = 60.0
+    replay_window_s: float = 30.0
+    late_tolerance_ms: int = 40
+    idle_timeout_s: float = 10.0
+
+
+class Speaker:
+    def __init__(self, spec: DeviceSpec, *, host: str, port: int, verifier: Verifier,
+                 clock: Clock, log: PlayLog, options: SpeakerOptions | None = None) -> None:
+        self.spec = spec
+        self.verifier = verifier
+        self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
+        self.log = log
+        self.opt = options or SpeakerOptions()
+        self.offset_us = 0  # estimated controller − device
+        self.synced = False
+        self.volume = 80
+        self.streams: dict[uuid.UUID, StreamState] = {}
+        self.closed: set[uuid.UUID] = set()
+        self.current: StreamState | None = None
+        self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0}
+        self.config_sent_us = -1
+        self.started_mono = self.clock.monotonic()
+        self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
+        self._wake = anyio.Event()
+        self._sync_waiters: dict[int, tuple[int, anyio.Event, list[Sample]]] = {}
+        self._sync_id = 0
+        self._commands: set[str] = set()
+        self.topics = {Group(spec.commune, GroupKind(g.kind), g.id).topic for g in spec.groups}
+        self.link = MqttLink(
+            LinkOptions(
+                host=host, port=port, client_id=f"loa-sim-{spec.id}",
+                will_topic=self._topic(DeviceTopic.PRESENCE),
+                will_payload=dump(Presence(state="offline", reason="connection lost")),
+                subscriptions=tuple((t, 1) for t in
+                                    [*device_inbox_filter(spec.commune, spec.id),
+                                     *sorted(self.topics)]),
+            ),
+            self._on_message,
+            clock,
+        )
+        self.link.on_connect(self._announce)
+
+    def _topic(self, which: DeviceTopic) -> str:
+        return device_topic(self.spec.commune, self.spec.id, which)
+
+    def controller_now(self) -> int:
+        return self.clock.now_us() + self.offset_us
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                  ) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.link.run)
+            tg.start_soon(self._player)
+            tg.start_soon(self._telemetry_loop)
+            tg.start_soon(self._sync_loop)
+            await self.link.wait_connected(30)
+            task_status.started()
+
+    async def _announce(self) -> None:
+        p = Presence(state="online", at_us=self.controller_now(), fw=self.spec.firmware,
+                     codecs=[c for c in self.spec.codecs if c in ("opus", "mp3")])  # type: ignore[misc]
+        await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
+
+    # --- inbound -------------------------------------------------------------------
+
+    def _refuse(self, reason: str, topic: str) -> None:
+        self.counters["refused"] += 1
+        self.log.add(event="refused", device=self.spec.id, reason=reason, topic=topic,
+                     true_us=self.clock.true_us())
+
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            parsed = parse_topic(topic)
+        except ProtocolError:
+            return
+        if self.spec.loss and self._rng.random() < self.spec.loss:
+            return
+        if self.spec.delay_ms:
+            await self.clock.sleep(self.spec.delay_ms / 1000)
+        if parsed.which is DeviceTopic.TIME_RESP:
+            self._on_time(payload)
+            return
+        try:
+            frame = decode_frame(payload, self.verifier)
+        except ProtocolError as exc:
+            self._refuse(exc.message, topic)
+            return
+        if frame.type is FrameType.CONFIG:
+            await self._on_config(frame, topic)
+            return
+        if abs(frame.sent_us - self.controller_now()) > self.opt.replay_window_s * 1e6:
+            self._refuse("frame outside the replay window (stale or replayed)", topic)
+            return
+        if frame.type is FrameType.COMMAND:
+            await self._on_command(frame, topic)
+        elif frame.type in (FrameType.START, FrameType.AUDIO, FrameType.END):
+            await self._on_stream_frame(frame, topic)
+
+    def _stream_for(self, frame: Frame, topic: str) -> StreamState | None:
+        st = self.streams.get(frame.stream_id)
+        if st is not None:
+            return st
+        if frame.stream_id in self.closed:
+            self._refuse("frame of a stream that already ended (replay)", topic)
+            return None
+        st = StreamState(frame.stream_id, frame.priority,
+                         last_activity_us=self.controller_now())
+        self.streams[frame.stream_id] = st
+        cur = self.current
+        if cur is None or frame.priority >= cur.priority:
+            if cur is not None:
+                cur.preempted = True
+                cur.buffer.clear()
+            self.current = st
+        else:
+            st.suppressed = True
+        self._wake.set()
+        return st
+
+    async def _on_stream_frame(self, frame: Frame, topic: str) -> None:
+        st = self._stream_for(frame, topic)
+        if st is None:
+            return
+        if frame.priority != st.priority:
+            self._refuse("priority changed within a stream", topic)
+            return
+        if frame.type is FrameType.START:
+            try:
+                st.header = parse(StreamStart, frame.payload)
+            except ProtocolError as exc:
+                self._refuse(exc.message, topic)
+                return
+            st.expected = st.header.chunks
+        elif frame.type is FrameType.END:
+            try:
+                end = parse(StreamEnd, frame.payload)
+            except ProtocolError as exc:
+                self._refuse(exc.message, topic)
+                return
+            st.expected, st.ended, st.end_pts_us = end.chunks, True, frame.pts_us
+        else:
+            frame_ms = st.header.frame_ms if st.header else 20
+            try:
+                chunk = chunk_of(frame, frame_ms)
+            except ProtocolError as exc:
+                self._refuse(exc.message, topic)
+                return
+            result = accept_audio(st, chunk, self.controller_now(),
+                                  self.opt.late_tolerance_ms * 1000)
+            if result == Arrival.DUPLICATE:
+                self.counters["duplicate"] += 1
+            elif result == Arrival.LATE:
+                self.counters["late"] += 1
+        self._wake.set()
+
+    async def _on_config(self, frame: Frame, topic: str) -> None:
+        try:
+            cfg = parse(DeviceConfig, frame.payload)
+        except ProtocolError as exc:
+            self._refuse(exc.message, topic)
+            return
+        if cfg.device != self.spec.id or cfg.commune != self.spec.commune:
+            self._refuse("config addressed to another device", topic)
+            return
+        if frame.sent_us <= self.config_sent_us:
+            return  # older than what we have
+        self.config_sent_us = frame.sent_us
+        if cfg.volume is not None:
+            self.volume = cfg.volume
+        wanted = {Group(self.spec.commune, GroupKind(g.kind), g.id).topic for g in cfg.groups}
+        for t in sorted(wanted - self.topics):
+            await self.link.subscribe(t)
+        for t in sorted(self.topics - wanted):
+            await self.link.unsubscribe(t)
+        self.topics = wanted
+        self.log.add(event="config", device=self.spec.id, groups=sorted(wanted))
+
+    async def _on_command(self, frame: Frame, topic: str) -> None:
+        try:
+            cmd = parse(Command, frame.payload)
+        except ProtocolError as exc:
+            self._refuse(exc.message, topic)
+            return
+        if cmd.id in self._commands:
+            self._refuse("command replayed", topic)
+            return
+        self._commands.add(cmd.id)
+        ok, detail = True, ""
+        if cmd.expires_us < self.controller_now():
+            ok, detail = False, "command expired"
+        elif cmd.action == "set_volume" and isinstance(cmd.args.get("volume"), int):
+            self.volume = max(0, min(100, int(cmd.args["volume"])))
+        elif cmd.action == "stop":
+            if self.current is not None:
+                self.current.preempted = True
+                self.current.buffer.clear()
+        elif cmd.action == "resync_clock":
+            self.synced = False
+        else:
+            ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
+        await self.link.publish(self._topic(DeviceTopic.ACK),
+                                dump(Ack(id=cmd.id, ok=ok, detail=detail)))
+
+    def _on_time(self, payload: bytes) -> None:
+        t4 = self.clock.now_us()
+        try:
+            resp = parse(TimeResponse, payload)
+        except ProtocolError:
+            return
+        waiter = self._sync_waiters.pop(resp.id, None)
+        if waiter is None or waiter[0] != resp.t1_us:
+            return
+        waiter[2].append(Sample(resp.t1_us, resp.t2_us, resp.t3_us, t4))
+        waiter[1].set()
+
+    # --- loops ---------------------------------------------------------------------
+
+    async def _sync_round(self) -> None:
+        samples: list[Sample] = []
+        for _ in range(self.opt.sync_samples):
+            self._sync_id += 1
+            event = anyio.Event()
+            t1 = self.clock.now_us()
+            self._sync_waiters[self._sync_id] = (t1, event, samples)
+            await self.link.publish(self._topic(DeviceTopic.TIME_REQ),
+                                    dump(TimeRequest(id=self._sync_id, t1_us=t1)), qos=0)
+            with anyio.move_on_after(1.0):
+                await event.wait()
+            self._sync_waiters.pop(self._sync_id, None)
+        est = estimate(samples)
+        if est is not None:
+            self.offset_us, self.synced = est.offset_us, True
+            self.log.add(event="sync", device=self.spec.id, offset_us=est.offset_us,
+                         delay_us=est.delay_us, true_offset_us=self.clock.true_us()
+                         - self.clock.now_us())
+
+    async def _sync_loop(self) -> None:
+        await self.link.wait_connected(3600)
+        while True:
+            await self._sync_round()
+            waited = 0.0
+            while waited < self.opt.resync_s and self.synced:
+                await self.clock.sleep(1.0)
+                waited += 1.0
+
+    async def _telemetry_loop(self) -> None:
+        while True:
+            await self.link.wait_connected(3600)
+            t = Telemetry(
+                at_us=self.controller_now(),
+                uptime_s=int(self.clock.monotonic() - self.started_mono),
+                volume=self.volume, rssi_dbm=-70 - self._rng.randint(0, 30),
+                temperature_c=round(35 + self._rng.random() * 10, 1), supply_v=12.1,
+                fw=self.spec.firmware, clock_offset_us=self.offset_us,
+                counters=Counters(**self.counters),
+            )
+            await self.link.publish(self._topic(DeviceTopic.TELEMETRY), dump(t), qos=0)
+            await self.clock.sleep(self.opt.telemetry_interval_s)
+
+    async def _wait(self, seconds: float) -> None:
+        with anyio.move_on_after(max(0.0, seconds)):
+            await self._wake.wait()
+        if self._wake.is_set():
+            self._wake = anyio.Event()
+
+    async def _player(self) -> None:
+        idle_us = int(self.opt.idle_timeout_s * 1e6)
+        tol = self.opt.late_tolerance_ms * 1000
+        while True:
+            now = self.controller_now()
+            for st in [s for s in self.streams.values() if s is not self.current]:
+                if st.preempted or finished(st, now, idle_us):
+                    await self._finish(st)
+            st = self.current
+            if st is None:
+                await self._wait(1.0)
+                continue
+            if finished(st, now, idle_us):
+                await self._finish(st)
+                continue
+            if not st.buffer:
+                await self._wait(0.5)
+                continue
+            chunk = st.buffer[min(st.buffer)]
+            delay = (chunk.pts_us - now) / 1e6
+            if delay > 0:
+                await self._wait(delay)
+                continue
+            del st.buffer[chunk.seq]
+            if now > chunk.pts_us + tol:
+                st.late += 1
+                self.counters["late"] += 1
+                continue
+            st.played += 1
+            self.counters["played"] += 1
+            st.last_played_seq = chunk.seq
+            if st.first_pts_us is None:
+                st.first_pts_us = chunk.pts_us
+            st.last_end_us = chunk.pts_us + chunk.duration_us
+            self.log.add(event="play", device=self.spec.id, stream=str(st.id), seq=chunk.seq,
+                         pts_us=chunk.pts_us, true_us=self.clock.true_us(), local_us=now)
+
+    async def _finish(self, st: StreamState) -> None:
+        self.streams.pop(st.id, None)
+        self.closed.add(st.id)
+        if self.current is st:
+            self.current = None
+        report = st.outcome()
+        self.log.add(event="report", device=self.spec.id, **report.model_dump())
+        try:
+            await self.link.publish(self._topic(DeviceTopic.REPORT), dump(report))
+        except Exception as exc:  # the broker may be gone; the log keeps the truth
+            logger.warning("%s: report not sent: %s", self.spec.id, exc)
+
+    def stats(self) -> dict[str, Any]:
+        return {"id": self.spec.id, **self.counters, "offset_us": self.offset_us}
