@@ -146,24 +146,28 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                     await anyio.sleep(0.05)
             port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
             url = settings.http.public_url or f"http://{settings.http.host}:{port}"
-            await tg.start(fleet.run)
-            kind = broker.kind if broker else "external"
-            print(f"Loa demo: {len(fleet.speakers)} simulated speakers in "
-                  f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
-                  f"{settings.mqtt.host}:{settings.mqtt.port}", flush=True)
-            print(f"Open {url}  (login: none yet; the API is open on loopback)", flush=True)
-            if headless:
-                result = await script(url, duration or 60.0)
-                print("\n".join(result.lines), flush=True)
-                code = 0 if result.ok else 1
-                print("demo: OK, every online targeted speaker played both bulletins"
-                      if result.ok else "demo: FAILED", flush=True)
-            elif duration:
-                await anyio.sleep(duration)
-            else:
-                await anyio.sleep_forever()
-            server.should_exit = True
-            tg.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as sims:
+                    await sims.start(fleet.run)
+                    kind = broker.kind if broker else "external"
+                    print(f"Loa demo: {len(fleet.speakers)} simulated speakers in "
+                          f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
+                          f"{settings.mqtt.host}:{settings.mqtt.port}", flush=True)
+                    print(f"Open {url}  (login: none yet; the API is open on loopback)",
+                          flush=True)
+                    if headless:
+                        result = await script(url, duration or 60.0)
+                        print("\n".join(result.lines), flush=True)
+                        code = 0 if result.ok else 1
+                        print("demo: OK, every online targeted speaker played both bulletins"
+                              if result.ok else "demo: FAILED", flush=True)
+                    elif duration:
+                        await anyio.sleep(duration)
+                    else:
+                        await anyio.sleep_forever()
+                    sims.cancel_scope.cancel()
+            finally:
+                server.should_exit = True  # graceful: the lifespan closes MQTT and the store
         return code
     finally:
         if broker is not None:

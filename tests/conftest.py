@@ -1,0 +1,133 @@
+"""Real parts for tests: a Mosquitto per session, SQLite files in tmp, real ffmpeg."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from audio.tones import chime, to_wav, tone
+from broadcaster import demo_data
+from broadcaster.app import create_app
+from broadcaster.broker import Broker, free_port, start_broker
+from broadcaster.services import Services
+from broadcaster.settings import Settings, build
+from broadcaster.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        logger.warning("mosquitto not installed: tests use the embedded amqtt broker")
+    b = start_broker("auto")
+    yield b
+    b.stop()
+
+
+def make_settings(tmp: Path, broker: Broker, **sections: dict[str, object]) -> Settings:
+    data: dict[str, dict[str, object]] = {
+        "http": {"host": "127.0.0.1", "port": 0},
+        "db": {"path": str(tmp / "loa.db")},
+        "storage": {"media_dir": str(tmp / "media")},
+        "security": {"signing_key": str(tmp / "signing.key")},
+        "mqtt": {"host": broker.host, "port": broker.port,
+                 "client_id": f"loa-test-{uuid.uuid4().hex[:8]}", "publish_timeout_s": 5},
+        "broker": {"mode": "external"},
+        "stream": {"lead_ms": 600, "chunk_ms": 500, "first_chunk_ms": 200,
+                   "report_grace_s": 1.0},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return build(data, "tests")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, broker: Broker) -> Settings:
+    return make_settings(tmp_path, broker)
+
+
+@pytest.fixture
+def seeded(settings: Settings) -> Settings:
+    store = Store(Path(settings.db.path))
+    demo_data.seed(store)
+    store.close()
+    return settings
+
+
+@dataclass
+class Running:
+    url: str
+    services: Services
+    client: httpx.AsyncClient
+
+
+class ServerThread:
+    """uvicorn + the app on their own event loop in a thread (as in production: a process)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, name="loa-test-server",
+                                       daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        services: Services = self.app.state.loa
+        while not services.link.connected:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not connect to the broker")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "test server did not stop"
+
+
+@pytest.fixture
+async def running(seeded: Settings) -> AsyncIterator[Running]:
+    st = ServerThread(seeded)
+    url = st.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield Running(url, st.app.state.loa, client)
+    finally:
+        st.stop()
+
+
+def wav(seconds: float = 2.0, freq: float = 440.0) -> bytes:
+    """A generated bulletin: a chime then a tone."""
+    return to_wav(chime() + tone(seconds, freq))
+
+
+def ffmpeg_make(tmp: Path, name: str, *args: str) -> Path:
+    """Make a test file with the real ffmpeg (lavfi sources are fine here, not in uploads)."""
+    from audio.ffmpeg import find_ffmpeg
+
+    out = tmp / name
+    subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *args, str(out)],
+                   check=True, timeout=60)
+    return out
+
+
+__all__ = ["Running", "ffmpeg_make", "free_port", "make_settings", "wav"]
