@@ -22,9 +22,7 @@ class Rendition:
 
 def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
     """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned."""
-    graph = ffmpeg.input(
-        "pipe:", format="s16le", ar=settings.sample_rate, ac=1
-    ).output(
+    graph = ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1).output(
         "pipe:",
         format="ogg",
         acodec="libopus",

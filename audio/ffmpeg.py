@@ -45,12 +45,13 @@ def _tail(stderr: bytes, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
-def run(stream: ffmpeg.nodes.OutputStream, *, binary: str, data: bytes | None, timeout: float,
-        what: str) -> bytes:
+def run(
+    stream: ffmpeg.nodes.OutputStream, *, binary: str, data: bytes | None, timeout: float, what: str
+) -> bytes:
     """Run a compiled ffmpeg-python graph; return stdout or raise AudioError."""
     args = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=binary)
     try:
-        proc = subprocess.run(  # noqa: S603 - args built from a fixed graph
+        proc = subprocess.run(
             args,
             input=data,
             capture_output=True,

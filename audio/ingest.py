@@ -53,9 +53,7 @@ def decode_file(path: Path, settings: AudioSettings) -> Decoded:
             f"the file is {size} bytes; the limit is {settings.max_upload_bytes}", "too_large"
         )
     rate = settings.sample_rate
-    graph = ffmpeg.input(
-        str(path), protocol_whitelist=PROTOCOLS, format_whitelist=DEMUXERS
-    ).output(
+    graph = ffmpeg.input(str(path), protocol_whitelist=PROTOCOLS, format_whitelist=DEMUXERS).output(
         "pipe:",
         format="s16le",
         acodec="pcm_s16le",

@@ -8,10 +8,11 @@ from pydub import AudioSegment
 from pydub.generators import Sine
 
 
-def tone(seconds: float, freq: float = 440.0, *, rate: int = 48000, dbfs: float = -12.0
-         ) -> AudioSegment:
-    seg: AudioSegment = (
-        Sine(freq, sample_rate=rate, bit_depth=16).to_audio_segment(duration=seconds * 1000)
+def tone(
+    seconds: float, freq: float = 440.0, *, rate: int = 48000, dbfs: float = -12.0
+) -> AudioSegment:
+    seg: AudioSegment = Sine(freq, sample_rate=rate, bit_depth=16).to_audio_segment(
+        duration=seconds * 1000
     )
     return seg.set_channels(1).apply_gain(dbfs - seg.max_dBFS).fade_in(10).fade_out(10)
 

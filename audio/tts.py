@@ -31,7 +31,7 @@ class EspeakEngine:
         if not text:
             raise AudioError("there is no text to speak")
         try:
-            proc = subprocess.run(  # noqa: S603 - fixed argv, text on stdin
+            proc = subprocess.run(
                 [self.binary, "-v", self.voice, "-b", "1", "--stdin", "--stdout"],
                 input=text.encode("utf-8"),
                 capture_output=True,

@@ -128,19 +128,24 @@ async def media_upload(request: Request) -> JSONResponse:
     if length is None or not length.isdigit():
         raise InvalidInput("send the upload with a Content-Length header")
     if int(length) > limit + 64 * 1024:
-        raise PayloadTooLarge(f"the upload is over the {limit}-byte limit",
-                              errors=[FieldError("file", "file too large", "too_large")])
+        raise PayloadTooLarge(
+            f"the upload is over the {limit}-byte limit",
+            errors=[FieldError("file", "file too large", "too_large")],
+        )
     if "multipart/form-data" not in request.headers.get("content-type", ""):
         raise UnsupportedMedia("upload the file as multipart/form-data with a 'file' field")
     async with request.form(max_files=1, max_fields=8) as form:
         upload = form.get("file")
         title = form.get("title", "")
         if not isinstance(upload, UploadFile):
-            raise InvalidInput("no file in the upload",
-                               errors=[FieldError("file", "choose a file", "required")])
+            raise InvalidInput(
+                "no file in the upload", errors=[FieldError("file", "choose a file", "required")]
+            )
         if not isinstance(title, str) or len(title) > 200:
-            raise InvalidInput("title must be text of at most 200 characters",
-                               errors=[FieldError("title", "too long", "too_long")])
+            raise InvalidInput(
+                "title must be text of at most 200 characters",
+                errors=[FieldError("title", "too long", "too_long")],
+            )
         tmp = s.library.temp_path()
         try:
             size = 0
@@ -150,10 +155,12 @@ async def media_upload(request: Request) -> JSONResponse:
                     if size > limit:
                         raise PayloadTooLarge(
                             f"the upload is over the {limit}-byte limit",
-                            errors=[FieldError("file", "file too large", "too_large")])
+                            errors=[FieldError("file", "file too large", "too_large")],
+                        )
                     fh.write(chunk)
-            item = await s.library.add_file(tmp, commune_id=commune, title=title,
-                                            filename=upload.filename or "upload")
+            item = await s.library.add_file(
+                tmp, commune_id=commune, title=title, filename=upload.filename or "upload"
+            )
         finally:
             tmp.unlink(missing_ok=True)
     s.audit("media.upload", commune=commune, media=item["id"])
@@ -168,8 +175,7 @@ async def broadcast_create(request: Request) -> JSONResponse:
     communes = sorted({t.commune for t in targets})
     known = {c["id"] for c in s.store.communes()}
     directory = Directory(
-        hamlets={c: frozenset(h["id"] for h in s.store.hamlets(c)) for c in communes
-                 if c in known},
+        hamlets={c: frozenset(h["id"] for h in s.store.hamlets(c)) for c in communes if c in known},
         zones={c: frozenset(s.store.zone_ids(c)) for c in communes if c in known},
         devices={c: s.store.devices(c) for c in communes if c in known},
     )
@@ -177,10 +183,12 @@ async def broadcast_create(request: Request) -> JSONResponse:
     if media.commune_id is not None and set(resolution.communes) != {media.commune_id}:
         raise InvalidInput(
             "this recording belongs to another commune's library",
-            errors=[FieldError("media_id", "media not available for these targets", "scope")])
+            errors=[FieldError("media_id", "media not available for these targets", "scope")],
+        )
     title = unicodedata.normalize("NFC", body.title) or media.title
-    bid = s.dispatcher.start(BroadcastRequest(media, resolution, Priority[body.priority.upper()],
-                                              title))
+    bid = s.dispatcher.start(
+        BroadcastRequest(media, resolution, Priority[body.priority.upper()], title)
+    )
     s.audit("broadcast.start", broadcast=bid)
     return ok({"broadcast": s.ledger.get(bid)}, status=202)
 

@@ -50,10 +50,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             m = settings.mqtt
             link = MqttLink(
                 LinkOptions(
-                    host=m.host, port=m.port, client_id=m.client_id,
-                    username=m.username or None, password=m.password or None,
-                    keepalive_s=m.keepalive_s, backoff_min_s=m.backoff_min_s,
-                    backoff_max_s=m.backoff_max_s, publish_timeout_s=m.publish_timeout_s,
+                    host=m.host,
+                    port=m.port,
+                    client_id=m.client_id,
+                    username=m.username or None,
+                    password=m.password or None,
+                    keepalive_s=m.keepalive_s,
+                    backoff_min_s=m.backoff_min_s,
+                    backoff_max_s=m.backoff_max_s,
+                    publish_timeout_s=m.publish_timeout_s,
                     subscriptions=tuple((device_filter(t), 1) for t in SUBSCRIPTIONS),
                 ),
                 router,
@@ -65,8 +70,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             link.on_connect(facts.push_configs)
             dispatcher = Dispatcher(ledger, link, signer, clock, settings.stream, qos=m.qos)
             library = Library(store, settings.audio, Path(settings.storage.media_dir), clock)
-            app.state.loa = Services(settings, clock, store, ledger, library, signer, link,
-                                     facts, dispatcher, __version__)
+            app.state.loa = Services(
+                settings,
+                clock,
+                store,
+                ledger,
+                library,
+                signer,
+                link,
+                facts,
+                dispatcher,
+                __version__,
+            )
             app.state.router = router
             async with anyio.create_task_group() as tg:
                 tg.start_soon(link.run)
@@ -74,8 +89,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 try:
                     await link.wait_connected(m.publish_timeout_s)
                 except TimeoutError:
-                    logger.warning("MQTT broker %s:%d not reachable yet; retrying in the "
-                                   "background", m.host, m.port)
+                    logger.warning(
+                        "MQTT broker %s:%d not reachable yet; retrying in the background",
+                        m.host,
+                        m.port,
+                    )
                 logger.info("Loa control plane ready")
                 try:
                     yield

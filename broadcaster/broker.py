@@ -79,8 +79,14 @@ def mosquitto_config(port: int, host: str = "127.0.0.1") -> str:
     )
 
 
-def start_broker(mode: str = "auto", *, port: int = 0, mosquitto: str = "",
-                 host: str = "127.0.0.1", timeout: float = 10.0) -> Broker:
+def start_broker(
+    mode: str = "auto",
+    *,
+    port: int = 0,
+    mosquitto: str = "",
+    host: str = "127.0.0.1",
+    timeout: float = 10.0,
+) -> Broker:
     """Start a broker; ``mode`` is auto, mosquitto or amqtt."""
     port = port or free_port(host)
     binary = shutil.which(mosquitto or "mosquitto") or (

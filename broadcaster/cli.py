@@ -17,10 +17,15 @@ from . import settings as settings_mod
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None,
-                   help="TOML settings file (also LOA_CONFIG)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override one setting (repeatable)")
+    p.add_argument("--config", type=Path, default=None, help="TOML settings file (also LOA_CONFIG)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting (repeatable)",
+    )
     p.add_argument("--port", type=int, default=None, help="web server port (http.port)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -31,12 +36,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="broker + control plane + a simulated commune")
     _common(demo)
-    demo.add_argument("--headless", action="store_true",
-                      help="play a scripted bulletin, print a summary and exit")
-    demo.add_argument("--duration", type=float, default=None,
-                      help="seconds to run (headless: the time budget)")
-    demo.add_argument("--data", type=Path, default=Path("loa-data"),
-                      help="folder for the demo's database, media and key")
+    demo.add_argument(
+        "--headless", action="store_true", help="play a scripted bulletin, print a summary and exit"
+    )
+    demo.add_argument(
+        "--duration", type=float, default=None, help="seconds to run (headless: the time budget)"
+    )
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=Path("loa-data"),
+        help="folder for the demo's database, media and key",
+    )
     serve = sub.add_parser("serve", help="run the control plane (broker from settings)")
     _common(serve)
     sim = sub.add_parser("sim", help="run simulated speakers")
@@ -52,15 +63,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
-    config = args.config or (Path(os.environ["LOA_CONFIG"]) if "LOA_CONFIG" in os.environ
-                             else None)
+    config = args.config or (Path(os.environ["LOA_CONFIG"]) if "LOA_CONFIG" in os.environ else None)
     overrides = list(args.overrides)
     if getattr(args, "port", None) is not None:
         overrides.append(f"http.port={args.port}")
     data = getattr(args, "data", None)
     if data is not None:
-        pre = [f"db.path={data / 'loa.db'}", f"storage.media_dir={data / 'media'}",
-               f"security.signing_key={data / 'signing.key'}"]
+        pre = [
+            f"db.path={data / 'loa.db'}",
+            f"storage.media_dir={data / 'media'}",
+            f"security.signing_key={data / 'signing.key'}",
+        ]
         overrides = pre + overrides
     return settings_mod.load(config, os.environ, overrides)
 
@@ -116,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loa: error: {exc.message}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-              file=sys.stderr)
+        print(
+            f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         return 130

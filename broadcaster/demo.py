@@ -50,8 +50,9 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None]:
     """Start the broker (unless external) and seed the demo commune."""
     broker = None
     if settings.broker.mode != "external":
-        broker = start_broker(settings.broker.mode, port=settings.broker.port,
-                              mosquitto=settings.broker.mosquitto)
+        broker = start_broker(
+            settings.broker.mode, port=settings.broker.port, mosquitto=settings.broker.mosquitto
+        )
         settings = settings.replace(mqtt={"host": broker.host, "port": broker.port})
     store = Store(Path(settings.db.path))
     try:
@@ -61,8 +62,7 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None]:
     return settings, broker
 
 
-async def _wait_all_final(client: httpx.AsyncClient, bid: str, timeout: float
-                          ) -> dict[str, Any]:
+async def _wait_all_final(client: httpx.AsyncClient, bid: str, timeout: float) -> dict[str, Any]:
     with anyio.move_on_after(timeout):
         while True:
             b: dict[str, Any] = (await client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
@@ -89,36 +89,47 @@ async def script(url: str, timeout: float) -> DemoResult:
                     break
                 await anyio.sleep(0.2)
         wav, name = await anyio.to_thread.run_sync(bulletin_wav)
-        r = await client.post(f"/api/communes/{commune}/media",
-                              files={"file": (name, wav, "audio/wav")},
-                              data={"title": "Thông báo cúp điện"})
+        r = await client.post(
+            f"/api/communes/{commune}/media",
+            files={"file": (name, wav, "audio/wav")},
+            data={"title": "Thông báo cúp điện"},
+        )
         if r.status_code != 201:
             return DemoResult(False, [f"upload refused: {r.json().get('error')}"])
         media = r.json()["media"]
-        lines.append(f"bulletin: {media['title']} ({media['duration_ms'] / 1000:.1f} s, "
-                     f"Opus {media['bitrate_kbps']} kb/s, {media['bytes']} bytes)")
+        lines.append(
+            f"bulletin: {media['title']} ({media['duration_ms'] / 1000:.1f} s, "
+            f"Opus {media['bitrate_kbps']} kb/s, {media['bytes']} bytes)"
+        )
         plans = [
-            ("two hamlets (Ấp 1, Ấp 2)", [{"commune": commune, "hamlet": "ap-1"},
-                                           {"commune": commune, "hamlet": "ap-2"}]),
+            (
+                "two hamlets (Ấp 1, Ấp 2)",
+                [{"commune": commune, "hamlet": "ap-1"}, {"commune": commune, "hamlet": "ap-2"}],
+            ),
             ("whole commune", [{"commune": commune}]),
         ]
         for label, targets in plans:
-            r = await client.post("/api/broadcasts", json={
-                "media_id": media["id"], "targets": targets, "title": media["title"]})
+            r = await client.post(
+                "/api/broadcasts",
+                json={"media_id": media["id"], "targets": targets, "title": media["title"]},
+            )
             if r.status_code != 202:
                 return DemoResult(False, [*lines, f"broadcast refused: {r.json()['error']}"])
             bid = r.json()["broadcast"]["id"]
             b = await _wait_all_final(client, bid, max(1.0, deadline - time.monotonic()))
             lines.append(f"\n{label}: broadcast {bid[:8]} ({b['status']})")
-            lines.append(f"  {'hamlet':<16}{'targeted':>9}{'played':>8}{'missed':>8}"
-                         f"{'offline':>8}")
+            lines.append(f"  {'hamlet':<16}{'targeted':>9}{'played':>8}{'missed':>8}{'offline':>8}")
             for hamlet, s in sorted(b["summary"].items()):
                 missed = s["missed"] + s["partial"] + s["pending"]
-                lines.append(f"  {hamlet:<16}{s['targeted']:>9}{s['played']:>8}{missed:>8}"
-                             f"{s['offline']:>8}")
-            bad = [d for d in b["deliveries"]
-                   if (d["targeted"] and d["online_at_start"] and d["outcome"] != "played")
-                   or not d["targeted"]]
+                lines.append(
+                    f"  {hamlet:<16}{s['targeted']:>9}{s['played']:>8}{missed:>8}{s['offline']:>8}"
+                )
+            bad = [
+                d
+                for d in b["deliveries"]
+                if (d["targeted"] and d["online_at_start"] and d["outcome"] != "played")
+                or not d["targeted"]
+            ]
             if bad:
                 ok = False
                 lines.append(f"  NOT PLAYED: {', '.join(d['device_id'] for d in bad)}")
@@ -129,11 +140,20 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
     settings, broker = prepare(settings)
     try:
         signer = Signer.load_or_create(Path(settings.security.signing_key))
-        fleet = Fleet(demo_data.fleet_specs(), host=settings.mqtt.host, port=settings.mqtt.port,
-                      verifier=Verifier([signer.public]))
+        fleet = Fleet(
+            demo_data.fleet_specs(),
+            host=settings.mqtt.host,
+            port=settings.mqtt.port,
+            verifier=Verifier([signer.public]),
+        )
         app = create_app(settings)
-        config = uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=settings.http.host,
+            port=settings.http.port,
+            log_level="warning",
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
         code = 0
         async with anyio.create_task_group() as tg:
@@ -141,8 +161,10 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
             with anyio.fail_after(30):
                 while not server.started:
                     if server.should_exit:
-                        raise LoaError(f"web server could not start on port "
-                                       f"{settings.http.port} (in use? try --port)")
+                        raise LoaError(
+                            f"web server could not start on port "
+                            f"{settings.http.port} (in use? try --port)"
+                        )
                     await anyio.sleep(0.05)
             port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
             url = settings.http.public_url or f"http://{settings.http.host}:{port}"
@@ -150,17 +172,23 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                 async with anyio.create_task_group() as sims:
                     await sims.start(fleet.run)
                     kind = broker.kind if broker else "external"
-                    print(f"Loa demo: {len(fleet.speakers)} simulated speakers in "
-                          f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
-                          f"{settings.mqtt.host}:{settings.mqtt.port}", flush=True)
-                    print(f"Open {url}  (login: none yet; the API is open on loopback)",
-                          flush=True)
+                    print(
+                        f"Loa demo: {len(fleet.speakers)} simulated speakers in "
+                        f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
+                        f"{settings.mqtt.host}:{settings.mqtt.port}",
+                        flush=True,
+                    )
+                    print(f"Open {url}  (login: none yet; the API is open on loopback)", flush=True)
                     if headless:
                         result = await script(url, duration or 60.0)
                         print("\n".join(result.lines), flush=True)
                         code = 0 if result.ok else 1
-                        print("demo: OK, every online targeted speaker played both bulletins"
-                              if result.ok else "demo: FAILED", flush=True)
+                        print(
+                            "demo: OK, every online targeted speaker played both bulletins"
+                            if result.ok
+                            else "demo: FAILED",
+                            flush=True,
+                        )
                     elif duration:
                         await anyio.sleep(duration)
                     else:

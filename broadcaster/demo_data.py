@@ -8,9 +8,17 @@ from .store import Store
 
 PROVINCE = ("can-tho", "Thành phố Cần Thơ")
 COMMUNE = ("vi-tan", "Xã Vị Tân")
-HAMLETS = [("ap-1", "Ấp 1"), ("ap-2", "Ấp 2"), ("ap-2a", "Ấp 2A"), ("ap-3", "Ấp 3"),
-           ("ap-3a", "Ấp 3A"), ("ap-4", "Ấp 4"), ("ap-5", "Ấp 5"), ("ap-6", "Ấp 6"),
-           ("ap-7", "Ấp 7")]
+HAMLETS = [
+    ("ap-1", "Ấp 1"),
+    ("ap-2", "Ấp 2"),
+    ("ap-2a", "Ấp 2A"),
+    ("ap-3", "Ấp 3"),
+    ("ap-3a", "Ấp 3A"),
+    ("ap-4", "Ấp 4"),
+    ("ap-5", "Ấp 5"),
+    ("ap-6", "Ấp 6"),
+    ("ap-7", "Ấp 7"),
+]
 SPEAKERS_PER_HAMLET = 3
 #: A zone crossing hamlets: the speakers around Vị Tân market.
 MARKET_ZONE = ("cho-vi-tan", "Khu chợ Vị Tân", ["vt-ap-1-1", "vt-ap-2-1"])
@@ -40,8 +48,14 @@ def fleet_specs(seed_offsets: bool = True) -> list[DeviceSpec]:
             k = h_index * SPEAKERS_PER_HAMLET + n
             offset = ((k * 37) % 101 - 50) / 100 if seed_offsets else 0.0  # ±0.5 s
             drift = ((k * 53) % 201 - 100) if seed_offsets else 0.0  # ±100 ppm
-            specs.append(DeviceSpec(
-                id=did, commune=COMMUNE[0], hamlet=hid,
-                zones=(MARKET_ZONE[0],) if did in zone_members else (),
-                offset_s=offset, drift_ppm=float(drift)))
+            specs.append(
+                DeviceSpec(
+                    id=did,
+                    commune=COMMUNE[0],
+                    hamlet=hid,
+                    zones=(MARKET_ZONE[0],) if did in zone_members else (),
+                    offset_s=offset,
+                    drift_ppm=float(drift),
+                )
+            )
     return specs

@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1,
-                retain: bool = False) -> Awaitable[None]: ...
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,15 @@ class BroadcastRequest:
 
 
 class Dispatcher:
-    def __init__(self, ledger: Ledger, publisher: Publisher, signer: Signer, clock: Clock,
-                 settings: StreamSettings, qos: int = 1) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        publisher: Publisher,
+        signer: Signer,
+        clock: Clock,
+        settings: StreamSettings,
+        qos: int = 1,
+    ) -> None:
         self.ledger = ledger
         self.publisher = publisher
         self.signer = signer
@@ -59,8 +67,9 @@ class Dispatcher:
         self._tg: TaskGroup | None = None
         self.publishes = 0
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                  ) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Own the streaming tasks; returns when cancelled (lifespan shutdown)."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -83,38 +92,79 @@ class Dispatcher:
         frame_ms = req.media.frame_ms
         now = self.clock.now_us()
         start_us = now + self.settings.lead_ms * 1000
-        chunks = plan_chunks(len(stream.packets), frame_ms=frame_ms,
-                             chunk_ms=self.settings.chunk_ms, start_us=start_us,
-                             first_chunk_ms=self.settings.first_chunk_ms)
+        chunks = plan_chunks(
+            len(stream.packets),
+            frame_ms=frame_ms,
+            chunk_ms=self.settings.chunk_ms,
+            start_us=start_us,
+            first_chunk_ms=self.settings.first_chunk_ms,
+        )
         end_us = chunks[-1].pts_us + chunks[-1].duration_us
         bid, sid = str(uuid.uuid4()), uuid.uuid4()
         online = {d.id for d in req.resolution.devices if d.online}
         self.ledger.create(
-            {"id": bid, "stream_id": str(sid), "media_id": req.media.id, "title": req.title,
-             "priority": req.priority.name.lower(),
-             "targets": json.dumps([{"commune": g.commune, "kind": g.kind.value, "id": g.id}
-                                    for g in req.resolution.groups]),
-             "status": "streaming", "created_us": now, "start_pts_us": start_us,
-             "end_pts_us": end_us, "chunks": len(chunks), "error": ""},
+            {
+                "id": bid,
+                "stream_id": str(sid),
+                "media_id": req.media.id,
+                "title": req.title,
+                "priority": req.priority.name.lower(),
+                "targets": json.dumps(
+                    [
+                        {"commune": g.commune, "kind": g.kind.value, "id": g.id}
+                        for g in req.resolution.groups
+                    ]
+                ),
+                "status": "streaming",
+                "created_us": now,
+                "start_pts_us": start_us,
+                "end_pts_us": end_us,
+                "chunks": len(chunks),
+                "error": "",
+            },
             list(req.resolution.communes),
-            [{"broadcast_id": bid, "device_id": d.id, "commune_id": d.commune_id,
-              "hamlet_id": d.hamlet_id, "targeted": 1, "online_at_start": int(d.id in online),
-              "outcome": "pending"} for d in req.resolution.devices],
+            [
+                {
+                    "broadcast_id": bid,
+                    "device_id": d.id,
+                    "commune_id": d.commune_id,
+                    "hamlet_id": d.hamlet_id,
+                    "targeted": 1,
+                    "online_at_start": int(d.id in online),
+                    "outcome": "pending",
+                }
+                for d in req.resolution.devices
+            ],
         )
         topics = [g.topic for g in req.resolution.groups]
-        header = StreamStart(broadcast=bid, codec="opus", sample_rate=48000,
-                             channels=stream.channels, frame_ms=frame_ms,
-                             pre_skip=stream.pre_skip, chunk_ms=self.settings.chunk_ms,
-                             chunks=len(chunks), duration_ms=(end_us - start_us) // 1000,
-                             title=req.title[:200])
+        header = StreamStart(
+            broadcast=bid,
+            codec="opus",
+            sample_rate=48000,
+            channels=stream.channels,
+            frame_ms=frame_ms,
+            pre_skip=stream.pre_skip,
+            chunk_ms=self.settings.chunk_ms,
+            chunks=len(chunks),
+            duration_ms=(end_us - start_us) // 1000,
+            title=req.title[:200],
+        )
         frames = [
-            Frame(FrameType.AUDIO, sid, i + 1, c.pts_us, 0,
-                  pack_packets(stream.packets[c.first_packet:c.first_packet + c.packets]),
-                  Codec.OPUS, req.priority)
+            Frame(
+                FrameType.AUDIO,
+                sid,
+                i + 1,
+                c.pts_us,
+                0,
+                pack_packets(stream.packets[c.first_packet : c.first_packet + c.packets]),
+                Codec.OPUS,
+                req.priority,
+            )
             for i, c in enumerate(chunks)
         ]
-        self._tg.start_soon(self._stream, bid, sid, topics, header, frames, start_us, end_us,
-                            req.priority)
+        self._tg.start_soon(
+            self._stream, bid, sid, topics, header, frames, start_us, end_us, req.priority
+        )
         return bid
 
     async def _send(self, topics: list[str], frame: Frame) -> None:
@@ -123,22 +173,63 @@ class Dispatcher:
             await self.publisher.publish(topic, data, qos=self.qos)
             self.publishes += 1
 
-    async def _stream(self, bid: str, sid: uuid.UUID, topics: list[str], header: StreamStart,
-                      frames: list[Frame], start_us: int, end_us: int,
-                      priority: Priority) -> None:
+    async def _stream(
+        self,
+        bid: str,
+        sid: uuid.UUID,
+        topics: list[str],
+        header: StreamStart,
+        frames: list[Frame],
+        start_us: int,
+        end_us: int,
+        priority: Priority,
+    ) -> None:
         lead_us = self.settings.lead_ms * 1000
         try:
-            await self._send(topics, Frame(FrameType.START, sid, 0, start_us, self.clock.now_us(),
-                                           dump(header), Codec.OPUS, priority))
+            await self._send(
+                topics,
+                Frame(
+                    FrameType.START,
+                    sid,
+                    0,
+                    start_us,
+                    self.clock.now_us(),
+                    dump(header),
+                    Codec.OPUS,
+                    priority,
+                ),
+            )
             for f in frames:
                 wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
                 if wait > 0:
                     await self.clock.sleep(wait)
-                await self._send(topics, Frame(f.type, sid, f.seq, f.pts_us, self.clock.now_us(),
-                                               f.payload, f.codec, priority))
+                await self._send(
+                    topics,
+                    Frame(
+                        f.type,
+                        sid,
+                        f.seq,
+                        f.pts_us,
+                        self.clock.now_us(),
+                        f.payload,
+                        f.codec,
+                        priority,
+                    ),
+                )
             end = StreamEnd(chunks=len(frames))
-            await self._send(topics, Frame(FrameType.END, sid, len(frames) + 1, end_us,
-                                           self.clock.now_us(), dump(end), Codec.NONE, priority))
+            await self._send(
+                topics,
+                Frame(
+                    FrameType.END,
+                    sid,
+                    len(frames) + 1,
+                    end_us,
+                    self.clock.now_us(),
+                    dump(end),
+                    Codec.NONE,
+                    priority,
+                ),
+            )
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))

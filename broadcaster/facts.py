@@ -41,8 +41,9 @@ CONFIG_STREAM = uuid.UUID(int=0)
 class Facts:
     """Handlers for device → controller topics, and retained config pushes."""
 
-    def __init__(self, store: Store, ledger: Ledger, link: MqttLink, signer: Signer,
-                 clock: Clock) -> None:
+    def __init__(
+        self, store: Store, ledger: Ledger, link: MqttLink, signer: Signer, clock: Clock
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.link = link
@@ -69,8 +70,14 @@ class Facts:
             return
         device = self._known(t)
         p = parse(Presence, payload)
-        self.store.set_presence(t.commune, device, online=p.state == "online",
-                                at_us=self.clock.now_us(), firmware=p.fw, codecs=list(p.codecs))
+        self.store.set_presence(
+            t.commune,
+            device,
+            online=p.state == "online",
+            at_us=self.clock.now_us(),
+            firmware=p.fw,
+            codecs=list(p.codecs),
+        )
 
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -81,12 +88,10 @@ class Facts:
         device = self._known(t)
         report = parse(PlayReport, payload)
         hamlet = next((d.hamlet_id for d in self.store.devices(t.commune) if d.id == device), "")
-        result = self.ledger.record_report(device, t.commune, hamlet, report,
-                                           self.clock.now_us())
+        result = self.ledger.record_report(device, t.commune, hamlet, report, self.clock.now_us())
         if result == "untargeted":
             self.untargeted_reports += 1
-            logger.warning("device %s reported playing untargeted stream %s", device,
-                           report.stream)
+            logger.warning("device %s reported playing untargeted stream %s", device, report.stream)
         elif result == "unknown":
             raise ProtocolError(f"report for unknown stream {report.stream}")
 
@@ -96,19 +101,21 @@ class Facts:
         assert t.device is not None
         req = parse(TimeRequest, payload)
         resp = TimeResponse(id=req.id, t1_us=req.t1_us, t2_us=t2, t3_us=self.clock.now_us())
-        await self.link.publish(device_topic(t.commune, t.device, DeviceTopic.TIME_RESP),
-                                dump(resp), qos=0)
+        await self.link.publish(
+            device_topic(t.commune, t.device, DeviceTopic.TIME_RESP), dump(resp), qos=0
+        )
 
     def config_frame(self, device: DeviceRow) -> bytes:
         groups = [GroupRef(kind="all"), GroupRef(kind="hamlet", id=device.hamlet_id)]
         groups += [GroupRef(kind="zone", id=z) for z in device.zones]
         groups.append(GroupRef(kind="device", id=device.id))
         now = self.clock.now_us()
-        cfg = DeviceConfig(device=device.id, commune=device.commune_id, groups=groups,
-                           issued_us=now)
-        return encode_frame(Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg),
-                                  Codec.NONE),
-                            self.signer)
+        cfg = DeviceConfig(
+            device=device.id, commune=device.commune_id, groups=groups, issued_us=now
+        )
+        return encode_frame(
+            Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg), Codec.NONE), self.signer
+        )
 
     async def push_configs(self) -> None:
         """Publish every device's retained config (after each connect)."""
@@ -117,6 +124,9 @@ class Facts:
             for device in self.store.devices(commune["id"]):
                 await self.link.publish(
                     device_topic(device.commune_id, device.id, DeviceTopic.CONFIG),
-                    self.config_frame(device), qos=1, retain=True)
+                    self.config_frame(device),
+                    qos=1,
+                    retain=True,
+                )
                 count += 1
         logger.info("pushed config to %d devices", count)

@@ -14,10 +14,10 @@ from loa.errors import AudioError, LoaError
 logger = logging.getLogger(__name__)
 
 
-def error_body(status: int, message: str, errors: list[dict[str, str]] | None = None,
-               code: str = "error") -> dict[str, Any]:
-    return {"ok": False, "error": message, "code": code, "errors": errors or [],
-            "status": status}
+def error_body(
+    status: int, message: str, errors: list[dict[str, str]] | None = None, code: str = "error"
+) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code, "errors": errors or [], "status": status}
 
 
 async def loa_error(request: Request, exc: Exception) -> Response:
@@ -36,18 +36,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "no such page or API endpoint", 405: "method not allowed here"}
     return JSONResponse(
-        error_body(exc.status_code, messages.get(exc.status_code, str(exc.detail)),
-                   code="http"),
+        error_body(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code="http"),
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body(500, "internal error; see the server log", code="internal"),
-                        status_code=500)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body(500, "internal error; see the server log", code="internal"), status_code=500
+    )
 
 
-HANDLERS: dict[Any, Any] = {LoaError: loa_error, HTTPException: http_error, 500: unexpected,
-                            Exception: unexpected}
+HANDLERS: dict[Any, Any] = {
+    LoaError: loa_error,
+    HTTPException: http_error,
+    500: unexpected,
+    Exception: unexpected,
+}

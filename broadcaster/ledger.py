@@ -16,25 +16,27 @@ class Ledger:
         self.store = store
         self.db = store.db
 
-    def create(self, broadcast: dict[str, Any], communes: list[str],
-               deliveries: list[dict[str, Any]]) -> None:
+    def create(
+        self, broadcast: dict[str, Any], communes: list[str], deliveries: list[dict[str, Any]]
+    ) -> None:
         """Insert a broadcast with one pending delivery per targeted device, atomically."""
         with self.db.conn:
-            self.db["broadcasts"].insert(broadcast, pk="id")
-            self.db["broadcast_communes"].insert_all(
+            self.db.table("broadcasts").insert(broadcast, pk="id")
+            self.db.table("broadcast_communes").insert_all(
                 [{"broadcast_id": broadcast["id"], "commune_id": c} for c in communes]
             )
-            self.db["deliveries"].insert_all(deliveries, pk=("broadcast_id", "device_id"))
+            self.db.table("deliveries").insert_all(deliveries, pk=("broadcast_id", "device_id"))
 
     def update(self, broadcast_id: str, **values: Any) -> None:
-        self.db["broadcasts"].update(broadcast_id, values)
+        self.db.table("broadcasts").update(broadcast_id, values)
 
     def by_stream(self, stream_id: str) -> dict[str, Any] | None:
         rows = self.store._rows("SELECT * FROM broadcasts WHERE stream_id=?", [stream_id])
         return rows[0] if rows else None
 
-    def record_report(self, device_id: str, commune_id: str, hamlet_id: str,
-                      report: PlayReport, now_us: int) -> str:
+    def record_report(
+        self, device_id: str, commune_id: str, hamlet_id: str, report: PlayReport, now_us: int
+    ) -> str:
         """Apply a device's proof of play; returns 'recorded', 'untargeted' or 'unknown'."""
         b = self.by_stream(report.stream)
         if b is None:
@@ -50,16 +52,21 @@ class Ledger:
             "reported_us": now_us,
         }
         with self.db.conn:
-            cur = self.db.execute(
-                "UPDATE deliveries SET " + ", ".join(f"{k}=?" for k in values)
-                + " WHERE broadcast_id=? AND device_id=?",
-                [*values.values(), b["id"], device_id],
-            )
+            assignments = ", ".join(f"{k}=?" for k in values)
+            sql = f"UPDATE deliveries SET {assignments} WHERE broadcast_id=? AND device_id=?"  # noqa: S608
+            cur = self.db.execute(sql, [*values.values(), b["id"], device_id])
             if cur.rowcount:
                 return "recorded"
-            self.db["deliveries"].insert(
-                {"broadcast_id": b["id"], "device_id": device_id, "commune_id": commune_id,
-                 "hamlet_id": hamlet_id, "targeted": 0, "online_at_start": 1, **values},
+            self.db.table("deliveries").insert(
+                {
+                    "broadcast_id": b["id"],
+                    "device_id": device_id,
+                    "commune_id": commune_id,
+                    "hamlet_id": hamlet_id,
+                    "targeted": 0,
+                    "online_at_start": 1,
+                    **values,
+                },
                 pk=("broadcast_id", "device_id"),
             )
         return "untargeted"
@@ -82,8 +89,10 @@ class Ledger:
         b = rows[0]
         b["targets"] = json.loads(b["targets"])
         b["communes"] = [
-            r["commune_id"] for r in self.store._rows(
-                "SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [broadcast_id])
+            r["commune_id"]
+            for r in self.store._rows(
+                "SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [broadcast_id]
+            )
         ]
         b["deliveries"] = self.store._rows(
             "SELECT device_id, commune_id, hamlet_id, targeted, online_at_start, outcome,"
@@ -111,8 +120,18 @@ def summarize(deliveries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for d in deliveries:
         key = f"{d['commune_id']}/{d['hamlet_id']}"
-        s = out.setdefault(key, {"targeted": 0, "played": 0, "partial": 0, "missed": 0,
-                                 "offline": 0, "pending": 0, "untargeted": 0})
+        s = out.setdefault(
+            key,
+            {
+                "targeted": 0,
+                "played": 0,
+                "partial": 0,
+                "missed": 0,
+                "offline": 0,
+                "pending": 0,
+                "untargeted": 0,
+            },
+        )
         if not d["targeted"]:
             s["untargeted"] += 1
             continue

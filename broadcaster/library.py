@@ -21,8 +21,9 @@ from .store import Store
 
 
 class Library:
-    def __init__(self, store: Store, settings: AudioSettings, media_dir: Path,
-                 clock: Clock) -> None:
+    def __init__(
+        self, store: Store, settings: AudioSettings, media_dir: Path, clock: Clock
+    ) -> None:
         self.store = store
         self.settings = settings
         self.media_dir = media_dir
@@ -35,8 +36,9 @@ class Library:
         os.close(fd)
         return Path(name)
 
-    async def add_file(self, source: Path, *, commune_id: str | None, title: str,
-                       filename: str) -> dict[str, Any]:
+    async def add_file(
+        self, source: Path, *, commune_id: str | None, title: str, filename: str
+    ) -> dict[str, Any]:
         """Decode, check, encode and store; raises AudioError and stores nothing on refusal."""
         if commune_id is not None:
             self.store.require_commune(commune_id)
@@ -49,7 +51,8 @@ class Library:
         tmp.write_bytes(rendition.data)
         tmp.replace(final)
         title = unicodedata.normalize("NFC", title).strip() or unicodedata.normalize(
-            "NFC", filename)
+            "NFC", filename
+        )
         row = {
             "id": media_id,
             "commune_id": commune_id,

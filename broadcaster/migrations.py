@@ -14,18 +14,18 @@ migrations = Migrations("loa")
 
 @migrations()
 def m001_places(db: Database) -> None:
-    db["provinces"].create({"id": str, "name": str}, pk="id")
-    db["communes"].create(
+    db.table("provinces").create({"id": str, "name": str}, pk="id")
+    db.table("communes").create(
         {"id": str, "province_id": str, "name": str, "timezone": str},
         pk="id",
         foreign_keys=[("province_id", "provinces", "id")],
     )
-    db["hamlets"].create(
+    db.table("hamlets").create(
         {"commune_id": str, "id": str, "name": str, "position": int},
         pk=("commune_id", "id"),
         foreign_keys=[("commune_id", "communes", "id")],
     )
-    db["zones"].create(
+    db.table("zones").create(
         {"commune_id": str, "id": str, "name": str},
         pk=("commune_id", "id"),
         foreign_keys=[("commune_id", "communes", "id")],
@@ -34,7 +34,7 @@ def m001_places(db: Database) -> None:
 
 @migrations()
 def m002_devices(db: Database) -> None:
-    db["devices"].create(
+    db.table("devices").create(
         {
             "commune_id": str,
             "id": str,
@@ -51,19 +51,19 @@ def m002_devices(db: Database) -> None:
         not_null={"commune_id", "id", "hamlet_id"},
         defaults={"online": 0, "codecs": "[]", "firmware": "", "name": ""},
     )
-    db["devices"].create_index(["id"], unique=True)  # device ids are globally unique
-    db["zone_members"].create(
+    db.table("devices").create_index(["id"], unique=True)  # device ids are globally unique
+    db.table("zone_members").create(
         {"commune_id": str, "zone_id": str, "device_id": str},
         pk=("commune_id", "zone_id", "device_id"),
     )
-    db["telemetry_last"].create(
+    db.table("telemetry_last").create(
         {"device_id": str, "at_us": int, "payload": str}, pk="device_id"
     )
 
 
 @migrations()
 def m003_media_broadcasts(db: Database) -> None:
-    db["media"].create(
+    db.table("media").create(
         {
             "id": str,
             "commune_id": str,  # NULL = the province's own library
@@ -81,7 +81,7 @@ def m003_media_broadcasts(db: Database) -> None:
         },
         pk="id",
     )
-    db["broadcasts"].create(
+    db.table("broadcasts").create(
         {
             "id": str,
             "stream_id": str,
@@ -99,11 +99,11 @@ def m003_media_broadcasts(db: Database) -> None:
         pk="id",
         foreign_keys=[("media_id", "media", "id")],
     )
-    db["broadcasts"].create_index(["stream_id"], unique=True)
-    db["broadcast_communes"].create(
+    db.table("broadcasts").create_index(["stream_id"], unique=True)
+    db.table("broadcast_communes").create(
         {"broadcast_id": str, "commune_id": str}, pk=("broadcast_id", "commune_id")
     )
-    db["deliveries"].create(
+    db.table("deliveries").create(
         {
             "broadcast_id": str,
             "device_id": str,
@@ -111,7 +111,8 @@ def m003_media_broadcasts(db: Database) -> None:
             "hamlet_id": str,
             "targeted": int,
             "online_at_start": int,
-            "outcome": str,  # pending, played, partial, preempted, missed, refused, offline, no_report
+            # pending, played, partial, preempted, missed, refused, offline, no_report
+            "outcome": str,
             "started_us": int,
             "ended_us": int,
             "frames_played": int,
@@ -124,4 +125,4 @@ def m003_media_broadcasts(db: Database) -> None:
         foreign_keys=[("broadcast_id", "broadcasts", "id")],
         defaults={"frames_played": 0, "frames_missing": 0, "frames_late": 0, "reason": ""},
     )
-    db["deliveries"].create_index(["device_id"])
+    db.table("deliveries").create_index(["device_id"])

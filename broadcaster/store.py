@@ -71,34 +71,34 @@ class Store:
     # --- places and devices --------------------------------------------------------
 
     def upsert_province(self, id: str, name: str) -> None:
-        self.db["provinces"].upsert({"id": id, "name": name}, pk="id")
+        self.db.table("provinces").upsert({"id": id, "name": name}, pk="id")
 
     def upsert_commune(self, id: str, province_id: str, name: str, timezone: str) -> None:
-        self.db["communes"].upsert(
+        self.db.table("communes").upsert(
             {"id": id, "province_id": province_id, "name": name, "timezone": timezone}, pk="id"
         )
 
     def upsert_hamlet(self, commune_id: str, id: str, name: str, position: int = 0) -> None:
-        self.db["hamlets"].upsert(
+        self.db.table("hamlets").upsert(
             {"commune_id": commune_id, "id": id, "name": name, "position": position},
             pk=("commune_id", "id"),
         )
 
     def upsert_zone(self, commune_id: str, id: str, name: str, devices: list[str]) -> None:
         with self.db.conn:
-            self.db["zones"].upsert(
+            self.db.table("zones").upsert(
                 {"commune_id": commune_id, "id": id, "name": name}, pk=("commune_id", "id")
             )
             self.db.execute(
                 "DELETE FROM zone_members WHERE commune_id=? AND zone_id=?", [commune_id, id]
             )
-            self.db["zone_members"].insert_all(
+            self.db.table("zone_members").insert_all(
                 [{"commune_id": commune_id, "zone_id": id, "device_id": d} for d in devices]
             )
 
     def upsert_device(self, commune_id: str, id: str, hamlet_id: str, name: str = "") -> None:
         self.require_hamlet(commune_id, hamlet_id)
-        self.db["devices"].upsert(
+        self.db.table("devices").upsert(
             {"commune_id": commune_id, "id": id, "hamlet_id": hamlet_id, "name": name or id},
             pk=("commune_id", "id"),
         )
@@ -136,7 +136,9 @@ class Store:
         )
 
     def zone_ids(self, commune_id: str) -> set[str]:
-        return {r["id"] for r in self._rows("SELECT id FROM zones WHERE commune_id=?", [commune_id])}
+        return {
+            r["id"] for r in self._rows("SELECT id FROM zones WHERE commune_id=?", [commune_id])
+        }
 
     def devices(self, commune_id: str) -> list[DeviceRow]:
         zones: dict[str, list[str]] = {}
@@ -146,7 +148,11 @@ class Store:
             zones.setdefault(r["device_id"], []).append(r["zone_id"])
         return [
             DeviceRow(
-                r["commune_id"], r["id"], r["hamlet_id"], r["name"], bool(r["online"]),
+                r["commune_id"],
+                r["id"],
+                r["hamlet_id"],
+                r["name"],
+                bool(r["online"]),
                 tuple(sorted(zones.get(r["id"], []))),
             )
             for r in self._rows(
@@ -174,23 +180,30 @@ class Store:
         return rows[0]["commune_id"] if rows else None
 
     def set_presence(
-        self, commune_id: str, device_id: str, *, online: bool, at_us: int, firmware: str,
+        self,
+        commune_id: str,
+        device_id: str,
+        *,
+        online: bool,
+        at_us: int,
+        firmware: str,
         codecs: list[str],
     ) -> bool:
         """Record presence; False if the device is unknown in that commune."""
-        values: dict[str, Any] = {"online": int(online), "last_seen_us": at_us,
-                                  "presence_changed_us": at_us}
+        values: dict[str, Any] = {
+            "online": int(online),
+            "last_seen_us": at_us,
+            "presence_changed_us": at_us,
+        }
         if online:
             values.update(firmware=firmware, codecs=json.dumps(codecs))
-        cur = self.db.execute(
-            "UPDATE devices SET " + ", ".join(f"{k}=?" for k in values)
-            + " WHERE commune_id=? AND id=?",
-            [*values.values(), commune_id, device_id],
-        )
+        assignments = ", ".join(f"{k}=?" for k in values)
+        sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
+        cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
         return cur.rowcount > 0
 
     def set_telemetry(self, device_id: str, at_us: int, payload: str) -> None:
-        self.db["telemetry_last"].upsert(
+        self.db.table("telemetry_last").upsert(
             {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
         )
         self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
@@ -198,15 +211,24 @@ class Store:
     # --- media ----------------------------------------------------------------------
 
     def add_media(self, row: dict[str, Any]) -> None:
-        self.db["media"].insert(row, pk="id")
+        self.db.table("media").insert(row, pk="id")
 
     def media(self, media_id: str) -> MediaRow:
         rows = self._rows("SELECT * FROM media WHERE id=?", [media_id])
         if not rows:
             raise NotFound(f"media {media_id!r} does not exist")
         r = rows[0]
-        return MediaRow(r["id"], r["commune_id"], r["title"], r["duration_ms"], r["codec"],
-                        r["bitrate_kbps"], r["frame_ms"], r["sha256"], r["path"])
+        return MediaRow(
+            r["id"],
+            r["commune_id"],
+            r["title"],
+            r["duration_ms"],
+            r["codec"],
+            r["bitrate_kbps"],
+            r["frame_ms"],
+            r["sha256"],
+            r["path"],
+        )
 
     def media_list(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)

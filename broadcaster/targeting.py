@@ -75,36 +75,44 @@ def resolve(targets: Sequence[Target], directory: Directory) -> Resolution:
             continue
         known_devices = {d.id for d in directory.devices.get(t.commune, ())}
         if t.hamlet is not None and t.hamlet not in directory.hamlets[t.commune]:
-            errors.append(FieldError(where, f"hamlet {t.hamlet!r} is not in {t.commune}",
-                                     "unknown"))
+            errors.append(
+                FieldError(where, f"hamlet {t.hamlet!r} is not in {t.commune}", "unknown")
+            )
             continue
         if t.zone is not None and t.zone not in directory.zones.get(t.commune, frozenset()):
             errors.append(FieldError(where, f"zone {t.zone!r} is not in {t.commune}", "unknown"))
             continue
         if t.device is not None and t.device not in known_devices:
-            errors.append(FieldError(where, f"speaker {t.device!r} is not in {t.commune}",
-                                     "unknown"))
+            errors.append(
+                FieldError(where, f"speaker {t.device!r} is not in {t.commune}", "unknown")
+            )
             continue
         groups.add(t.group())
     if errors:
         raise InvalidInput("some targets do not exist", errors=errors)
     if not groups:
-        raise InvalidInput("choose at least one target",
-                           errors=[FieldError("targets", "no target given", "required")])
+        raise InvalidInput(
+            "choose at least one target",
+            errors=[FieldError("targets", "no target given", "required")],
+        )
     whole = {g.commune for g in groups if g.kind is GroupKind.COMMUNE}
     kept = sorted(g for g in groups if g.kind is GroupKind.COMMUNE or g.commune not in whole)
     hamlets = {(g.commune, g.id) for g in kept if g.kind is GroupKind.HAMLET}
     by_id = {d.id: d for c in directory.devices.values() for d in c}
     kept = [
-        g for g in kept
-        if not (g.kind is GroupKind.DEVICE
-                and (g.commune, by_id[g.id].hamlet_id) in hamlets)
+        g
+        for g in kept
+        if not (g.kind is GroupKind.DEVICE and (g.commune, by_id[g.id].hamlet_id) in hamlets)
     ]
     reached = tuple(
-        d for c in sorted({g.commune for g in kept}) for d in directory.devices.get(c, ())
+        d
+        for c in sorted({g.commune for g in kept})
+        for d in directory.devices.get(c, ())
         if any(member(d, g) for g in kept)
     )
     if not reached:
-        raise InvalidInput("the chosen targets contain no speakers",
-                           errors=[FieldError("targets", "no speakers in these targets", "empty")])
+        raise InvalidInput(
+            "the chosen targets contain no speakers",
+            errors=[FieldError("targets", "no speakers in these targets", "empty")],
+        )
     return Resolution(tuple(kept), reached, tuple(sorted({g.commune for g in kept})))

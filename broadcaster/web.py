@@ -52,18 +52,22 @@ async def home(request: Request) -> HTMLResponse:
         "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;"
         "padding:.3rem;text-align:left}.off{color:#b00}</style></head><body>",
         f"<h1>{escape(t['title'])}</h1>",
-        f'<p>{t["mqtt"]}: <b>{t["yes"] if s.link.connected else t["no"]}</b> · '
+        f"<p>{t['mqtt']}: <b>{t['yes'] if s.link.connected else t['no']}</b> · "
         f'<a href="?lang={"en" if lang == "vi" else "vi"}">'
-        f'{"English" if lang == "vi" else "Tiếng Việt"}</a> · '
+        f"{'English' if lang == 'vi' else 'Tiếng Việt'}</a> · "
         f'<a href="/api/communes">{t["api"]}</a></p>',
     ]
     for c in s.store.communes():
-        parts.append(f"<h2>{t['commune']} {escape(c['name'])}</h2><table><tr>"
-                     f"<th>{t['hamlet']}</th><th>{t['speakers']}</th><th>{t['online']}</th></tr>")
+        parts.append(
+            f"<h2>{t['commune']} {escape(c['name'])}</h2><table><tr>"
+            f"<th>{t['hamlet']}</th><th>{t['speakers']}</th><th>{t['online']}</th></tr>"
+        )
         for h in s.store.hamlets(c["id"]):
             cls = "" if h["online"] == h["devices"] else ' class="off"'
-            parts.append(f"<tr><td>{escape(h['name'])}</td><td>{h['devices']}</td>"
-                         f"<td{cls}>{h['online']}</td></tr>")
+            parts.append(
+                f"<tr><td>{escape(h['name'])}</td><td>{h['devices']}</td>"
+                f"<td{cls}>{h['online']}</td></tr>"
+            )
         parts.append(f"</table><h3>{t['recent']}</h3><ul>")
         for b in s.ledger.recent(c["id"], 10):
             parts.append(f"<li>{escape(b['title'])} — {t['status']}: {escape(b['status'])}</li>")

@@ -22,7 +22,9 @@ MAX_JSON_BYTES = 16 * 1024
 PROTOCOL_VERSION = 1
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-Uuid = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Uuid = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
 Us = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Count = Annotated[int, Field(ge=0, le=2**32 - 1)]
 CodecName = Literal["opus", "mp3"]
@@ -33,7 +35,7 @@ class Strict(BaseModel):
 
 
 class Message(Strict):
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
 
 
 # --- controller → device, inside signed frames --------------------------------------

@@ -34,14 +34,21 @@ def run(args: argparse.Namespace) -> None:
     verifier = Verifier([public_from_hex(text)])
     specs = load_fleet(args.fleet)
     log = PlayLog(args.play_log)
-    fleet = Fleet(specs, host=args.host, port=args.port, verifier=verifier, log=log,
-                  options=SpeakerOptions(telemetry_interval_s=args.telemetry_interval))
+    fleet = Fleet(
+        specs,
+        host=args.host,
+        port=args.port,
+        verifier=verifier,
+        log=log,
+        options=SpeakerOptions(telemetry_interval_s=args.telemetry_interval),
+    )
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(fleet.run)
-            print(f"loa sim: {len(specs)} speakers connected to {args.host}:{args.port}",
-                  flush=True)
+            print(
+                f"loa sim: {len(specs)} speakers connected to {args.host}:{args.port}", flush=True
+            )
 
     try:
         anyio.run(main)

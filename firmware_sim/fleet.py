@@ -15,19 +15,35 @@ from .spec import DeviceSpec
 
 
 class Fleet:
-    def __init__(self, specs: Sequence[DeviceSpec], *, host: str, port: int,
-                 verifier: Verifier, clock: Clock | None = None, log: PlayLog | None = None,
-                 options: SpeakerOptions | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[DeviceSpec],
+        *,
+        host: str,
+        port: int,
+        verifier: Verifier,
+        clock: Clock | None = None,
+        log: PlayLog | None = None,
+        options: SpeakerOptions | None = None,
+    ) -> None:
         self.log = log or PlayLog()
         clock = clock or SystemClock()
         self.speakers = {
-            s.id: Speaker(s, host=host, port=port, verifier=verifier, clock=clock,
-                          log=self.log, options=options)
+            s.id: Speaker(
+                s,
+                host=host,
+                port=port,
+                verifier=verifier,
+                clock=clock,
+                log=self.log,
+                options=options,
+            )
             for s in specs
         }
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                  ) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start every speaker; ``started`` once all are connected; runs until cancelled."""
         async with anyio.create_task_group() as tg:
             for sp in self.speakers.values():
@@ -36,5 +52,5 @@ class Fleet:
 
     async def wait_synced(self, timeout: float) -> None:
         with anyio.fail_after(timeout):
-            while not all(s.synced for s in self.speakers.values()):
+            while not all(s.synced for s in self.speakers.values()):  # noqa: ASYNC110
                 await anyio.sleep(0.05)

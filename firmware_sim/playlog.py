@@ -24,8 +24,11 @@ class PlayLog:
                 self._fh.flush()
 
     def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == kind
-                and all(e.get(k) == v for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e.get("event") == kind and all(e.get(k) == v for k, v in match.items())
+        ]
 
     def close(self) -> None:
         if self._fh is not None:

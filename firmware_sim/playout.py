@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Literal
 
 from devices.frames import Frame, Priority, unpack_packets
 from devices.messages import PlayReport, StreamStart
+
+Outcome = Literal["played", "partial", "preempted", "missed", "refused"]
 
 
 @dataclass
@@ -42,6 +45,7 @@ class StreamState:
     def outcome(self) -> PlayReport:
         total = self.expected if self.expected is not None else max(self.seen, default=0)
         missing = max(0, total - self.played - self.late)
+        outcome: Outcome
         if self.preempted or (self.suppressed and self.played < total):
             outcome = "preempted"
         elif self.played >= total > 0:
@@ -93,8 +97,8 @@ def accept_audio(st: StreamState, chunk: Chunk, now_us: int, tolerance_us: int) 
 
 def should_preempt(current: StreamState | None, incoming: Priority) -> bool:
     """A new stream takes the speaker if it is at least as urgent as what is playing."""
-    return current is None or current.ended and not current.buffer or (
-        incoming >= current.priority
+    return (
+        current is None or (current.ended and not current.buffer) or (incoming >= current.priority)
     )
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import anyio
 
-from devices.frames import Frame, FrameType, Priority, decode_frame
+from devices.frames import Frame, FrameType, decode_frame
 from devices.messages import (
     Ack,
+    CodecName,
     Command,
     Counters,
     DeviceConfig,
@@ -40,7 +41,7 @@ from loa.clock import Clock, SkewedClock
 from loa.errors import ProtocolError
 
 from .playlog import PlayLog
-from .playout import Arrival, StreamState, accept_audio, chunk_of, finished
+from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
 from .spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,17 @@ class SpeakerOptions:
 
 
 class Speaker:
-    def __init__(self, spec: DeviceSpec, *, host: str, port: int, verifier: Verifier,
-                 clock: Clock, log: PlayLog, options: SpeakerOptions | None = None) -> None:
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        *,
+        host: str,
+        port: int,
+        verifier: Verifier,
+        clock: Clock,
+        log: PlayLog,
+        options: SpeakerOptions | None = None,
+    ) -> None:
         self.spec = spec
         self.verifier = verifier
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
@@ -81,12 +91,15 @@ class Speaker:
         self.topics = {Group(spec.commune, GroupKind(g.kind), g.id).topic for g in spec.groups}
         self.link = MqttLink(
             LinkOptions(
-                host=host, port=port, client_id=f"loa-sim-{spec.id}",
+                host=host,
+                port=port,
+                client_id=f"loa-sim-{spec.id}",
                 will_topic=self._topic(DeviceTopic.PRESENCE),
                 will_payload=dump(Presence(state="offline", reason="connection lost")),
-                subscriptions=tuple((t, 1) for t in
-                                    [*device_inbox_filter(spec.commune, spec.id),
-                                     *sorted(self.topics)]),
+                subscriptions=tuple(
+                    (t, 1)
+                    for t in [*device_inbox_filter(spec.commune, spec.id), *sorted(self.topics)]
+                ),
             ),
             self._on_message,
             clock,
@@ -99,8 +112,9 @@ class Speaker:
     def controller_now(self) -> int:
         return self.clock.now_us() + self.offset_us
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                  ) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.link.run)
             tg.start_soon(self._player)
@@ -110,16 +124,23 @@ class Speaker:
             task_status.started()
 
     async def _announce(self) -> None:
-        p = Presence(state="online", at_us=self.controller_now(), fw=self.spec.firmware,
-                     codecs=[c for c in self.spec.codecs if c in ("opus", "mp3")])  # type: ignore[misc]
+        codecs: list[CodecName] = [c for c in ("opus", "mp3") if c in self.spec.codecs]
+        p = Presence(
+            state="online", at_us=self.controller_now(), fw=self.spec.firmware, codecs=codecs
+        )
         await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
 
     # --- inbound -------------------------------------------------------------------
 
     def _refuse(self, reason: str, topic: str) -> None:
         self.counters["refused"] += 1
-        self.log.add(event="refused", device=self.spec.id, reason=reason, topic=topic,
-                     true_us=self.clock.true_us())
+        self.log.add(
+            event="refused",
+            device=self.spec.id,
+            reason=reason,
+            topic=topic,
+            true_us=self.clock.true_us(),
+        )
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -156,11 +177,10 @@ class Speaker:
         if frame.stream_id in self.closed:
             self._refuse("frame of a stream that already ended (replay)", topic)
             return None
-        st = StreamState(frame.stream_id, frame.priority,
-                         last_activity_us=self.controller_now())
+        st = StreamState(frame.stream_id, frame.priority, last_activity_us=self.controller_now())
         self.streams[frame.stream_id] = st
         cur = self.current
-        if cur is None or frame.priority >= cur.priority:
+        if should_preempt(cur, frame.priority):
             if cur is not None:
                 cur.preempted = True
                 cur.buffer.clear()
@@ -198,8 +218,9 @@ class Speaker:
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return
-            result = accept_audio(st, chunk, self.controller_now(),
-                                  self.opt.late_tolerance_ms * 1000)
+            result = accept_audio(
+                st, chunk, self.controller_now(), self.opt.late_tolerance_ms * 1000
+            )
             if result == Arrival.DUPLICATE:
                 self.counters["duplicate"] += 1
             elif result == Arrival.LATE:
@@ -251,8 +272,9 @@ class Speaker:
             self.synced = False
         else:
             ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
-        await self.link.publish(self._topic(DeviceTopic.ACK),
-                                dump(Ack(id=cmd.id, ok=ok, detail=detail)))
+        await self.link.publish(
+            self._topic(DeviceTopic.ACK), dump(Ack(id=cmd.id, ok=ok, detail=detail))
+        )
 
     def _on_time(self, payload: bytes) -> None:
         t4 = self.clock.now_us()
@@ -275,17 +297,24 @@ class Speaker:
             event = anyio.Event()
             t1 = self.clock.now_us()
             self._sync_waiters[self._sync_id] = (t1, event, samples)
-            await self.link.publish(self._topic(DeviceTopic.TIME_REQ),
-                                    dump(TimeRequest(id=self._sync_id, t1_us=t1)), qos=0)
+            await self.link.publish(
+                self._topic(DeviceTopic.TIME_REQ),
+                dump(TimeRequest(id=self._sync_id, t1_us=t1)),
+                qos=0,
+            )
             with anyio.move_on_after(1.0):
                 await event.wait()
             self._sync_waiters.pop(self._sync_id, None)
         est = estimate(samples)
         if est is not None:
             self.offset_us, self.synced = est.offset_us, True
-            self.log.add(event="sync", device=self.spec.id, offset_us=est.offset_us,
-                         delay_us=est.delay_us, true_offset_us=self.clock.true_us()
-                         - self.clock.now_us())
+            self.log.add(
+                event="sync",
+                device=self.spec.id,
+                offset_us=est.offset_us,
+                delay_us=est.delay_us,
+                true_offset_us=self.clock.true_us() - self.clock.now_us(),
+            )
 
     async def _sync_loop(self) -> None:
         await self.link.wait_connected(3600)
@@ -302,9 +331,12 @@ class Speaker:
             t = Telemetry(
                 at_us=self.controller_now(),
                 uptime_s=int(self.clock.monotonic() - self.started_mono),
-                volume=self.volume, rssi_dbm=-70 - self._rng.randint(0, 30),
-                temperature_c=round(35 + self._rng.random() * 10, 1), supply_v=12.1,
-                fw=self.spec.firmware, clock_offset_us=self.offset_us,
+                volume=self.volume,
+                rssi_dbm=-70 - self._rng.randint(0, 30),
+                temperature_c=round(35 + self._rng.random() * 10, 1),
+                supply_v=12.1,
+                fw=self.spec.firmware,
+                clock_offset_us=self.offset_us,
                 counters=Counters(**self.counters),
             )
             await self.link.publish(self._topic(DeviceTopic.TELEMETRY), dump(t), qos=0)
@@ -324,16 +356,17 @@ class Speaker:
             for st in [s for s in self.streams.values() if s is not self.current]:
                 if st.preempted or finished(st, now, idle_us):
                     await self._finish(st)
-            st = self.current
-            if st is None:
+            cur = self.current
+            if cur is None:
                 await self._wait(1.0)
                 continue
-            if finished(st, now, idle_us):
-                await self._finish(st)
+            if finished(cur, now, idle_us):
+                await self._finish(cur)
                 continue
-            if not st.buffer:
+            if not cur.buffer:
                 await self._wait(0.5)
                 continue
+            st = cur
             chunk = st.buffer[min(st.buffer)]
             delay = (chunk.pts_us - now) / 1e6
             if delay > 0:
@@ -350,8 +383,15 @@ class Speaker:
             if st.first_pts_us is None:
                 st.first_pts_us = chunk.pts_us
             st.last_end_us = chunk.pts_us + chunk.duration_us
-            self.log.add(event="play", device=self.spec.id, stream=str(st.id), seq=chunk.seq,
-                         pts_us=chunk.pts_us, true_us=self.clock.true_us(), local_us=now)
+            self.log.add(
+                event="play",
+                device=self.spec.id,
+                stream=str(st.id),
+                seq=chunk.seq,
+                pts_us=chunk.pts_us,
+                true_us=self.clock.true_us(),
+                local_us=now,
+            )
 
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)

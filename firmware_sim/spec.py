@@ -44,8 +44,18 @@ class DeviceSpec:
             object.__setattr__(self, "groups", tuple(groups))
 
 
-_FIELDS = {"id", "commune", "hamlet", "zones", "offset_s", "drift_ppm", "loss", "delay_ms",
-           "codecs", "firmware"}
+_FIELDS = {
+    "id",
+    "commune",
+    "hamlet",
+    "zones",
+    "offset_s",
+    "drift_ppm",
+    "loss",
+    "delay_ms",
+    "codecs",
+    "firmware",
+}
 
 
 def spec_from_dict(d: dict[str, Any]) -> DeviceSpec:
@@ -54,9 +64,13 @@ def spec_from_dict(d: dict[str, Any]) -> DeviceSpec:
         raise ConfigError(f"fleet file: unknown device field(s) {sorted(unknown)}")
     try:
         return DeviceSpec(
-            id=str(d["id"]), commune=str(d["commune"]), hamlet=str(d["hamlet"]),
-            zones=tuple(d.get("zones", ())), offset_s=float(d.get("offset_s", 0.0)),
-            drift_ppm=float(d.get("drift_ppm", 0.0)), loss=float(d.get("loss", 0.0)),
+            id=str(d["id"]),
+            commune=str(d["commune"]),
+            hamlet=str(d["hamlet"]),
+            zones=tuple(d.get("zones", ())),
+            offset_s=float(d.get("offset_s", 0.0)),
+            drift_ppm=float(d.get("drift_ppm", 0.0)),
+            loss=float(d.get("loss", 0.0)),
             delay_ms=float(d.get("delay_ms", 0.0)),
             codecs=tuple(d.get("codecs", ("opus", "mp3"))),
             firmware=str(d.get("firmware", "loa-sim/0.1")),
@@ -76,7 +90,7 @@ def load_fleet(path: Path) -> list[DeviceSpec]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"fleet file {path} is not JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
-        raise ConfigError(f"fleet file {path}: expected {{\"devices\": [...]}}")
+        raise ConfigError(f'fleet file {path}: expected {{"devices": [...]}}')
     specs = [spec_from_dict(d) for d in data["devices"]]
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):
@@ -85,7 +99,22 @@ def load_fleet(path: Path) -> list[DeviceSpec]:
 
 
 def dump_fleet(specs: list[DeviceSpec]) -> str:
-    return json.dumps({"devices": [
-        {"id": s.id, "commune": s.commune, "hamlet": s.hamlet, "zones": list(s.zones),
-         "offset_s": s.offset_s, "drift_ppm": s.drift_ppm, "loss": s.loss,
-         "delay_ms": s.delay_ms} for s in specs]}, indent=1, ensure_ascii=False)
+    return json.dumps(
+        {
+            "devices": [
+                {
+                    "id": s.id,
+                    "commune": s.commune,
+                    "hamlet": s.hamlet,
+                    "zones": list(s.zones),
+                    "offset_s": s.offset_s,
+                    "drift_ppm": s.drift_ppm,
+                    "loss": s.loss,
+                    "delay_ms": s.delay_ms,
+                }
+                for s in specs
+            ]
+        },
+        indent=1,
+        ensure_ascii=False,
+    )

@@ -42,11 +42,14 @@ def make_settings(tmp: Path, broker: Broker, **sections: dict[str, object]) -> S
         "db": {"path": str(tmp / "loa.db")},
         "storage": {"media_dir": str(tmp / "media")},
         "security": {"signing_key": str(tmp / "signing.key")},
-        "mqtt": {"host": broker.host, "port": broker.port,
-                 "client_id": f"loa-test-{uuid.uuid4().hex[:8]}", "publish_timeout_s": 5},
+        "mqtt": {
+            "host": broker.host,
+            "port": broker.port,
+            "client_id": f"loa-test-{uuid.uuid4().hex[:8]}",
+            "publish_timeout_s": 5,
+        },
         "broker": {"mode": "external"},
-        "stream": {"lead_ms": 600, "chunk_ms": 500, "first_chunk_ms": 200,
-                   "report_grace_s": 1.0},
+        "stream": {"lead_ms": 600, "chunk_ms": 500, "first_chunk_ms": 200, "report_grace_s": 1.0},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
@@ -78,10 +81,10 @@ class ServerThread:
 
     def __init__(self, settings: Settings) -> None:
         self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, name="loa-test-server",
-                                       daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="loa-test-server", daemon=True)
 
     def start(self) -> str:
         self.thread.start()
@@ -125,8 +128,11 @@ def ffmpeg_make(tmp: Path, name: str, *args: str) -> Path:
     from audio.ffmpeg import find_ffmpeg
 
     out = tmp / name
-    subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *args, str(out)],
-                   check=True, timeout=60)
+    subprocess.run(
+        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *args, str(out)],
+        check=True,
+        timeout=60,
+    )
     return out
 
 

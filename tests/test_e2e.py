@@ -38,8 +38,9 @@ async def wait_final(r: Running, bid: str, timeout: float = 30) -> dict[str, Any
 
 
 async def broadcast(r: Running, media_id: str, targets: list[dict[str, str]]) -> dict[str, Any]:
-    resp = await r.client.post("/api/broadcasts", json={"media_id": media_id, "targets": targets,
-                                                         "title": "Thông báo thử"})
+    resp = await r.client.post(
+        "/api/broadcasts", json={"media_id": media_id, "targets": targets, "title": "Thông báo thử"}
+    )
     assert resp.status_code == 202, resp.text
     return await wait_final(r, resp.json()["broadcast"]["id"])
 
@@ -52,10 +53,23 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
     log_path = tmp_path / "plays.jsonl"
     settings = running.services.settings
     proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_sim", "--fleet", str(fleet_file),
-         "--host", settings.mqtt.host, "--port", str(settings.mqtt.port),
-         "--pubkey", running.services.signer.public_hex(), "--play-log", str(log_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "firmware_sim",
+            "--fleet",
+            str(fleet_file),
+            "--host",
+            settings.mqtt.host,
+            "--port",
+            str(settings.mqtt.port),
+            "--pubkey",
+            running.services.signer.public_hex(),
+            "--play-log",
+            str(log_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         await wait_online(running, len(specs))
@@ -74,8 +88,7 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
         assert targeted == set(demo_data.device_ids("ap-1"))
         assert all(d["outcome"] == "played" for d in hamlet["deliveries"]), hamlet["deliveries"]
         assert all(d["targeted"] for d in hamlet["deliveries"])
-        assert all(d["frames_missing"] == 0 and d["frames_late"] == 0
-                   for d in hamlet["deliveries"])
+        assert all(d["frames_missing"] == 0 and d["frames_late"] == 0 for d in hamlet["deliveries"])
 
         whole = await broadcast(running, media["id"], [{"commune": COMMUNE}])
         assert {d["device_id"] for d in whole["deliveries"]} == {s.id for s in specs}
@@ -84,8 +97,11 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
 
         # Ground truth from the simulator: nobody outside Ấp 1 played the first broadcast.
         plays = [e for e in read_log(log_path) if e["event"] == "play"]
-        reported = {e["stream"] for e in read_log(log_path)
-                    if e["event"] == "report" and e["device"] == "vt-ap-1-1"}
+        reported = {
+            e["stream"]
+            for e in read_log(log_path)
+            if e["event"] == "report" and e["device"] == "vt-ap-1-1"
+        }
         assert reported == {hamlet["stream_id"], whole["stream_id"]}
         by_stream: dict[str, set[str]] = {}
         for e in plays:
@@ -103,25 +119,35 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
 
 
 async def test_targets_zone_and_single_device(running: Running, tmp_path: Path):
+    from devices.signing import Verifier
     from firmware_sim.fleet import Fleet
     from firmware_sim.playlog import PlayLog
-    from devices.signing import Verifier
 
     specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2", "ap-3")]
     log = PlayLog()
     s = running.services
-    fleet = Fleet(specs, host=s.settings.mqtt.host, port=s.settings.mqtt.port,
-                  verifier=Verifier([s.signer.public]), log=log)
+    fleet = Fleet(
+        specs,
+        host=s.settings.mqtt.host,
+        port=s.settings.mqtt.port,
+        verifier=Verifier([s.signer.public]),
+        log=log,
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(fleet.run)
         await wait_online(running, len(specs))
-        up = await running.client.post(f"/api/communes/{COMMUNE}/media",
-                                       files={"file": ("a.wav", wav(1.0), "audio/wav")})
+        up = await running.client.post(
+            f"/api/communes/{COMMUNE}/media", files={"file": ("a.wav", wav(1.0), "audio/wav")}
+        )
         media_id = up.json()["media"]["id"]
-        b = await broadcast(running, media_id, [
-            {"commune": COMMUNE, "zone": demo_data.MARKET_ZONE[0]},
-            {"commune": COMMUNE, "device": "vt-ap-3-2"},
-        ])
+        b = await broadcast(
+            running,
+            media_id,
+            [
+                {"commune": COMMUNE, "zone": demo_data.MARKET_ZONE[0]},
+                {"commune": COMMUNE, "device": "vt-ap-3-2"},
+            ],
+        )
         expected = {*demo_data.MARKET_ZONE[2], "vt-ap-3-2"}
         assert {d["device_id"] for d in b["deliveries"]} == expected
         assert all(d["outcome"] == "played" for d in b["deliveries"])
