@@ -39,6 +39,7 @@ class LinkOptions:
     will_topic: str | None = None
     will_payload: bytes = b""
     will_retain: bool = True
+    farewell_payload: bytes | None = None  # published on the will topic at a clean stop
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
@@ -101,11 +102,15 @@ class MqttLink:
                     for callback in self._on_connect:
                         await callback()
                     self._connected.set()
-                    async for message in client.messages:
-                        payload = message.payload
-                        if not isinstance(payload, bytes | bytearray):
-                            payload = b"" if payload is None else str(payload).encode()
-                        await self._dispatch(message.topic.value, bytes(payload))
+                    try:
+                        async for message in client.messages:
+                            payload = message.payload
+                            if not isinstance(payload, bytes | bytearray):
+                                payload = b"" if payload is None else str(payload).encode()
+                            await self._dispatch(message.topic.value, bytes(payload))
+                    except anyio.get_cancelled_exc_class():
+                        await self._farewell(client)
+                        raise
             except aiomqtt.MqttError as exc:
                 logger.warning("mqtt %s: %s; retrying", self.options.client_id, exc)
             finally:
@@ -115,6 +120,14 @@ class MqttLink:
             delay = min(backoff, self.options.backoff_max_s)
             await self._clock.sleep(delay * (0.5 + self._rng.random() / 2))
             backoff = min(backoff * 2, self.options.backoff_max_s)
+
+    async def _farewell(self, client: aiomqtt.Client) -> None:
+        """On a clean stop, say goodbye on the will topic (bounded, shielded)."""
+        o = self.options
+        if o.will_topic is None or o.farewell_payload is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+            await client.publish(o.will_topic, o.farewell_payload, qos=1, retain=o.will_retain)
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         try:

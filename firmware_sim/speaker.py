@@ -96,6 +96,7 @@ class Speaker:
                 client_id=f"loa-sim-{spec.id}",
                 will_topic=self._topic(DeviceTopic.PRESENCE),
                 will_payload=dump(Presence(state="offline", reason="connection lost")),
+                farewell_payload=dump(Presence(state="offline", reason="shut down")),
                 subscriptions=tuple(
                     (t, 1)
                     for t in [*device_inbox_filter(spec.commune, spec.id), *sorted(self.topics)]
