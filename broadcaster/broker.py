@@ -39,6 +39,13 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def find_mosquitto(configured: str = "") -> str | None:
+    """The configured binary, else ``mosquitto`` on PATH or in /usr/sbin (Debian)."""
+    if configured:
+        return shutil.which(configured)
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
 @dataclass
 class Broker:
     """A running broker child process."""
@@ -89,11 +96,10 @@ def start_broker(
 ) -> Broker:
     """Start a broker; ``mode`` is auto, mosquitto or amqtt."""
     port = port or free_port(host)
-    binary = shutil.which(mosquitto or "mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    binary = find_mosquitto(mosquitto)
     if mode == "mosquitto" and binary is None:
-        raise BrokerError("mosquitto is not installed: apt-get install mosquitto")
+        where = f" at {mosquitto!r}" if mosquitto else ""
+        raise BrokerError(f"mosquitto is not installed{where}: apt-get install mosquitto")
     workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
     if mode in ("auto", "mosquitto") and binary is not None:
         conf = workdir / "mosquitto.conf"

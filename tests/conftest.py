@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +18,7 @@ import uvicorn
 from audio.tones import chime, to_wav, tone
 from broadcaster import demo_data
 from broadcaster.app import create_app
-from broadcaster.broker import Broker, free_port, start_broker
+from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
 from broadcaster.services import Services
 from broadcaster.settings import Settings, build
 from broadcaster.store import Store
@@ -29,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+    if find_mosquitto() is None:
         logger.warning("mosquitto not installed: tests use the embedded amqtt broker")
     b = start_broker("auto")
     yield b
