@@ -28,6 +28,7 @@ def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
         acodec="libopus",
         audio_bitrate=f"{settings.opus_bitrate_kbps}k",
         application="voip",
+        vbr="constrained",  # keep tonal audio (chimes, sirens) near the bitrate budget
         frame_duration=settings.opus_frame_ms,
         ac=1,
         map_metadata=-1,

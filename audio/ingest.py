@@ -18,6 +18,7 @@ from loa.errors import AudioError, FieldError
 
 from . import ffmpeg as ff
 from .settings import AudioSettings
+from .sniff import looks_like_audio
 
 #: Demuxers allowed to open an upload: containers phones, messengers and studios use.
 DEMUXERS = (
@@ -72,24 +73,27 @@ def decode_file(path: Path, settings: AudioSettings) -> Decoded:
             what="decoding the upload",
         )
     except AudioError as exc:
-        raise _explain(exc) from exc
+        with path.open("rb") as fh:
+            head = fh.read(16)
+        raise _explain(exc, looks_like_audio(head)) from exc
     return check_pcm(pcm, settings)
 
 
-def _explain(exc: AudioError) -> AudioError:
+def _explain(exc: AudioError, recognised: bool) -> AudioError:
+    """Turn ffmpeg's failure into a reason a person understands."""
     d = exc.detail.lower()
-    if "matches no streams" in d or "does not contain any stream" in d:
-        return _refuse("the file has no audio track", "no_audio", exc.detail)
     if "took longer" in exc.message:
         return _refuse("decoding took too long; the file may be damaged", "timeout", exc.detail)
-    if "invalid data" in d or "not allowed" in d or "unknown format" in d or "format" in d:
-        return _refuse(
-            "this is not an audio file Loa can read (mp3, m4a/aac, ogg/opus, wav, amr, "
-            "flac, webm...)",
-            "not_audio",
-            exc.detail,
-        )
-    return _refuse("the audio file is damaged or truncated", "damaged", exc.detail)
+    if "matches no streams" in d or "does not contain any stream" in d:
+        return _refuse("the file has no audio track", "no_audio", exc.detail)
+    if recognised and "not on whitelist" not in d:
+        return _refuse("the audio file is damaged or truncated", "damaged", exc.detail)
+    return _refuse(
+        "this is not an audio file Loa can read (mp3, m4a/aac, ogg/opus, wav, amr, "
+        "flac, webm...)",
+        "not_audio",
+        exc.detail,
+    )
 
 
 def check_pcm(pcm: bytes, settings: AudioSettings) -> Decoded:

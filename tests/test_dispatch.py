@@ -1,0 +1,154 @@
+"""Dispatcher behaviour on real parts: offline speakers, pre-emption, a dying broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from broadcaster import demo_data
+from broadcaster.broker import Broker, start_broker
+from broadcaster.store import Store
+from devices.signing import Verifier
+from firmware_sim.fleet import Fleet
+from firmware_sim.playlog import PlayLog
+from firmware_sim.spec import DeviceSpec
+from tests.conftest import Running, ServerThread, make_settings, wav
+from tests.test_e2e import wait_final, wait_online
+
+COMMUNE = demo_data.COMMUNE[0]
+
+
+@asynccontextmanager
+async def fleet_of(r: Running, specs: Sequence[DeviceSpec]) -> AsyncIterator[Fleet]:
+    s = r.services
+    fleet = Fleet(
+        specs,
+        host=s.settings.mqtt.host,
+        port=s.settings.mqtt.port,
+        verifier=Verifier([s.signer.public]),
+        log=PlayLog(),
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(fleet.run)
+        yield fleet
+        tg.cancel_scope.cancel()
+
+
+async def upload(r: Running, seconds: float) -> str:
+    resp = await r.client.post(
+        f"/api/communes/{COMMUNE}/media", files={"file": ("b.wav", wav(seconds), "audio/wav")}
+    )
+    assert resp.status_code == 201, resp.text
+    media_id: str = resp.json()["media"]["id"]
+    return media_id
+
+
+async def start(
+    r: Running, media_id: str, targets: list[dict[str, str]], priority: str = "normal"
+) -> str:
+    resp = await r.client.post(
+        "/api/broadcasts", json={"media_id": media_id, "targets": targets, "priority": priority}
+    )
+    assert resp.status_code == 202, resp.text
+    bid: str = resp.json()["broadcast"]["id"]
+    return bid
+
+
+def outcomes(b: dict[str, Any]) -> dict[str, str]:
+    return {d["device_id"]: d["outcome"] for d in b["deliveries"]}
+
+
+async def test_offline_speaker_is_recorded_offline(running: Running) -> None:
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1" and s.id != "vt-ap-1-3"]
+    async with fleet_of(running, specs):
+        await wait_online(running, 2)
+        b = await wait_final(
+            running,
+            await start(
+                running, await upload(running, 0.5), [{"commune": COMMUNE, "hamlet": "ap-1"}]
+            ),
+        )
+    assert outcomes(b) == {"vt-ap-1-1": "played", "vt-ap-1-2": "played", "vt-ap-1-3": "offline"}
+    assert b["summary"][f"{COMMUNE}/ap-1"] == {
+        "targeted": 3,
+        "played": 2,
+        "partial": 0,
+        "missed": 0,
+        "offline": 1,
+        "pending": 0,
+        "untargeted": 0,
+    }
+
+
+async def test_speaker_that_leaves_is_marked_offline(running: Running) -> None:
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-5"]
+    async with fleet_of(running, specs):
+        await wait_online(running, 3)
+    with anyio.fail_after(10):
+        while True:
+            devs = (await running.client.get(f"/api/communes/{COMMUNE}/devices")).json()
+            if not any(d["online"] for d in devs["devices"] if d["hamlet"] == "ap-5"):
+                break
+            await anyio.sleep(0.05)
+
+
+async def test_priority_bulletin_preempts_normal_on_shared_speakers(running: Running) -> None:
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2")]
+    async with fleet_of(running, specs) as fleet:
+        await wait_online(running, 6)
+        long_media, short_media = await upload(running, 4.0), await upload(running, 0.5)
+        first = await start(running, long_media, [{"commune": COMMUNE}])
+        with anyio.fail_after(10):  # wait until every speaker is really playing it
+            while {e["device"] for e in fleet.log.of("play")} != {s.id for s in specs}:
+                await anyio.sleep(0.02)
+        second = await start(
+            running, short_media, [{"commune": COMMUNE, "hamlet": "ap-1"}], priority="priority"
+        )
+        b2 = await wait_final(running, second)
+        b1 = await wait_final(running, first)
+    assert set(outcomes(b2).values()) == {"played"}
+    o1 = outcomes(b1)
+    assert {o1[d] for d in demo_data.device_ids("ap-1")} == {"preempted"}
+    assert {o1[d] for d in demo_data.device_ids("ap-2")} == {"played"}
+    running_ids = {s.id for s in specs}
+    assert all(d["frames_played"] > 0 for d in b1["deliveries"] if d["device_id"] in running_ids)
+    assert {o for d, o in o1.items() if d not in running_ids} == {"offline"}
+
+
+async def test_broadcast_fails_cleanly_when_the_broker_dies(tmp_path: Path) -> None:
+    own: Broker = start_broker("mosquitto")
+    settings = make_settings(tmp_path, own, mqtt={"publish_timeout_s": 1.0, "backoff_max_s": 0.5})
+    store = Store(Path(settings.db.path))
+    demo_data.seed(store)
+    store.close()
+    st = ServerThread(settings)
+    url = st.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            r = Running(url, st.app.state.loa, client)
+            media = await upload(r, 3.0)
+            bid = await start(r, media, [{"commune": COMMUNE}])
+            own.stop()
+            b = await wait_final_or_failed(r, bid)
+            assert b["status"] == "failed"
+            assert "unreachable" in b["error"] or "failed" in b["error"]
+            assert {d["outcome"] for d in b["deliveries"]} <= {"offline", "no_report"}
+            health = (await client.get("/api/health")).json()
+            assert health["ok"] is True and health["mqtt"] is False
+    finally:
+        st.stop()
+        own.stop()
+
+
+async def wait_final_or_failed(r: Running, bid: str) -> dict[str, Any]:
+    with anyio.fail_after(30):
+        while True:
+            b: dict[str, Any] = (await r.client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
+            if b["status"] in ("done", "failed"):
+                return b
+            await anyio.sleep(0.1)
