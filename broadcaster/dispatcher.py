@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -35,9 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    def publish(
+    async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-    ) -> Awaitable[None]: ...
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -168,10 +168,15 @@ class Dispatcher:
         return bid
 
     async def _send(self, topics: list[str], frame: Frame) -> None:
+        """Sign once; one publish per group, concurrently (the broker fans out)."""
         data = encode_frame(frame, self.signer)
-        for topic in topics:
-            await self.publisher.publish(topic, data, qos=self.qos)
-            self.publishes += 1
+        if len(topics) == 1:
+            await self.publisher.publish(topics[0], data, qos=self.qos)
+        else:
+            async with anyio.create_task_group() as tg:
+                for topic in topics:
+                    tg.start_soon(partial(self.publisher.publish, topic, data, qos=self.qos))
+        self.publishes += len(topics)
 
     async def _stream(
         self,

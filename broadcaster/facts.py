@@ -87,7 +87,7 @@ class Facts:
     async def on_report(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
         report = parse(PlayReport, payload)
-        hamlet = next((d.hamlet_id for d in self.store.devices(t.commune) if d.id == device), "")
+        hamlet = self.store.device_hamlet(device)
         result = self.ledger.record_report(device, t.commune, hamlet, report, self.clock.now_us())
         if result == "untargeted":
             self.untargeted_reports += 1

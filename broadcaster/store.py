@@ -179,6 +179,10 @@ class Store:
         rows = self._rows("SELECT commune_id FROM devices WHERE id=?", [device_id])
         return rows[0]["commune_id"] if rows else None
 
+    def device_hamlet(self, device_id: str) -> str:
+        rows = self._rows("SELECT hamlet_id FROM devices WHERE id=?", [device_id])
+        return str(rows[0]["hamlet_id"]) if rows else ""
+
     def set_presence(
         self,
         commune_id: str,
