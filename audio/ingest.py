@@ -89,8 +89,7 @@ def _explain(exc: AudioError, recognised: bool) -> AudioError:
     if recognised and "not on whitelist" not in d:
         return _refuse("the audio file is damaged or truncated", "damaged", exc.detail)
     return _refuse(
-        "this is not an audio file Loa can read (mp3, m4a/aac, ogg/opus, wav, amr, "
-        "flac, webm...)",
+        "this is not an audio file Loa can read (mp3, m4a/aac, ogg/opus, wav, amr, flac, webm...)",
         "not_audio",
         exc.detail,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from loa.choices import one_of
 
 
 class AudioSettings(BaseModel):
@@ -26,11 +28,13 @@ class AudioSettings(BaseModel):
     decode_timeout_s: Annotated[float, Field(gt=0)] = Field(
         120.0, description="ffmpeg is killed after this long"
     )
-    sample_rate: Literal[8000, 12000, 16000, 24000, 48000] = Field(
+    sample_rate: Annotated[int, one_of(8000, 12000, 16000, 24000, 48000)] = Field(
         48000, description="internal PCM rate"
     )
     opus_bitrate_kbps: Annotated[int, Field(ge=6, le=128)] = Field(
         24, description="Opus bitrate on the air"
     )
-    opus_frame_ms: Literal[10, 20, 40, 60] = Field(20, description="Opus packet duration")
+    opus_frame_ms: Annotated[int, one_of(10, 20, 40, 60)] = Field(
+        20, description="Opus packet duration, ms"
+    )
     tts_voice: str = Field("vi", description="espeak-ng voice for text-to-speech")

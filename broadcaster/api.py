@@ -68,7 +68,7 @@ async def read_json(request: Request, model: type[B]) -> B:
             raise PayloadTooLarge(f"request body is over {limit} bytes")
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("the request body is not valid JSON") from None
     try:
         return model.model_validate(data)

@@ -20,7 +20,7 @@ class Ledger:
         self, broadcast: dict[str, Any], communes: list[str], deliveries: list[dict[str, Any]]
     ) -> None:
         """Insert a broadcast with one pending delivery per targeted device, atomically."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db.table("broadcasts").insert(broadcast, pk="id")
             self.db.table("broadcast_communes").insert_all(
                 [{"broadcast_id": broadcast["id"], "commune_id": c} for c in communes]
@@ -51,7 +51,7 @@ class Ledger:
             "reason": report.reason,
             "reported_us": now_us,
         }
-        with self.db.conn:
+        with self.db.atomic():
             assignments = ", ".join(f"{k}=?" for k in values)
             sql = f"UPDATE deliveries SET {assignments} WHERE broadcast_id=? AND device_id=?"  # noqa: S608
             cur = self.db.execute(sql, [*values.values(), b["id"], device_id])
@@ -73,7 +73,7 @@ class Ledger:
 
     def finalize(self, broadcast_id: str) -> None:
         """Close deliveries nobody reported on: offline at start, or no report."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute(
                 "UPDATE deliveries SET outcome=CASE WHEN online_at_start=1 THEN 'no_report'"
                 " ELSE 'offline' END, reason=CASE WHEN online_at_start=1"

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audio.settings import AudioSettings
+from loa.choices import one_of
 from loa.errors import ConfigError
 
 ENV_PREFIX = "LOA_"
@@ -56,7 +57,7 @@ class MqttSettings(Section):
     publish_timeout_s: Annotated[float, Field(gt=0)] = Field(
         10.0, description="give up a publish after this long without a broker"
     )
-    qos: Literal[0, 1] = Field(1, description="QoS for audio frames")
+    qos: Annotated[int, one_of(0, 1)] = Field(1, description="QoS for audio frames: 0 or 1")
 
 
 class BrokerSettings(Section):
@@ -124,6 +125,12 @@ class Settings(Section):
         return build(data, source="replace()")
 
 
+def _origin(sources: dict[tuple[str, str], str], loc: tuple[int | str, ...]) -> str:
+    if len(loc) >= 2:
+        return sources.get((str(loc[0]), str(loc[1])), "defaults")
+    return "settings"
+
+
 def _sections() -> dict[str, type[BaseModel]]:
     out: dict[str, type[BaseModel]] = {}
     for name, info in Settings.model_fields.items():
@@ -132,7 +139,12 @@ def _sections() -> dict[str, type[BaseModel]]:
     return out
 
 
-def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], source: str) -> None:
+def _merge(
+    into: dict[str, dict[str, Any]],
+    data: Mapping[str, Any],
+    source: str,
+    sources: dict[tuple[str, str], str] | None = None,
+) -> None:
     sections = _sections()
     for section, values in data.items():
         if section not in sections:
@@ -144,9 +156,15 @@ def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], source: str
             if key not in fields:
                 raise ConfigError(f"unknown setting {section}.{key} (from {source})")
             into.setdefault(section, {})[key] = value
+            if sources is not None:
+                sources[(section, key)] = source
 
 
-def build(data: Mapping[str, Any], source: str = "settings") -> Settings:
+def build(
+    data: Mapping[str, Any],
+    source: str = "settings",
+    sources: dict[tuple[str, str], str] | None = None,
+) -> Settings:
     merged: dict[str, dict[str, Any]] = {}
     _merge(merged, data, source)
     try:
@@ -154,7 +172,8 @@ def build(data: Mapping[str, Any], source: str = "settings") -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"setting {where}: {err['msg']} (from {source})") from None
+        origin = _origin(sources, err["loc"]) if sources is not None else source
+        raise ConfigError(f"setting {where}: {err['msg']} (from {origin})") from None
 
 
 def load(
@@ -164,28 +183,33 @@ def load(
 ) -> Settings:
     """Build Settings from a TOML file, the environment and ``section.key=value`` strings."""
     merged: dict[str, dict[str, Any]] = {}
+    sources: dict[tuple[str, str], str] = {}
     if toml_path is not None:
         try:
             data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"settings file {toml_path} does not exist") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"settings file {toml_path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"settings file {toml_path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"settings file {toml_path} is not valid TOML: {exc}") from None
-        _merge(merged, data, str(toml_path))
+        _merge(merged, data, str(toml_path), sources)
     for name, value in sorted((env or {}).items()):
         if not name.startswith(ENV_PREFIX) or name == "LOA_CONFIG":
             continue
         section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not sep or not key:
             raise ConfigError(f"environment variable {name}: use LOA_SECTION__KEY")
-        _merge(merged, {section: {key: value}}, f"environment {name}")
+        _merge(merged, {section: {key: value}}, f"environment {name}", sources)
     for item in overrides:
         dotted, sep, value = item.partition("=")
         section, dot, key = dotted.strip().partition(".")
         if not sep or not dot or not key:
             raise ConfigError(f"--set {item!r}: use section.key=value")
-        _merge(merged, {section: {key: value}}, f"--set {item}")
-    return build(merged, "settings")
+        _merge(merged, {section: {key: value}}, f"--set {item}", sources)
+    return build(merged, "settings", sources)
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -1,7 +1,8 @@
 """The store: one SQLite file (WAL) through sqlite-utils, the system's truth.
 
 One writer: the store is used from the event-loop thread only. Multi-row changes are
-atomic (``with self.db.conn:``). ``close()`` is idempotent.
+atomic (``with self.db.atomic():``; the connection is in autocommit mode, so a plain
+``with conn:`` would not open a transaction). ``close()`` is idempotent.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Store:
         )
 
     def upsert_zone(self, commune_id: str, id: str, name: str, devices: list[str]) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self.db.table("zones").upsert(
                 {"commune_id": commune_id, "id": id, "name": name}, pk=("commune_id", "id")
             )

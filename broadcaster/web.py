@@ -13,7 +13,6 @@ from .services import Services
 TEXT = {
     "vi": {
         "title": "Loa — Hệ thống truyền thanh thông minh",
-        "commune": "Xã",
         "hamlet": "Ấp / thôn",
         "speakers": "Cụm loa",
         "online": "Đang trực tuyến",
@@ -26,7 +25,6 @@ TEXT = {
     },
     "en": {
         "title": "Loa — smart public-address system",
-        "commune": "Commune",
         "hamlet": "Hamlet",
         "speakers": "Speakers",
         "online": "Online",
@@ -59,7 +57,7 @@ async def home(request: Request) -> HTMLResponse:
     ]
     for c in s.store.communes():
         parts.append(
-            f"<h2>{t['commune']} {escape(c['name'])}</h2><table><tr>"
+            f"<h2>{escape(c['name'])}</h2><table><tr>"
             f"<th>{t['hamlet']}</th><th>{t['speakers']}</th><th>{t['online']}</th></tr>"
         )
         for h in s.store.hamlets(c["id"]):

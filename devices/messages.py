@@ -196,6 +196,8 @@ def parse(model: type[M], payload: bytes | str) -> M:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"{model.__name__}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ProtocolError(f"{model.__name__}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{model.__name__}: expected a JSON object")
     if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:

@@ -1,0 +1,186 @@
+"""Clock-offset estimation: exact under symmetric delay, robust to queueing, never raises."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devices.timesync import Estimate, Sample, estimate
+
+BASE = 1_767_225_600_000_000  # 2026-01-01T00:00Z in µs, on the device clock
+offsets = st.integers(-(10**12), 10**12)  # up to ~11 days wrong either way
+
+
+def exchange(t1: int, offset: int, up: int, down: int, processing: int) -> Sample:
+    """One request/answer: device clock + ``offset`` = controller clock."""
+    t2 = t1 + up + offset
+    t3 = t2 + processing
+    t4 = t3 - offset + down
+    return Sample(t1, t2, t3, t4)
+
+
+def test_sample_arithmetic() -> None:
+    s = exchange(1_000, offset=500, up=30, down=10, processing=7)
+    assert s == Sample(1_000, 1_530, 1_537, 1_047)
+    assert s.delay == 40  # round trip minus the controller's processing time
+    assert s.offset == 510  # off by half the asymmetry (30 - 10) / 2
+
+
+@settings(max_examples=150)
+@given(
+    offset=offsets,
+    legs=st.lists(
+        st.tuples(st.integers(0, 2_000_000), st.integers(0, 50_000), st.integers(0, 10**7)),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_symmetric_delays_give_the_exact_offset(offset: int, legs: list) -> None:
+    samples = [exchange(BASE + gap, offset, one_way, one_way, proc) for one_way, proc, gap in legs]
+    est = estimate(samples)
+    assert est is not None
+    assert abs(est.offset_us - offset) <= 1
+    assert est.samples == max(1, len(samples) // 2)
+    assert 0 <= est.delay_us <= max(2 * one_way for one_way, _, _ in legs)
+
+
+@st.composite
+def queued_exchanges(draw, *, zero_at_least):
+    """Samples with a common symmetric base delay; most get extra one-way queueing."""
+    n = draw(st.integers(4, 60))
+    zero = draw(st.integers(zero_at_least(n), n))
+    offset = draw(offsets)
+    base = draw(st.integers(0, 20_000))
+    extras = [0] * zero + draw(
+        st.lists(st.integers(1, 3_000_000), min_size=n - zero, max_size=n - zero)
+    )
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    rng.shuffle(extras)
+    samples = []
+    for i, extra in enumerate(extras):
+        uplink = rng.random() < 0.5  # queueing on the way up or on the way down
+        samples.append(
+            exchange(
+                BASE + i * 1_000_000,
+                offset,
+                base + (extra if uplink else 0),
+                base + (0 if uplink else extra),
+                rng.randrange(0, 5_000),
+            )
+        )
+    return offset, extras, samples
+
+
+@settings(max_examples=150)
+@given(queued_exchanges(zero_at_least=lambda n: -(-n // 4)))  # at least a quarter
+def test_queueing_error_stays_within_the_low_delay_samples(case) -> None:
+    offset, extras, samples = case
+    est = estimate(samples)
+    assert est is not None
+    kept = max(1, len(samples) // 2)
+    # each kept sample is off by at most half its extra delay; the median stays inside
+    worst_kept_extra = sorted(extras)[kept - 1]
+    assert abs(est.offset_us - offset) <= worst_kept_extra / 2 + 1
+    # clean samples have the base round trip; kept ones add at most worst_kept_extra
+    assert min(s.delay for s in samples) <= est.delay_us
+    assert est.delay_us <= min(s.delay for s in samples) + worst_kept_extra
+
+
+@settings(max_examples=150)
+@given(queued_exchanges(zero_at_least=lambda n: n // 4 + 1))  # more than a quarter
+def test_more_than_a_quarter_clean_samples_give_the_exact_offset(case) -> None:
+    offset, _extras, samples = case
+    est = estimate(samples)
+    assert est is not None
+    assert abs(est.offset_us - offset) <= 1
+    assert est.samples == len(samples) // 2
+
+
+@settings(max_examples=150)
+@given(
+    offset=offsets,
+    legs=st.lists(
+        st.tuples(st.integers(0, 5_000_000), st.integers(0, 5_000_000)), min_size=1, max_size=40
+    ),
+)
+def test_error_bounded_by_half_the_kept_round_trip(offset: int, legs: list) -> None:
+    """With any non-negative one-way delays, |error| <= (largest kept round trip) / 2."""
+    samples = [exchange(BASE + i, offset, up, down, 100) for i, (up, down) in enumerate(legs)]
+    est = estimate(samples)
+    assert est is not None
+    kept = max(1, len(samples) // 2)
+    largest_kept_delay = sorted(up + down for up, down in legs)[kept - 1]
+    assert abs(est.offset_us - offset) <= largest_kept_delay / 2 + 1
+
+
+times = st.integers(-(2**62), 2**62)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.builds(Sample, times, times, times, times), max_size=30),
+    st.floats(0, 1),
+)
+def test_never_raises(samples: list[Sample], keep_fraction: float) -> None:
+    est = estimate(samples, keep_fraction)
+    valid = [s for s in samples if s.delay >= 0 and s.t4 >= s.t1 and s.t3 >= s.t2]
+    if not valid:
+        assert est is None
+    else:
+        assert isinstance(est, Estimate)
+        assert 1 <= est.samples <= len(valid)
+        assert est.delay_us >= 0
+        offsets_seen = [s.offset for s in valid]
+        assert min(offsets_seen) - 1 <= est.offset_us <= max(offsets_seen) + 1
+
+
+def test_no_samples() -> None:
+    assert estimate([]) is None
+
+
+def test_only_invalid_samples() -> None:
+    bad = [
+        Sample(t1=100, t2=200, t3=300, t4=50),  # answer before the request
+        Sample(t1=100, t2=300, t3=200, t4=400),  # controller answered before it received
+        Sample(t1=100, t2=200, t3=500, t4=150),  # negative round trip
+    ]
+    assert all(s.delay < 0 or s.t4 < s.t1 or s.t3 < s.t2 for s in bad)
+    assert estimate(bad) is None
+
+
+@settings(max_examples=150)
+@given(
+    offset=offsets,
+    good_legs=st.lists(st.integers(0, 100_000), min_size=1, max_size=20),
+    bad=st.lists(
+        st.tuples(st.integers(1, 10**9), st.integers(-(10**12), 10**12)), min_size=1, max_size=20
+    ),
+)
+def test_negative_delay_samples_are_ignored(
+    offset: int, good_legs: list[int], bad: list[tuple[int, int]]
+) -> None:
+    good = [exchange(BASE + i, offset, d, d, 10) for i, d in enumerate(good_legs)]
+    # processing time longer than the round trip: negative delay, would sort first
+    garbage = [
+        Sample(BASE, BASE + wrong, BASE + wrong + excess + 10, BASE + 10) for excess, wrong in bad
+    ]
+    assert all(s.delay < 0 for s in garbage)
+    mixed = good + garbage
+    random.Random(len(mixed)).shuffle(mixed)
+    assert estimate(mixed) == estimate(good)
+    est = estimate(mixed)
+    assert est is not None
+    assert abs(est.offset_us - offset) <= 1
+
+
+def test_keep_fraction_keeps_the_lowest_delays() -> None:
+    samples = [exchange(BASE, 1_000, d, d, 0) for d in (5, 1, 4, 2, 3)]
+    samples.append(exchange(BASE, 1_000, 0, 90, 0))  # 90 µs of queueing on the way down
+    est = estimate(samples, keep_fraction=0.5)
+    assert est == Estimate(offset_us=1_000, delay_us=4, samples=3)
+    everything = estimate(samples, keep_fraction=1.0)
+    assert everything is not None
+    assert everything.samples == 6
+    assert estimate(samples, keep_fraction=0.0) == Estimate(1_000, 2, 1)
