@@ -61,6 +61,8 @@ def opus_stream(data: bytes) -> OpusStream:
     if len(pk) < 2 or not pk[0].startswith(b"OpusHead") or not pk[1].startswith(b"OpusTags"):
         raise AudioError("Ogg stream does not hold Opus")
     head = pk[0]
+    if len(head) < 19:
+        raise AudioError("OpusHead packet truncated")
     channels = head[9]
     (pre_skip,) = struct.unpack_from("<H", head, 10)
     (rate,) = struct.unpack_from("<I", head, 12)

@@ -31,6 +31,10 @@ def plan_chunks(
         raise ValueError("packet_count must be >= 0")
     if frame_ms <= 0 or chunk_ms < frame_ms:
         raise ValueError("chunk_ms must be at least one frame")
+    if first_chunk_ms is not None and first_chunk_ms <= 0:
+        raise ValueError(
+            "first_chunk_ms must be positive (a shorter-than-a-frame one is one frame)"
+        )
     per_chunk = chunk_ms // frame_ms
     first = max(1, (first_chunk_ms or chunk_ms) // frame_ms)
     chunks: list[Chunk] = []

@@ -82,7 +82,7 @@ async def read_json(request: Request, model: type[B]) -> B:
 
 def path_id(request: Request, name: str) -> str:
     value: str = request.path_params[name]
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise NotFound(f"{name} {value!r} does not exist")
     return value
 
@@ -114,7 +114,7 @@ async def media_list(request: Request) -> JSONResponse:
 
 async def media_get(request: Request) -> JSONResponse:
     media_id = request.path_params["media"]
-    if not _UUID.match(media_id):
+    if not _UUID.fullmatch(media_id):
         raise NotFound(f"media {media_id!r} does not exist")
     return ok({"media": svc(request).store.media_info(media_id)})
 
@@ -195,7 +195,7 @@ async def broadcast_create(request: Request) -> JSONResponse:
 
 async def broadcast_get(request: Request) -> JSONResponse:
     bid = request.path_params["broadcast"]
-    if not _UUID.match(bid):
+    if not _UUID.fullmatch(bid):
         raise NotFound(f"broadcast {bid!r} does not exist")
     return ok({"broadcast": svc(request).ledger.get(bid)})
 

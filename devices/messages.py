@@ -185,7 +185,10 @@ def _describe(exc: ValidationError) -> str:
 
 def parse(model: type[M], payload: bytes | str) -> M:
     """Parse one JSON message; raise ProtocolError saying what is wrong."""
-    raw = payload.encode() if isinstance(payload, str) else payload
+    try:
+        raw = payload.encode() if isinstance(payload, str) else payload
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{model.__name__}: text is not valid Unicode") from None
     if len(raw) > MAX_JSON_BYTES:
         raise ProtocolError(f"{model.__name__}: {len(raw)} bytes is over {MAX_JSON_BYTES}")
     try:
@@ -196,12 +199,15 @@ def parse(model: type[M], payload: bytes | str) -> M:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"{model.__name__}: not JSON ({exc.msg})") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ProtocolError(f"{model.__name__}: not acceptable JSON ({exc})") from None
     except RecursionError:
         raise ProtocolError(f"{model.__name__}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{model.__name__}: expected a JSON object")
-    if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
-        raise ProtocolError(f"{model.__name__}: protocol version {data.get('v')!r} unsupported")
+    version = data.get("v", PROTOCOL_VERSION)
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError(f"{model.__name__}: protocol version {version!r} unsupported")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -70,7 +70,7 @@ def validate_segment(value: str, what: str = "segment") -> str:
     starting with a letter or digit: no ``/``, ``+``, ``#``, spaces or NUL, so an id can
     never widen a subscription or escape its place in the tree.
     """
-    if not isinstance(value, str) or not _SEGMENT.match(value):
+    if not isinstance(value, str) or not _SEGMENT.fullmatch(value):
         raise ProtocolError(
             f"{what} {value!r} is not a valid id: use 1-63 lowercase letters, digits, "
             "'-' or '_', starting with a letter or digit"

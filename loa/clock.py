@@ -57,12 +57,15 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock that only moves when told to; sleepers wake when time passes them."""
+    """A clock that only moves when told to; sleepers wake when time passes them.
+
+    Time is kept in integer µs so that ten steps of 0.1 s are exactly one second.
+    """
 
     def __init__(self, start_us: int = 1_767_225_600 * US) -> None:  # 2026-01-01T00:00Z
         self._now_us = start_us
-        self._mono = 0.0
-        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+        self._mono_us = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def now(self) -> datetime:
         return from_us(self._now_us)
@@ -71,31 +74,33 @@ class FakeClock:
         return self._now_us
 
     def monotonic(self) -> float:
-        return self._mono
+        return self._mono_us / US
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._mono + seconds, fut))
-        await fut
+        self._waiters.append((self._mono_us + round(seconds * US), fut))
+        try:
+            await fut
+        finally:
+            self._waiters = [(t, f) for t, f in self._waiters if f is not fut]
 
     def advance(self, seconds: float) -> None:
         """Move time forward and wake every sleeper whose deadline has passed."""
         if seconds < 0:
             raise ValueError("a FakeClock never goes backwards; use step_wall() for that")
-        self._mono += seconds
-        self._now_us += int(round(seconds * US))
-        due = [(t, f) for t, f in self._waiters if t <= self._mono]
-        self._waiters = [(t, f) for t, f in self._waiters if t > self._mono]
-        for _, fut in due:
-            if not fut.done():
+        step = round(seconds * US)
+        self._mono_us += step
+        self._now_us += step
+        for deadline, fut in list(self._waiters):
+            if deadline <= self._mono_us and not fut.done():
                 fut.set_result(None)
 
     def step_wall(self, seconds: float) -> None:
         """Step the wall clock only (an NTP correction), leaving monotonic time alone."""
-        self._now_us += int(round(seconds * US))
+        self._now_us += round(seconds * US)
 
     @property
     def sleepers(self) -> int:
@@ -116,7 +121,7 @@ class SkewedClock:
         self._t0_us = true.now_us()
 
     def _local_us(self, true_us: int) -> int:
-        return true_us + self._offset_us + int((true_us - self._t0_us) * self._drift)
+        return true_us + self._offset_us + round((true_us - self._t0_us) * self._drift)
 
     def now(self) -> datetime:
         return from_us(self.now_us())

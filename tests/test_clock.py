@@ -132,12 +132,6 @@ def test_sleepers_wake_exactly_when_time_passes_them(
     _run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="FakeClock keeps monotonic time as an accumulated float: ten advance(0.1) calls "
-    "reach 0.9999999999999999 < 1.0, so a sleep(1.0) is not woken although now_us() "
-    "moved exactly 1 s",
-    strict=True,
-)
 async def test_sleeper_wakes_after_ten_tenths() -> None:
     clock = FakeClock()
     task = asyncio.create_task(clock.sleep(1.0))
