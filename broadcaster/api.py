@@ -80,9 +80,10 @@ async def read_json(request: Request, model: type[B]) -> B:
         raise InvalidInput("the request has invalid fields", errors=errors) from None
 
 
-def path_id(request: Request, name: str) -> str:
+def path_id(request: Request, name: str, pattern: re.Pattern[str] = _ID) -> str:
+    """A path parameter that must look like an id (or a UUID); 404 otherwise."""
     value: str = request.path_params[name]
-    if not _ID.fullmatch(value):
+    if not pattern.fullmatch(value):
         raise NotFound(f"{name} {value!r} does not exist")
     return value
 
@@ -113,9 +114,7 @@ async def media_list(request: Request) -> JSONResponse:
 
 
 async def media_get(request: Request) -> JSONResponse:
-    media_id = request.path_params["media"]
-    if not _UUID.fullmatch(media_id):
-        raise NotFound(f"media {media_id!r} does not exist")
+    media_id = path_id(request, "media", _UUID)
     return ok({"media": svc(request).store.media_info(media_id)})
 
 
@@ -194,9 +193,7 @@ async def broadcast_create(request: Request) -> JSONResponse:
 
 
 async def broadcast_get(request: Request) -> JSONResponse:
-    bid = request.path_params["broadcast"]
-    if not _UUID.fullmatch(bid):
-        raise NotFound(f"broadcast {bid!r} does not exist")
+    bid = path_id(request, "broadcast", _UUID)
     return ok({"broadcast": svc(request).ledger.get(bid)})
 
 

@@ -6,7 +6,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -17,6 +17,7 @@ from devices.messages import (
     Command,
     Counters,
     DeviceConfig,
+    Message,
     Presence,
     StreamEnd,
     StreamStart,
@@ -45,6 +46,7 @@ from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, sho
 from .spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,14 @@ class Speaker:
 
     # --- inbound -------------------------------------------------------------------
 
+    def _payload(self, model: type[M], frame: Frame, topic: str) -> M | None:
+        """The frame's JSON payload as ``model``, or None (refused and counted)."""
+        try:
+            return parse(model, frame.payload)
+        except ProtocolError as exc:
+            self._refuse(exc.message, topic)
+            return None
+
     def _refuse(self, reason: str, topic: str) -> None:
         self.counters["refused"] += 1
         self.log.add(
@@ -199,17 +209,13 @@ class Speaker:
             self._refuse("priority changed within a stream", topic)
             return
         if frame.type is FrameType.START:
-            try:
-                st.header = parse(StreamStart, frame.payload)
-            except ProtocolError as exc:
-                self._refuse(exc.message, topic)
+            st.header = self._payload(StreamStart, frame, topic)
+            if st.header is None:
                 return
             st.expected = st.header.chunks
         elif frame.type is FrameType.END:
-            try:
-                end = parse(StreamEnd, frame.payload)
-            except ProtocolError as exc:
-                self._refuse(exc.message, topic)
+            end = self._payload(StreamEnd, frame, topic)
+            if end is None:
                 return
             st.expected, st.ended, st.end_pts_us = end.chunks, True, frame.pts_us
         else:
@@ -229,10 +235,8 @@ class Speaker:
         self._wake.set()
 
     async def _on_config(self, frame: Frame, topic: str) -> None:
-        try:
-            cfg = parse(DeviceConfig, frame.payload)
-        except ProtocolError as exc:
-            self._refuse(exc.message, topic)
+        cfg = self._payload(DeviceConfig, frame, topic)
+        if cfg is None:
             return
         if cfg.device != self.spec.id or cfg.commune != self.spec.commune:
             self._refuse("config addressed to another device", topic)
@@ -251,10 +255,8 @@ class Speaker:
         self.log.add(event="config", device=self.spec.id, groups=sorted(wanted))
 
     async def _on_command(self, frame: Frame, topic: str) -> None:
-        try:
-            cmd = parse(Command, frame.payload)
-        except ProtocolError as exc:
-            self._refuse(exc.message, topic)
+        cmd = self._payload(Command, frame, topic)
+        if cmd is None:
             return
         if cmd.id in self._commands:
             self._refuse("command replayed", topic)

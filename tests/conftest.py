@@ -7,10 +7,12 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import uvicorn
@@ -22,6 +24,10 @@ from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
 from broadcaster.services import Services
 from broadcaster.settings import Settings, build
 from broadcaster.store import Store
+from devices.signing import Verifier
+from firmware_sim.fleet import Fleet
+from firmware_sim.playlog import PlayLog
+from firmware_sim.spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +64,6 @@ def make_settings(tmp: Path, broker: Broker, **sections: dict[str, object]) -> S
 @pytest.fixture
 def settings(tmp_path: Path, broker: Broker) -> Settings:
     return make_settings(tmp_path, broker)
-
-
-@pytest.fixture
-def seeded(settings: Settings) -> Settings:
-    store = Store(Path(settings.db.path))
-    demo_data.seed(store)
-    store.close()
-    return settings
 
 
 @dataclass
@@ -106,15 +104,43 @@ class ServerThread:
         assert not self.thread.is_alive(), "test server did not stop"
 
 
-@pytest.fixture
-async def running(seeded: Settings) -> AsyncIterator[Running]:
-    st = ServerThread(seeded)
+@asynccontextmanager
+async def serve(settings: Settings, *, seed: bool = True) -> AsyncIterator[Running]:
+    """The real app on its own thread, seeded with Xã Vị Tân, and a client for it."""
+    if seed:
+        store = Store(Path(settings.db.path))
+        demo_data.seed(store)
+        store.close()
+    st = ServerThread(settings)
     url = st.start()
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             yield Running(url, st.app.state.loa, client)
     finally:
         st.stop()
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    async with serve(settings) as r:
+        yield r
+
+
+@asynccontextmanager
+async def fleet_of(r: Running, specs: Sequence[DeviceSpec]) -> AsyncIterator[Fleet]:
+    """Simulated speakers (in this process) trusting the running controller's key."""
+    s = r.services
+    fleet = Fleet(
+        specs,
+        host=s.settings.mqtt.host,
+        port=s.settings.mqtt.port,
+        verifier=Verifier([s.signer.public]),
+        log=PlayLog(),
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(fleet.run)
+        yield fleet
+        tg.cancel_scope.cancel()
 
 
 def wav(seconds: float = 2.0, freq: float = 440.0) -> bytes:

@@ -20,8 +20,7 @@ import pytest
 
 from broadcaster import demo_data
 from broadcaster.broker import Broker
-from broadcaster.store import Store
-from tests.conftest import Running, ServerThread, make_settings, wav
+from tests.conftest import Running, make_settings, serve, wav
 
 COMMUNE = demo_data.COMMUNE[0]
 ERROR_KEYS = {"ok", "error", "code", "errors", "status"}
@@ -453,16 +452,8 @@ async def small(tmp_path: Path, broker: Broker) -> AsyncIterator[Small]:
         http={"max_body_bytes": BODY_LIMIT},
         audio={"max_upload_bytes": UPLOAD_LIMIT},
     )
-    store = Store(Path(settings.db.path))
-    demo_data.seed(store)
-    store.close()
-    st = ServerThread(settings)
-    url = st.start()
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield Small(client, Path(settings.storage.media_dir))
-    finally:
-        st.stop()
+    async with serve(settings) as r:
+        yield Small(r.client, Path(settings.storage.media_dir))
 
 
 async def test_json_over_small_body_limit(small: Small):

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
 from broadcaster import demo_data
 from broadcaster.broker import Broker, start_broker
-from broadcaster.store import Store
-from devices.signing import Verifier
-from firmware_sim.fleet import Fleet
-from firmware_sim.playlog import PlayLog
-from firmware_sim.spec import DeviceSpec
-from tests.conftest import Running, ServerThread, make_settings, wav
+from tests.conftest import Running, fleet_of, make_settings, serve, wav
 from tests.test_e2e import wait_final, wait_online
 
 COMMUNE = demo_data.COMMUNE[0]
-
-
-@asynccontextmanager
-async def fleet_of(r: Running, specs: Sequence[DeviceSpec]) -> AsyncIterator[Fleet]:
-    s = r.services
-    fleet = Fleet(
-        specs,
-        host=s.settings.mqtt.host,
-        port=s.settings.mqtt.port,
-        verifier=Verifier([s.signer.public]),
-        log=PlayLog(),
-    )
-    async with anyio.create_task_group() as tg:
-        await tg.start(fleet.run)
-        yield fleet
-        tg.cancel_scope.cancel()
 
 
 async def upload(r: Running, seconds: float) -> str:
@@ -123,14 +99,8 @@ async def test_priority_bulletin_preempts_normal_on_shared_speakers(running: Run
 async def test_broadcast_fails_cleanly_when_the_broker_dies(tmp_path: Path) -> None:
     own: Broker = start_broker("mosquitto")
     settings = make_settings(tmp_path, own, mqtt={"publish_timeout_s": 1.0, "backoff_max_s": 0.5})
-    store = Store(Path(settings.db.path))
-    demo_data.seed(store)
-    store.close()
-    st = ServerThread(settings)
-    url = st.start()
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            r = Running(url, st.app.state.loa, client)
+        async with serve(settings) as r:
             media = await upload(r, 3.0)
             bid = await start(r, media, [{"commune": COMMUNE}])
             own.stop()
@@ -138,10 +108,9 @@ async def test_broadcast_fails_cleanly_when_the_broker_dies(tmp_path: Path) -> N
             assert b["status"] == "failed"
             assert "unreachable" in b["error"] or "failed" in b["error"]
             assert {d["outcome"] for d in b["deliveries"]} <= {"offline", "no_report"}
-            health = (await client.get("/api/health")).json()
+            health = (await r.client.get("/api/health")).json()
             assert health["ok"] is True and health["mqtt"] is False
     finally:
-        st.stop()
         own.stop()
 
 

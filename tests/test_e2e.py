@@ -13,7 +13,7 @@ import pytest
 from broadcaster import demo_data
 from firmware_sim.playlog import read_log
 from firmware_sim.spec import dump_fleet
-from tests.conftest import Running, wav
+from tests.conftest import Running, fleet_of, wav
 
 pytestmark = pytest.mark.e2e
 COMMUNE = demo_data.COMMUNE[0]
@@ -118,23 +118,9 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
             print(out.decode(errors="replace"))
 
 
-async def test_targets_zone_and_single_device(running: Running, tmp_path: Path):
-    from devices.signing import Verifier
-    from firmware_sim.fleet import Fleet
-    from firmware_sim.playlog import PlayLog
-
+async def test_targets_zone_and_single_device(running: Running) -> None:
     specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2", "ap-3")]
-    log = PlayLog()
-    s = running.services
-    fleet = Fleet(
-        specs,
-        host=s.settings.mqtt.host,
-        port=s.settings.mqtt.port,
-        verifier=Verifier([s.signer.public]),
-        log=log,
-    )
-    async with anyio.create_task_group() as tg:
-        await tg.start(fleet.run)
+    async with fleet_of(running, specs) as fleet:
         await wait_online(running, len(specs))
         up = await running.client.post(
             f"/api/communes/{COMMUNE}/media", files={"file": ("a.wav", wav(1.0), "audio/wav")}
@@ -148,9 +134,8 @@ async def test_targets_zone_and_single_device(running: Running, tmp_path: Path):
                 {"commune": COMMUNE, "device": "vt-ap-3-2"},
             ],
         )
-        expected = {*demo_data.MARKET_ZONE[2], "vt-ap-3-2"}
-        assert {d["device_id"] for d in b["deliveries"]} == expected
-        assert all(d["outcome"] == "played" for d in b["deliveries"])
-        played = {e["device"] for e in log.of("play", stream=b["stream_id"])}
-        assert played == expected
-        tg.cancel_scope.cancel()
+    expected = {*demo_data.MARKET_ZONE[2], "vt-ap-3-2"}
+    assert {d["device_id"] for d in b["deliveries"]} == expected
+    assert all(d["outcome"] == "played" for d in b["deliveries"])
+    played = {e["device"] for e in fleet.log.of("play", stream=b["stream_id"])}
+    assert played == expected
