@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,46 @@ def estimate(samples: Sequence[Sample], keep_fraction: float = 0.5) -> Estimate 
         delay_us=int(statistics.median(s.delay for s in keep)),
         samples=len(keep),
     )
+
+
+@dataclass
+class DriftTracker:
+    """Offset as a straight line over the device's own time, from successive estimates.
+
+    A crystal 100 ppm off drifts 6 ms a minute; predicting the offset between re-syncs
+    from the slope of the last ``window`` estimates keeps speakers in step.
+    """
+
+    window: int = 12
+    max_ppm: float = 500.0
+    points: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, local_us: int, offset_us: int) -> None:
+        self.points.append((local_us, offset_us))
+        del self.points[: -self.window]
+
+    @property
+    def drift_ppm(self) -> float:
+        """Slope of offset over local time (µs per second = ppm); 0 with < 2 points."""
+        pts = self.points
+        if len(pts) < 2:
+            return 0.0
+        x0 = pts[0][0]
+        xs = [(x - x0) / 1e6 for x, _ in pts]
+        ys = [float(y) for _, y in pts]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx <= 0:
+            return 0.0
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+        return max(-self.max_ppm, min(self.max_ppm, slope))
+
+    def predict(self, local_us: int) -> int | None:
+        """The offset to use at ``local_us`` (device clock); None before any estimate."""
+        if not self.points:
+            return None
+        ppm = self.drift_ppm
+        xs = [x for x, _ in self.points]
+        ys = [y for _, y in self.points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        return round(my + ppm * (local_us - mx) / 1e6)

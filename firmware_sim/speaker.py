@@ -28,7 +28,7 @@ from devices.messages import (
     parse,
 )
 from devices.signing import Verifier
-from devices.timesync import Sample, estimate
+from devices.timesync import DriftTracker, Sample, estimate
 from devices.topics import (
     DeviceTopic,
     Group,
@@ -53,7 +53,7 @@ M = TypeVar("M", bound=Message)
 class SpeakerOptions:
     telemetry_interval_s: float = 30.0
     sync_samples: int = 8
-    resync_s: float = 60.0
+    resync_s: float = 10.0
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0
@@ -76,7 +76,7 @@ class Speaker:
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
-        self.offset_us = 0  # estimated controller − device
+        self.drift = DriftTracker()  # estimated controller − device, as a line over time
         self.synced = False
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
@@ -112,8 +112,19 @@ class Speaker:
     def _topic(self, which: DeviceTopic) -> str:
         return device_topic(self.spec.commune, self.spec.id, which)
 
+    @property
+    def offset_us(self) -> int:
+        """Current estimate of controller clock − device clock (0 before any sync)."""
+        return self.drift.predict(self.clock.now_us()) or 0
+
     def controller_now(self) -> int:
-        return self.clock.now_us() + self.offset_us
+        local = self.clock.now_us()
+        return local + (self.drift.predict(local) or 0)
+
+    def _net_delay(self) -> float:
+        """Injected one-way network delay for this message, seconds."""
+        jitter = self._rng.random() * self.spec.jitter_ms if self.spec.jitter_ms else 0.0
+        return (self.spec.delay_ms + jitter) / 1000
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -160,8 +171,8 @@ class Speaker:
             return
         if self.spec.loss and self._rng.random() < self.spec.loss:
             return
-        if self.spec.delay_ms:
-            await self.clock.sleep(self.spec.delay_ms / 1000)
+        if self.spec.delay_ms or self.spec.jitter_ms:
+            await self.clock.sleep(self._net_delay())
         if parsed.which is DeviceTopic.TIME_RESP:
             self._on_time(payload)
             return
@@ -300,6 +311,8 @@ class Speaker:
             event = anyio.Event()
             t1 = self.clock.now_us()
             self._sync_waiters[self._sync_id] = (t1, event, samples)
+            if self.spec.delay_ms or self.spec.jitter_ms:
+                await self.clock.sleep(self._net_delay())  # the uplink leg
             await self.link.publish(
                 self._topic(DeviceTopic.TIME_REQ),
                 dump(TimeRequest(id=self._sync_id, t1_us=t1)),
@@ -310,12 +323,14 @@ class Speaker:
             self._sync_waiters.pop(self._sync_id, None)
         est = estimate(samples)
         if est is not None:
-            self.offset_us, self.synced = est.offset_us, True
+            self.drift.add(self.clock.now_us(), est.offset_us)
+            self.synced = True
             self.log.add(
                 event="sync",
                 device=self.spec.id,
                 offset_us=est.offset_us,
                 delay_us=est.delay_us,
+                drift_ppm=round(self.drift.drift_ppm, 2),
                 true_offset_us=self.clock.true_us() - self.clock.now_us(),
             )
 
@@ -386,6 +401,9 @@ class Speaker:
             if st.first_pts_us is None:
                 st.first_pts_us = chunk.pts_us
             st.last_end_us = chunk.pts_us + chunk.duration_us
+            # A real speaker hands the chunk to its DAC for the sample-exact local time
+            # below; true_play_us is when that is on the true clock (no Python wake jitter).
+            local_target = chunk.pts_us - self.offset_us
             self.log.add(
                 event="play",
                 device=self.spec.id,
@@ -393,6 +411,7 @@ class Speaker:
                 seq=chunk.seq,
                 pts_us=chunk.pts_us,
                 true_us=self.clock.true_us(),
+                true_play_us=self.clock.true_of(local_target),
                 local_us=now,
             )
 

@@ -21,7 +21,8 @@ class DeviceSpec:
     offset_s: float = 0.0  # true clock error
     drift_ppm: float = 0.0
     loss: float = 0.0  # probability of losing an inbound frame
-    delay_ms: float = 0.0  # extra network delay on inbound frames
+    delay_ms: float = 0.0  # fixed one-way network delay (inbound messages, time requests)
+    jitter_ms: float = 0.0  # plus a uniform random 0..jitter_ms per message
     codecs: tuple[str, ...] = ("opus", "mp3")
     firmware: str = "loa-sim/0.1"
     groups: tuple[GroupRef, ...] = field(default=())
@@ -37,6 +38,10 @@ class DeviceSpec:
             raise ConfigError(exc.message) from None
         if not 0 <= self.loss <= 1:
             raise ConfigError(f"device {self.id}: loss must be between 0 and 1")
+        if self.delay_ms < 0 or self.jitter_ms < 0:
+            raise ConfigError(f"device {self.id}: delay_ms and jitter_ms must be >= 0")
+        if abs(self.drift_ppm) > 1000:
+            raise ConfigError(f"device {self.id}: drift_ppm beyond ±1000 is not a clock")
         if not self.groups:
             groups = [GroupRef(kind="all"), GroupRef(kind="hamlet", id=self.hamlet)]
             groups += [GroupRef(kind="zone", id=z) for z in self.zones]
@@ -53,6 +58,7 @@ _FIELDS = {
     "drift_ppm",
     "loss",
     "delay_ms",
+    "jitter_ms",
     "codecs",
     "firmware",
 }
@@ -72,6 +78,7 @@ def spec_from_dict(d: dict[str, Any]) -> DeviceSpec:
             drift_ppm=float(d.get("drift_ppm", 0.0)),
             loss=float(d.get("loss", 0.0)),
             delay_ms=float(d.get("delay_ms", 0.0)),
+            jitter_ms=float(d.get("jitter_ms", 0.0)),
             codecs=tuple(d.get("codecs", ("opus", "mp3"))),
             firmware=str(d.get("firmware", "loa-sim/0.1")),
         )
@@ -111,6 +118,7 @@ def dump_fleet(specs: list[DeviceSpec]) -> str:
                     "drift_ppm": s.drift_ppm,
                     "loss": s.loss,
                     "delay_ms": s.delay_ms,
+                    "jitter_ms": s.jitter_ms,
                 }
                 for s in specs
             ]

@@ -129,6 +129,10 @@ class SkewedClock:
     def now_us(self) -> int:
         return self._local_us(self._true.now_us())
 
+    def true_of(self, local_us: int) -> int:
+        """The true time at which this clock reads ``local_us`` (simulator truth)."""
+        return round((local_us - self._offset_us + self._drift * self._t0_us) / (1.0 + self._drift))
+
     def true_us(self) -> int:
         """The simulator's ground truth; a real device could not read this."""
         return self._true.now_us()

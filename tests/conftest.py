@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,11 +13,10 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 from audio.tones import chime, to_wav, tone
 from broadcaster import demo_data
-from broadcaster.app import create_app
+from broadcaster.bench.harness import ControllerThread
 from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
 from broadcaster.services import Services
 from broadcaster.settings import Settings, build
@@ -73,37 +70,6 @@ class Running:
     client: httpx.AsyncClient
 
 
-class ServerThread:
-    """uvicorn + the app on their own event loop in a thread (as in production: a process)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, name="loa-test-server", daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        services: Services = self.app.state.loa
-        while not services.link.connected:
-            if time.monotonic() > deadline:
-                raise RuntimeError("test server did not connect to the broker")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "test server did not stop"
-
-
 @asynccontextmanager
 async def serve(settings: Settings, *, seed: bool = True) -> AsyncIterator[Running]:
     """The real app on its own thread, seeded with Xã Vị Tân, and a client for it."""
@@ -111,11 +77,11 @@ async def serve(settings: Settings, *, seed: bool = True) -> AsyncIterator[Runni
         store = Store(Path(settings.db.path))
         demo_data.seed(store)
         store.close()
-    st = ServerThread(settings)
+    st = ControllerThread(settings)
     url = st.start()
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield Running(url, st.app.state.loa, client)
+            yield Running(url, st.services, client)
     finally:
         st.stop()
 

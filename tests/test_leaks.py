@@ -6,8 +6,9 @@ import os
 import threading
 from pathlib import Path
 
+from broadcaster.bench.harness import ControllerThread
 from broadcaster.broker import Broker
-from tests.conftest import ServerThread, make_settings
+from tests.conftest import make_settings
 
 
 def open_fds() -> int:
@@ -16,7 +17,7 @@ def open_fds() -> int:
 
 def test_start_stop_cycles_do_not_leak(tmp_path: Path, broker: Broker) -> None:
     def cycle(i: int) -> None:
-        st = ServerThread(make_settings(tmp_path / str(i), broker))
+        st = ControllerThread(make_settings(tmp_path / str(i), broker))
         st.start()
         st.stop()
 
