@@ -56,43 +56,89 @@ def estimate(samples: Sequence[Sample], keep_fraction: float = 0.5) -> Estimate 
 
 
 @dataclass
-class DriftTracker:
-    """Offset as a straight line over the device's own time, from successive estimates.
+class OffsetModel:
+    """Offset as a straight line over the device's own time, from many exchanges.
 
-    A crystal 100 ppm off drifts 6 ms a minute; predicting the offset between re-syncs
-    from the slope of the last ``window`` estimates keeps speakers in step.
+    Each exchange gives two one-way differences, ``A = t2 − t1 = up + θ`` and
+    ``B = t4 − t3 = down − θ``, where θ is controller − device. Queueing only ever adds
+    delay, so the *smallest* A and the smallest B seen in a stretch of time are the
+    cleanest measurements of each direction, and ``θ ≈ (min A − min B) / 2`` even when
+    every single exchange is skewed by jitter (taking the minimum of each leg
+    separately uses far more of the data than picking the few exchanges that were fast
+    both ways). A crystal drifts (100 ppm is 6 ms a minute), so θ is a line: its slope
+    comes from per-bin minima over the whole history (up to ``history_s``), its value
+    now from the minima of the last ``recent_s`` once detrended by that slope.
     """
 
-    window: int = 12
+    history_s: float = 600.0
+    recent_s: float = 60.0
+    bin_s: float = 20.0
     max_ppm: float = 500.0
-    points: list[tuple[int, int]] = field(default_factory=list)
+    max_samples: int = 2000
+    samples: list[tuple[int, int, int]] = field(default_factory=list)  # (t1, A, B)
+    _fit: tuple[float, float, float] | None = None  # (t_ref, θ at t_ref, slope)
 
-    def add(self, local_us: int, offset_us: int) -> None:
-        self.points.append((local_us, offset_us))
-        del self.points[: -self.window]
+    def add(self, sample: Sample) -> None:
+        if sample.delay < 0 or sample.t4 < sample.t1 or sample.t3 < sample.t2:
+            return
+        self.samples.append((sample.t1, sample.t2 - sample.t1, sample.t4 - sample.t3))
+        horizon = sample.t1 - int(self.history_s * 1e6)
+        while self.samples and (
+            self.samples[0][0] < horizon or len(self.samples) > self.max_samples
+        ):
+            self.samples.pop(0)
+        self._fit = None
+
+    def _theta(self, rows: list[tuple[int, int, int]], slope: float, t_ref: float) -> float:
+        a = min(r[1] - slope * (r[0] - t_ref) for r in rows)
+        b = min(r[2] + slope * (r[0] - t_ref) for r in rows)
+        return (a - b) / 2
+
+    def _slope(self, t_ref: float) -> float:
+        slope = 0.0
+        start = self.samples[0][0]
+        width = self.bin_s * 1e6
+        for _ in range(2):  # fit, detrend, fit the residual
+            bins: dict[int, list[float]] = {}  # bin → [min A', min B', sum t, count]
+            for t, a, b in self.samples:
+                da = a - slope * (t - t_ref)
+                db = b + slope * (t - t_ref)
+                acc = bins.setdefault(int((t - start) // width), [da, db, 0.0, 0.0])
+                acc[0], acc[1] = min(acc[0], da), min(acc[1], db)
+                acc[2] += t
+                acc[3] += 1
+            points = [
+                (acc[2] / acc[3], (acc[0] - acc[1]) / 2) for acc in bins.values() if acc[3] >= 5
+            ]
+            if len(points) < 3:
+                break
+            tm = sum(p[0] for p in points) / len(points)
+            ym = sum(p[1] for p in points) / len(points)
+            sxx = sum((p[0] - tm) ** 2 for p in points)
+            slope += sum((p[0] - tm) * (p[1] - ym) for p in points) / sxx
+            limit = self.max_ppm * 1e-6
+            slope = max(-limit, min(limit, slope))
+        return slope
+
+    def _solve(self) -> tuple[float, float, float] | None:
+        if not self.samples:
+            return None
+        t_ref = float(self.samples[-1][0])
+        slope = self._slope(t_ref)
+        recent = [r for r in self.samples if r[0] >= t_ref - self.recent_s * 1e6]
+        return (t_ref, self._theta(recent, slope, t_ref), slope)
 
     @property
     def drift_ppm(self) -> float:
-        """Slope of offset over local time (µs per second = ppm); 0 with < 2 points."""
-        pts = self.points
-        if len(pts) < 2:
-            return 0.0
-        x0 = pts[0][0]
-        xs = [(x - x0) / 1e6 for x, _ in pts]
-        ys = [float(y) for _, y in pts]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx <= 0:
-            return 0.0
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-        return max(-self.max_ppm, min(self.max_ppm, slope))
+        if self._fit is None:
+            self._fit = self._solve()
+        return 0.0 if self._fit is None else self._fit[2] * 1e6
 
     def predict(self, local_us: int) -> int | None:
-        """The offset to use at ``local_us`` (device clock); None before any estimate."""
-        if not self.points:
+        """Controller − device offset to use at ``local_us`` (device clock); None if empty."""
+        if self._fit is None:
+            self._fit = self._solve()
+        if self._fit is None:
             return None
-        ppm = self.drift_ppm
-        xs = [x for x, _ in self.points]
-        ys = [y for _, y in self.points]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        return round(my + ppm * (local_us - mx) / 1e6)
+        t_ref, theta, slope = self._fit
+        return round(theta + slope * (local_us - t_ref))

@@ -27,6 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     key.add_argument("--pubkey-file", type=Path, help="file holding that hex key")
     p.add_argument("--play-log", type=Path, help="append what was played here (JSON lines)")
     p.add_argument("--telemetry-interval", type=float, default=30.0, help="seconds")
+    p.add_argument(
+        "--sync-interval",
+        type=float,
+        default=1.0,
+        help="seconds between clock-sync exchanges (0 = only the first burst)",
+    )
+    p.add_argument(
+        "--first-sync", type=int, default=20, help="clock-sync exchanges in the burst at start"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -40,7 +49,11 @@ def run(args: argparse.Namespace) -> None:
         port=args.port,
         verifier=verifier,
         log=log,
-        options=SpeakerOptions(telemetry_interval_s=args.telemetry_interval),
+        options=SpeakerOptions(
+            telemetry_interval_s=args.telemetry_interval,
+            sync_interval_s=args.sync_interval,
+            first_sync_samples=args.first_sync,
+        ),
     )
 
     async def main() -> None:

@@ -28,7 +28,7 @@ from devices.messages import (
     parse,
 )
 from devices.signing import Verifier
-from devices.timesync import DriftTracker, Sample, estimate
+from devices.timesync import OffsetModel, Sample
 from devices.topics import (
     DeviceTopic,
     Group,
@@ -52,8 +52,8 @@ M = TypeVar("M", bound=Message)
 @dataclass(frozen=True)
 class SpeakerOptions:
     telemetry_interval_s: float = 30.0
-    sync_samples: int = 8
-    resync_s: float = 10.0
+    first_sync_samples: int = 20  # burst at start and on resync_clock
+    sync_interval_s: float = 1.0  # then one exchange per interval (0 = never)
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0
@@ -76,7 +76,7 @@ class Speaker:
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
-        self.drift = DriftTracker()  # estimated controller − device, as a line over time
+        self.clock_model = OffsetModel()  # estimated controller − device, as a line over time
         self.synced = False
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
@@ -115,11 +115,11 @@ class Speaker:
     @property
     def offset_us(self) -> int:
         """Current estimate of controller clock − device clock (0 before any sync)."""
-        return self.drift.predict(self.clock.now_us()) or 0
+        return self.clock_model.predict(self.clock.now_us()) or 0
 
     def controller_now(self) -> int:
         local = self.clock.now_us()
-        return local + (self.drift.predict(local) or 0)
+        return local + (self.clock_model.predict(local) or 0)
 
     def _net_delay(self) -> float:
         """Injected one-way network delay for this message, seconds."""
@@ -299,49 +299,52 @@ class Speaker:
         waiter = self._sync_waiters.pop(resp.id, None)
         if waiter is None or waiter[0] != resp.t1_us:
             return
-        waiter[2].append(Sample(resp.t1_us, resp.t2_us, resp.t3_us, t4))
+        self.clock_model.add(Sample(resp.t1_us, resp.t2_us, resp.t3_us, t4))
         waiter[1].set()
 
     # --- loops ---------------------------------------------------------------------
 
-    async def _sync_round(self) -> None:
-        samples: list[Sample] = []
-        for _ in range(self.opt.sync_samples):
-            self._sync_id += 1
-            event = anyio.Event()
-            t1 = self.clock.now_us()
-            self._sync_waiters[self._sync_id] = (t1, event, samples)
-            if self.spec.delay_ms or self.spec.jitter_ms:
-                await self.clock.sleep(self._net_delay())  # the uplink leg
-            await self.link.publish(
-                self._topic(DeviceTopic.TIME_REQ),
-                dump(TimeRequest(id=self._sync_id, t1_us=t1)),
-                qos=0,
-            )
-            with anyio.move_on_after(1.0):
-                await event.wait()
-            self._sync_waiters.pop(self._sync_id, None)
-        est = estimate(samples)
-        if est is not None:
-            self.drift.add(self.clock.now_us(), est.offset_us)
-            self.synced = True
-            self.log.add(
-                event="sync",
-                device=self.spec.id,
-                offset_us=est.offset_us,
-                delay_us=est.delay_us,
-                drift_ppm=round(self.drift.drift_ppm, 2),
-                true_offset_us=self.clock.true_us() - self.clock.now_us(),
-            )
+    async def _exchange(self) -> None:
+        """One clock-sync request; the answer (if any within 1 s) feeds the model."""
+        self._sync_id += 1
+        event = anyio.Event()
+        t1 = self.clock.now_us()
+        self._sync_waiters[self._sync_id] = (t1, event, [])
+        if self.spec.delay_ms or self.spec.jitter_ms:
+            await self.clock.sleep(self._net_delay())  # the uplink leg
+        await self.link.publish(
+            self._topic(DeviceTopic.TIME_REQ),
+            dump(TimeRequest(id=self._sync_id, t1_us=t1)),
+            qos=0,
+        )
+        with anyio.move_on_after(1.0):
+            await event.wait()
+        self._sync_waiters.pop(self._sync_id, None)
 
     async def _sync_loop(self) -> None:
+        """A burst of exchanges at start (and on ``resync_clock``), then one per interval."""
         await self.link.wait_connected(3600)
+        exchanges = 0
         while True:
-            await self._sync_round()
-            waited = 0.0
-            while waited < self.opt.resync_s and self.synced:
-                await self.clock.sleep(1.0)
-                waited += 1.0
+            if not self.synced:
+                for _ in range(self.opt.first_sync_samples):
+                    await self._exchange()
+                    await self.clock.sleep(0.05)
+                self.synced = bool(self.clock_model.samples)
+            elif self.opt.sync_interval_s > 0:
+                await self.clock.sleep(self.opt.sync_interval_s)
+                await self._exchange()
+            else:
+                await self.clock.sleep(3600)
+            exchanges += 1
+            if exchanges % 10 == 1:
+                self.log.add(
+                    event="sync",
+                    device=self.spec.id,
+                    offset_us=self.offset_us,
+                    drift_ppm=round(self.clock_model.drift_ppm, 2),
+                    true_offset_us=self.clock.true_us() - self.clock.now_us(),
+                )
 
     async def _telemetry_loop(self) -> None:
         while True:
