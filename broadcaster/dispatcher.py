@@ -91,13 +91,14 @@ class Dispatcher:
             raise LoaError(f"media file for {req.media.id} is missing") from exc
         frame_ms = req.media.frame_ms
         now = self.clock.now_us()
-        start_us = now + self.settings.lead_ms * 1000
+        lead_ms, chunk_ms, first_ms = self.settings.timing(req.priority >= Priority.LIVE)
+        start_us = now + lead_ms * 1000
         chunks = plan_chunks(
             len(stream.packets),
             frame_ms=frame_ms,
-            chunk_ms=self.settings.chunk_ms,
+            chunk_ms=chunk_ms,
             start_us=start_us,
-            first_chunk_ms=self.settings.first_chunk_ms,
+            first_chunk_ms=first_ms,
         )
         end_us = chunks[-1].pts_us + chunks[-1].duration_us
         bid, sid = str(uuid.uuid4()), uuid.uuid4()
@@ -144,7 +145,7 @@ class Dispatcher:
             channels=stream.channels,
             frame_ms=frame_ms,
             pre_skip=stream.pre_skip,
-            chunk_ms=self.settings.chunk_ms,
+            chunk_ms=chunk_ms,
             chunks=len(chunks),
             duration_ms=(end_us - start_us) // 1000,
             title=req.title[:200],
@@ -189,7 +190,7 @@ class Dispatcher:
         end_us: int,
         priority: Priority,
     ) -> None:
-        lead_us = self.settings.lead_ms * 1000
+        lead_us = self.settings.timing(priority >= Priority.LIVE)[0] * 1000
         try:
             await self._send(
                 topics,

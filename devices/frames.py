@@ -152,13 +152,28 @@ def decode_frame(data: bytes, verifier: Verifier) -> Frame:
     )
 
 
+MAX_PACKET = 0x7FFF
+
+
+def prefix_len(packet_len: int) -> int:
+    """Bytes of length prefix for a packet: 1 below 128 bytes, else 2."""
+    return 1 if packet_len < 0x80 else 2
+
+
 def pack_packets(packets: list[bytes]) -> bytes:
-    """Audio payload for codec OPUS: each packet as u16 length + bytes."""
+    """Audio payload for codec OPUS: each packet preceded by its length.
+
+    Length < 128: one byte. Otherwise two bytes, big-endian, with the top bit of the
+    first set: ``0x80 | (n >> 8), n & 0xFF`` (so at most 32 767). Speech packets at
+    16–32 kb/s are 40–80 bytes, so nearly every prefix is one byte.
+    """
     out = bytearray()
     for p in packets:
-        if not 0 < len(p) <= 0xFFFF:
-            raise ProtocolError(f"codec packet of {len(p)} bytes cannot be framed")
-        out += struct.pack(">H", len(p)) + p
+        n = len(p)
+        if not 0 < n <= MAX_PACKET:
+            raise ProtocolError(f"codec packet of {n} bytes cannot be framed")
+        out += bytes([n]) if n < 0x80 else bytes([0x80 | (n >> 8), n & 0xFF])
+        out += p
     return bytes(out)
 
 
@@ -166,12 +181,18 @@ def unpack_packets(payload: bytes) -> list[bytes]:
     packets: list[bytes] = []
     i = 0
     while i < len(payload):
-        if i + 2 > len(payload):
-            raise ProtocolError("packet list truncated in a length prefix")
-        (n,) = struct.unpack_from(">H", payload, i)
-        i += 2
-        if n == 0 or i + n > len(payload):
-            raise ProtocolError("packet list truncated or has an empty packet")
+        n = payload[i]
+        if n & 0x80:
+            if i + 2 > len(payload):
+                raise ProtocolError("packet list truncated in a length prefix")
+            n = ((n & 0x7F) << 8) | payload[i + 1]
+            i += 2
+        else:
+            i += 1
+        if n == 0:
+            raise ProtocolError("packet list has an empty packet")
+        if i + n > len(payload):
+            raise ProtocolError("packet list truncated inside a packet")
         packets.append(payload[i : i + n])
         i += n
     return packets

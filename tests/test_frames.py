@@ -19,6 +19,7 @@ from devices.frames import (
     HEADER_LEN,
     MAGIC,
     MAX_FRAME,
+    MAX_PACKET,
     MAX_PAYLOAD,
     OVERHEAD,
     VERSION,
@@ -29,6 +30,7 @@ from devices.frames import (
     decode_frame,
     encode_frame,
     pack_packets,
+    prefix_len,
     unpack_packets,
 )
 from devices.signing import (
@@ -146,16 +148,16 @@ def test_verifier_with_several_keys_accepts_each() -> None:
 @given(st.lists(st.binary(min_size=1, max_size=700), max_size=20))
 def test_packets_round_trip(packets: list[bytes]) -> None:
     payload = pack_packets(packets)
-    assert len(payload) == sum(2 + len(p) for p in packets)
+    assert len(payload) == sum(prefix_len(len(p)) + len(p) for p in packets)
     assert unpack_packets(payload) == packets
 
 
 def test_largest_packet_round_trips() -> None:
-    packet = os.urandom(0xFFFF)
+    packet = os.urandom(MAX_PACKET)
     assert unpack_packets(pack_packets([packet, b"x"])) == [packet, b"x"]
 
 
-@pytest.mark.parametrize("size", [0, 0x10000])
+@pytest.mark.parametrize("size", [0, MAX_PACKET + 1])
 def test_pack_packets_refuses_unframeable(size: int) -> None:
     with pytest.raises(ProtocolError, match=f"codec packet of {size} bytes cannot be framed"):
         pack_packets([b"ok", bytes(size)])
@@ -164,10 +166,12 @@ def test_pack_packets_refuses_unframeable(size: int) -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"\x00", "truncated in a length prefix"),
-        (b"\x00\x02ab\x00", "truncated in a length prefix"),
-        (b"\x00\x00", "empty packet"),
-        (b"\x00\x05abc", "truncated"),
+        (b"\x80", "truncated in a length prefix"),
+        (b"\x02ab\x81", "truncated in a length prefix"),
+        (b"\x00", "empty packet"),
+        (b"\x80\x00", "empty packet"),
+        (b"\x05abc", "truncated"),
+        (b"\x81\x00abc", "truncated"),
     ],
 )
 def test_unpack_packets_refuses(payload: bytes, reason: str) -> None:
@@ -176,11 +180,11 @@ def test_unpack_packets_refuses(payload: bytes, reason: str) -> None:
 
 
 @settings(max_examples=150)
-@given(st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=10), st.data())
+@given(st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=10), st.data())
 def test_truncated_packet_list_is_refused_or_a_prefix(packets: list[bytes], data) -> None:
     payload = pack_packets(packets)
     cut = data.draw(st.integers(0, len(payload) - 1))
-    boundaries = list(itertools.accumulate(2 + len(p) for p in packets))
+    boundaries = list(itertools.accumulate(prefix_len(len(p)) + len(p) for p in packets))
     if cut == 0 or cut in boundaries:
         k = 0 if cut == 0 else boundaries.index(cut) + 1
         assert unpack_packets(payload[:cut]) == packets[:k]
