@@ -59,12 +59,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                     backoff_min_s=m.backoff_min_s,
                     backoff_max_s=m.backoff_max_s,
                     publish_timeout_s=m.publish_timeout_s,
+                    clean_session=False,  # proof of play sent while we reconnect is kept
                     subscriptions=tuple((device_filter(t), 1) for t in SUBSCRIPTIONS),
                 ),
                 router,
                 clock,
             )
             ledger = Ledger(store)
+            swept = ledger.sweep_interrupted()
+            if swept:
+                logger.warning("%d broadcasts were interrupted by the last shutdown", swept)
             facts = Facts(store, ledger, link, signer, clock)
             facts.install(router)
             link.on_connect(facts.push_configs)

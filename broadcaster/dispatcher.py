@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None: ...
@@ -84,6 +87,8 @@ class Dispatcher:
         """Record a broadcast and begin streaming it; returns the broadcast id."""
         if self._tg is None:
             raise LoaError("the dispatcher is not running")
+        if not self.publisher.connected:
+            raise BrokerError("the MQTT broker is not reachable; nothing was sent")
         path = Path(req.media.path)
         try:
             stream = opus_stream(path.read_bytes())
@@ -169,14 +174,20 @@ class Dispatcher:
         return bid
 
     async def _send(self, topics: list[str], frame: Frame) -> None:
-        """Sign once; one publish per group, concurrently (the broker fans out)."""
-        data = encode_frame(frame, self.signer)
-        if len(topics) == 1:
-            await self.publisher.publish(topics[0], data, qos=self.qos)
-        else:
-            async with anyio.create_task_group() as tg:
-                for topic in topics:
-                    tg.start_soon(partial(self.publisher.publish, topic, data, qos=self.qos))
+        """One publish per group, concurrently (the broker fans out); one BrokerError."""
+        payloads = [(topic, encode_frame(frame, self.signer, topic)) for topic in topics]
+        try:
+            if len(payloads) == 1:
+                await self.publisher.publish(payloads[0][0], payloads[0][1], qos=self.qos)
+            else:
+                async with anyio.create_task_group() as tg:
+                    for topic, data in payloads:
+                        tg.start_soon(partial(self.publisher.publish, topic, data, qos=self.qos))
+        except BaseExceptionGroup as group:
+            first = group.exceptions[0]
+            if isinstance(first, BrokerError):
+                raise first from group
+            raise
         self.publishes += len(topics)
 
     async def _stream(
@@ -244,5 +255,14 @@ class Dispatcher:
             logger.info("broadcast %s done", bid)
         except BrokerError as exc:
             logger.error("broadcast %s failed: %s", bid, exc.message)
-            self.ledger.finalize(bid)
-            self.ledger.update(bid, status="failed", error=exc.message)
+            self._close(bid, "failed", exc.message)
+        except anyio.get_cancelled_exc_class():
+            self._close(bid, "interrupted", "the controller stopped during the broadcast")
+            raise
+        except Exception as exc:  # a bug must fail one broadcast, never the dispatcher
+            logger.exception("broadcast %s failed unexpectedly", bid)
+            self._close(bid, "failed", f"internal error: {exc}")
+
+    def _close(self, bid: str, status: str, error: str) -> None:
+        self.ledger.finalize(bid)
+        self.ledger.update(bid, status=status, error=error)

@@ -34,7 +34,7 @@ from .store import DeviceRow, Store
 
 logger = logging.getLogger(__name__)
 
-#: CONFIG frames use the nil stream id and sequence 0; devices keep the newest by sent time.
+#: CONFIG and TIME frames use the nil stream id and sequence 0.
 CONFIG_STREAM = uuid.UUID(int=0)
 
 
@@ -100,10 +100,11 @@ class Facts:
         t2 = self.clock.now_us()
         assert t.device is not None
         req = parse(TimeRequest, payload)
-        resp = TimeResponse(id=req.id, t1_us=req.t1_us, t2_us=t2, t3_us=self.clock.now_us())
-        await self.link.publish(
-            device_topic(t.commune, t.device, DeviceTopic.TIME_RESP), dump(resp), qos=0
-        )
+        topic = device_topic(t.commune, t.device, DeviceTopic.TIME_RESP)
+        t3 = self.clock.now_us()
+        resp = TimeResponse(id=req.id, t1_us=req.t1_us, t2_us=t2, t3_us=t3)
+        frame = Frame(FrameType.TIME, CONFIG_STREAM, 0, t3, t3, dump(resp), Codec.NONE)
+        await self.link.publish(topic, encode_frame(frame, self.signer, topic), qos=0)
 
     def config_frame(self, device: DeviceRow) -> bytes:
         groups = [GroupRef(kind="all"), GroupRef(kind="hamlet", id=device.hamlet_id)]
@@ -113,9 +114,9 @@ class Facts:
         cfg = DeviceConfig(
             device=device.id, commune=device.commune_id, groups=groups, issued_us=now
         )
-        return encode_frame(
-            Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg), Codec.NONE), self.signer
-        )
+        topic = device_topic(device.commune_id, device.id, DeviceTopic.CONFIG)
+        frame = Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg), Codec.NONE)
+        return encode_frame(frame, self.signer, topic)
 
     async def push_configs(self) -> None:
         """Publish every device's retained config (after each connect)."""

@@ -71,6 +71,18 @@ class Ledger:
             )
         return "untargeted"
 
+    def sweep_interrupted(self) -> int:
+        """At start-up: broadcasts a previous run left streaming are closed as interrupted."""
+        rows = self.store._rows(
+            "SELECT id FROM broadcasts WHERE status IN ('streaming', 'finishing')"
+        )
+        for r in rows:
+            self.finalize(r["id"])
+            self.update(
+                r["id"], status="interrupted", error="the controller stopped during the broadcast"
+            )
+        return len(rows)
+
     def finalize(self, broadcast_id: str) -> None:
         """Close deliveries nobody reported on: offline at start, or no report."""
         with self.db.atomic():

@@ -16,7 +16,10 @@ Layout (big-endian; docs/protocol.md, "Frames")::
      40   8 sent time         (i64 µs since epoch, controller clock)
      48   4 payload length N
      52   N payload
-   52+N  64 Ed25519 signature over bytes [0, 52+N)
+   52+N  64 Ed25519 signature over  topic (UTF-8) ‖ 0x00 ‖ bytes [0, 52+N)
+
+The signature covers the MQTT topic the frame is published on, so a frame signed for
+one hamlet (or one device's command topic) cannot be replayed onto another topic.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class FrameType(IntEnum):
     END = 3  # payload: JSON StreamEnd
     COMMAND = 4  # payload: JSON Command
     CONFIG = 5  # payload: JSON DeviceConfig
+    TIME = 6  # payload: JSON TimeResponse
 
 
 class Codec(IntEnum):
@@ -87,8 +91,13 @@ class Frame:
             raise ProtocolError("flags must fit in 16 bits")
 
 
-def encode_frame(frame: Frame, signer: Signer) -> bytes:
-    """Serialise and sign a frame."""
+def signed_bytes(topic: str, body: bytes) -> bytes:
+    """What the signature covers: the topic, a NUL, then header and payload."""
+    return topic.encode("utf-8") + b"\x00" + body
+
+
+def encode_frame(frame: Frame, signer: Signer, topic: str) -> bytes:
+    """Serialise a frame and sign it for publication on ``topic``."""
     head = HEADER.pack(
         MAGIC,
         VERSION,
@@ -103,8 +112,8 @@ def encode_frame(frame: Frame, signer: Signer) -> bytes:
         frame.sent_us,
         len(frame.payload),
     )
-    signed = head + frame.payload
-    return signed + signer.sign(signed)
+    body = head + frame.payload
+    return body + signer.sign(signed_bytes(topic, body))
 
 
 def _enum(kind: type[IntEnum], value: int, what: str) -> IntEnum:
@@ -114,8 +123,8 @@ def _enum(kind: type[IntEnum], value: int, what: str) -> IntEnum:
         raise ProtocolError(f"unknown {what} {value}") from None
 
 
-def decode_frame(data: bytes, verifier: Verifier) -> Frame:
-    """Parse and verify a frame; raise ProtocolError/SignatureError with the reason.
+def decode_frame(data: bytes, verifier: Verifier, topic: str) -> Frame:
+    """Parse and verify a frame received on ``topic``; ProtocolError/SignatureError if bad.
 
     The signature is checked before any field is trusted.
     """
@@ -136,7 +145,7 @@ def decode_frame(data: bytes, verifier: Verifier) -> Frame:
             f"got {len(data) - OVERHEAD} (truncated or padded)"
         )
     body_end = HEADER_LEN + length
-    verifier.verify(bytes(kid[:KEY_ID_LEN]), data[:body_end], data[body_end:])
+    verifier.verify(bytes(kid[:KEY_ID_LEN]), signed_bytes(topic, data[:body_end]), data[body_end:])
     if pts < 0 or sent < 0:
         raise ProtocolError("negative time in frame")
     return Frame(

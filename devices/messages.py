@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loa.errors import ProtocolError
 
@@ -67,6 +67,12 @@ class GroupRef(Strict):
     kind: Literal["all", "hamlet", "zone", "device"]
     id: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9_-]{0,62})?$")] = ""
 
+    @model_validator(mode="after")
+    def _id_matches_kind(self) -> GroupRef:
+        if (self.kind == "all") != (self.id == ""):
+            raise ValueError("'all' has no id; hamlet, zone and device need one")
+        return self
+
 
 class DeviceConfig(Message):
     """Payload of a CONFIG frame (retained): who the device is and what it listens to."""
@@ -105,6 +111,7 @@ class Counters(Strict):
     late: Count = 0
     duplicate: Count = 0
     played: Count = 0
+    ignored: Count = 0  # trailing frames of a pre-empted stream
 
 
 class Telemetry(Message):

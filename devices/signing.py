@@ -97,4 +97,6 @@ class Verifier:
         try:
             key.verify(signature, signed)
         except InvalidSignature:
-            raise SignatureError("signature does not verify: frame forged or altered") from None
+            raise SignatureError(
+                "signature does not verify: frame forged, altered or sent to another topic"
+            ) from None

@@ -18,7 +18,7 @@ import aiomqtt
 import anyio
 
 from loa.clock import Clock
-from loa.errors import BrokerError
+from loa.errors import BrokerError, LoaError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class LinkOptions:
     will_payload: bytes = b""
     will_retain: bool = True
     farewell_payload: bytes | None = None  # published on the will topic at a clean stop
+    clean_session: bool = True  # False: the broker keeps QoS 1 messages while we are away
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
@@ -83,7 +84,7 @@ class MqttLink:
             password=o.password,
             keepalive=o.keepalive_s,
             will=will,
-            clean_session=True,
+            clean_session=o.clean_session,
             timeout=o.publish_timeout_s,
         )
 
@@ -100,7 +101,14 @@ class MqttLink:
                     backoff = self.options.backoff_min_s
                     logger.info("mqtt %s connected (#%d)", self.options.client_id, self.connects)
                     for callback in self._on_connect:
-                        await callback()
+                        try:
+                            await callback()
+                        except LoaError as exc:  # e.g. the broker went away again
+                            logger.warning(
+                                "mqtt %s: on-connect step failed: %s",
+                                self.options.client_id,
+                                exc.message,
+                            )
                     self._connected.set()
                     try:
                         async for message in client.messages:
@@ -152,19 +160,26 @@ class MqttLink:
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        """Publish, waiting (bounded) for a connection; BrokerError if none comes."""
-        client = self._client
-        if client is None:
-            try:
-                await self.wait_connected(self.options.publish_timeout_s)
-            except TimeoutError:
-                raise BrokerError(
-                    f"MQTT broker {self.options.host}:{self.options.port} unreachable"
-                ) from None
+        """Publish, riding out a reconnect (bounded); BrokerError if no broker comes back."""
+        deadline = self._clock.monotonic() + self.options.publish_timeout_s
+        while True:
+            remaining = deadline - self._clock.monotonic()
             client = self._client
             if client is None:
-                raise BrokerError("MQTT connection dropped while publishing")
-        try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
-        except aiomqtt.MqttError as exc:
-            raise BrokerError(f"publish to {topic} failed: {exc}") from exc
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    await self.wait_connected(remaining)
+                except TimeoutError:
+                    raise BrokerError(
+                        f"MQTT broker {self.options.host}:{self.options.port} unreachable"
+                    ) from None
+                continue
+            try:
+                await client.publish(topic, payload, qos=qos, retain=retain)
+                return
+            except aiomqtt.MqttError as exc:
+                if remaining <= 0:
+                    raise BrokerError(f"publish to {topic} failed: {exc}") from exc
+                # The session is dropping; the run loop will notice and reconnect.
+                await self._clock.sleep(min(0.05, remaining))

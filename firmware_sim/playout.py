@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from devices.frames import Frame, Priority, unpack_packets
+from devices.frames import Codec, Frame, Priority, unpack_packets
 from devices.messages import PlayReport, StreamStart
 
 Outcome = Literal["played", "partial", "preempted", "missed", "refused"]
@@ -41,6 +41,7 @@ class StreamState:
     preempted: bool = False
     suppressed: bool = False  # a higher-priority stream owned the speaker
     last_activity_us: int = 0
+    takes_over_us: int | None = None  # pre-empting stream: when it starts to sound
 
     def outcome(self) -> PlayReport:
         total = self.expected if self.expected is not None else max(self.seen, default=0)
@@ -66,9 +67,13 @@ class StreamState:
         )
 
 
-def chunk_of(frame: Frame, frame_ms: int) -> Chunk:
-    """Duration from the packet count (each packet is ``frame_ms`` long)."""
-    return Chunk(frame.seq, frame.pts_us, len(unpack_packets(frame.payload)) * frame_ms * 1000)
+def chunk_of(frame: Frame, frame_ms: int, chunk_ms: int) -> Chunk:
+    """Opus: duration from the packet count (each ``frame_ms``); MP3: ``chunk_ms``."""
+    if frame.codec is Codec.OPUS:
+        duration_us = len(unpack_packets(frame.payload)) * frame_ms * 1000
+    else:
+        duration_us = chunk_ms * 1000
+    return Chunk(frame.seq, frame.pts_us, duration_us)
 
 
 class Arrival:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,6 +47,14 @@ from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, sho
 from .spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
+
+#: Which frame type may arrive on which of the device's own topics.
+TOPIC_FRAMES = {
+    DeviceTopic.CMD: FrameType.COMMAND,
+    DeviceTopic.CONFIG: FrameType.CONFIG,
+    DeviceTopic.TIME_RESP: FrameType.TIME,
+}
+AUDIO_FRAMES = (FrameType.START, FrameType.AUDIO, FrameType.END)
 M = TypeVar("M", bound=Message)
 
 
@@ -57,6 +66,7 @@ class SpeakerOptions:
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0
+    remember_streams: int = 1024  # ended stream ids and command ids kept for replay checks
 
 
 class Speaker:
@@ -80,16 +90,17 @@ class Speaker:
         self.synced = False
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
-        self.closed: set[uuid.UUID] = set()
+        self.closed: OrderedDict[uuid.UUID, bool] = OrderedDict()  # id → was pre-empted
         self.current: StreamState | None = None
-        self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0}
+        self.pending: StreamState | None = None  # takes over at its first presentation time
+        self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0, "ignored": 0}
         self.config_sent_us = -1
         self.started_mono = self.clock.monotonic()
         self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
         self._wake = anyio.Event()
         self._sync_waiters: dict[int, tuple[int, anyio.Event, list[Sample]]] = {}
         self._sync_id = 0
-        self._commands: set[str] = set()
+        self._commands: OrderedDict[str, None] = OrderedDict()
         self.topics = {Group(spec.commune, GroupKind(g.kind), g.id).topic for g in spec.groups}
         self.link = MqttLink(
             LinkOptions(
@@ -173,13 +184,20 @@ class Speaker:
             return
         if self.spec.delay_ms or self.spec.jitter_ms:
             await self.clock.sleep(self._net_delay())
-        if parsed.which is DeviceTopic.TIME_RESP:
-            self._on_time(payload)
-            return
+        arrived = self.clock.now_us()
         try:
-            frame = decode_frame(payload, self.verifier)
+            frame = decode_frame(payload, self.verifier, topic)
         except ProtocolError as exc:
             self._refuse(exc.message, topic)
+            return
+        expected = TOPIC_FRAMES.get(parsed.which) if parsed.which else None
+        if (expected is not None and frame.type is not expected) or (
+            parsed.which is None and frame.type not in AUDIO_FRAMES
+        ):
+            self._refuse(f"a {frame.type.name} frame does not belong on {topic}", topic)
+            return
+        if frame.type is FrameType.TIME:
+            self._on_time(frame, topic, arrived)
             return
         if frame.type is FrameType.CONFIG:
             await self._on_config(frame, topic)
@@ -197,18 +215,26 @@ class Speaker:
         if st is not None:
             return st
         if frame.stream_id in self.closed:
-            self._refuse("frame of a stream that already ended (replay)", topic)
+            if self.closed[frame.stream_id]:  # the rest of a pre-empted stream: expected
+                self.counters["ignored"] += 1
+            else:
+                self._refuse("frame of a stream that already ended (replay)", topic)
             return None
         st = StreamState(frame.stream_id, frame.priority, last_activity_us=self.controller_now())
         self.streams[frame.stream_id] = st
-        cur = self.current
-        if should_preempt(cur, frame.priority):
-            if cur is not None:
-                cur.preempted = True
-                cur.buffer.clear()
+        cur, pending = self.current, self.pending
+        if not should_preempt(cur, frame.priority) or (
+            pending is not None and frame.priority < pending.priority
+        ):
+            st.suppressed = True
+        elif cur is None or (cur.ended and not cur.buffer):
             self.current = st
         else:
-            st.suppressed = True
+            # Keep playing the current stream up to the newcomer's first presentation time.
+            if pending is not None:
+                pending.suppressed = True
+            st.takes_over_us = frame.pts_us
+            self.pending = st
         self._wake.set()
         return st
 
@@ -231,8 +257,9 @@ class Speaker:
             st.expected, st.ended, st.end_pts_us = end.chunks, True, frame.pts_us
         else:
             frame_ms = st.header.frame_ms if st.header else 20
+            chunk_ms = st.header.chunk_ms if st.header else 1000
             try:
-                chunk = chunk_of(frame, frame_ms)
+                chunk = chunk_of(frame, frame_ms, chunk_ms)
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return
@@ -272,7 +299,9 @@ class Speaker:
         if cmd.id in self._commands:
             self._refuse("command replayed", topic)
             return
-        self._commands.add(cmd.id)
+        self._commands[cmd.id] = None
+        while len(self._commands) > self.opt.remember_streams:
+            self._commands.popitem(last=False)
         ok, detail = True, ""
         if cmd.expires_us < self.controller_now():
             ok, detail = False, "command expired"
@@ -290,11 +319,9 @@ class Speaker:
             self._topic(DeviceTopic.ACK), dump(Ack(id=cmd.id, ok=ok, detail=detail))
         )
 
-    def _on_time(self, payload: bytes) -> None:
-        t4 = self.clock.now_us()
-        try:
-            resp = parse(TimeResponse, payload)
-        except ProtocolError:
+    def _on_time(self, frame: Frame, topic: str, t4: int) -> None:
+        resp = self._payload(TimeResponse, frame, topic)
+        if resp is None:
             return
         waiter = self._sync_waiters.pop(resp.id, None)
         if waiter is None or waiter[0] != resp.t1_us:
@@ -374,10 +401,24 @@ class Speaker:
         tol = self.opt.late_tolerance_ms * 1000
         while True:
             now = self.controller_now()
-            for st in [s for s in self.streams.values() if s is not self.current]:
+            for st in [
+                s for s in self.streams.values() if s is not self.current and s is not self.pending
+            ]:
                 if st.preempted or finished(st, now, idle_us):
                     await self._finish(st)
-            cur = self.current
+            nxt, cur = self.pending, self.current
+            if nxt is not None and (
+                cur is None
+                or now >= (nxt.takes_over_us or 0)
+                or (cur.buffer and cur.buffer[min(cur.buffer)].pts_us >= (nxt.takes_over_us or 0))
+            ):
+                self.pending = None
+                if cur is not None:
+                    cur.preempted = True
+                    cur.buffer.clear()
+                    await self._finish(cur)
+                self.current = cur = nxt
+                nxt.buffer = {k: c for k, c in nxt.buffer.items() if c.pts_us >= now - tol}
             if cur is None:
                 await self._wait(1.0)
                 continue
@@ -420,9 +461,13 @@ class Speaker:
 
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)
-        self.closed.add(st.id)
+        self.closed[st.id] = st.preempted or st.suppressed
+        while len(self.closed) > self.opt.remember_streams:
+            self.closed.popitem(last=False)
         if self.current is st:
             self.current = None
+        if self.pending is st:
+            self.pending = None
         report = st.outcome()
         self.log.add(event="report", device=self.spec.id, **report.model_dump())
         try:

@@ -18,8 +18,10 @@ import aiomqtt
 import anyio
 
 from broadcaster import demo_data
+from devices.frames import FrameType, decode_frame
 from devices.messages import Presence, Telemetry, TimeRequest, TimeResponse, dump, parse
 from devices.router import Router
+from devices.signing import Verifier
 from devices.topics import DeviceTopic, device_topic
 from tests.conftest import Running
 
@@ -198,7 +200,12 @@ async def test_garbage_is_dropped_and_ingest_survives(running: Running):
     await assert_healthy(running)
 
 
+def verifier(running: Running) -> Verifier:
+    return Verifier([running.services.signer.public])
+
+
 async def test_time_request_gets_a_response(running: Running):
+    """The answer is a signed TIME frame: a forged answer cannot shift a speaker's clock."""
     resp_topic = device_topic(COMMUNE, DEVICE, DeviceTopic.TIME_RESP)
     async with mqtt(running) as client:
         await client.subscribe(resp_topic, qos=1)
@@ -210,13 +217,15 @@ async def test_time_request_gets_a_response(running: Running):
                 message = await anext(client.messages)
             assert message.topic.value == resp_topic
             assert isinstance(message.payload, bytes)
-            resp = parse(TimeResponse, message.payload)
+            frame = decode_frame(message.payload, verifier(running), resp_topic)
+            assert frame.type is FrameType.TIME
+            resp = parse(TimeResponse, frame.payload)
             assert resp.id == 100 + i
             assert resp.t1_us == t1
             assert resp.t2_us <= resp.t3_us
             assert t1 <= resp.t2_us <= time.time_ns() // 1000  # same host clock
             assert resp.t3_us - resp.t2_us < 1_000_000
-            assert json.loads(message.payload)["v"] == 1
+            assert json.loads(frame.payload)["v"] == 1
     await assert_healthy(running)
 
 
@@ -233,12 +242,13 @@ async def test_garbage_time_request_gets_no_response(running: Running):
             message = await anext(client.messages)
         # The first answer is for the good request: the garbage one got none.
         assert isinstance(message.payload, bytes)
-        assert parse(TimeResponse, message.payload).id == 9
+        frame = decode_frame(message.payload, verifier(running), resp_topic)
+        assert parse(TimeResponse, frame.payload).id == 9
     assert Counter(router.dropped)[DEVICE] - base[DEVICE] == 1
 
 
 async def test_deeply_nested_json_is_counted_as_dropped(running: Running):
-    """Deeply nested JSON makes json.loads raise RecursionError, which parse() lets escape."""
+    """Deeply nested JSON (RecursionError in json.loads) is dropped and counted."""
     router = router_of(running)
     base = Counter(router.dropped)
     errors_before = running.services.link.handler_errors

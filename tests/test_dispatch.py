@@ -87,6 +87,16 @@ async def test_priority_bulletin_preempts_normal_on_shared_speakers(running: Run
         )
         b2 = await wait_final(running, second)
         b1 = await wait_final(running, first)
+        # The normal bulletin kept playing until the priority one began, then stopped;
+        # its trailing frames are ignored, not mistaken for replays.
+        for device in demo_data.device_ids("ap-1"):
+            old = [e for e in fleet.log.of("play", device=device, stream=b1["stream_id"])]
+            new = [e for e in fleet.log.of("play", device=device, stream=b2["stream_id"])]
+            assert old and new
+            assert max(e["pts_us"] for e in old) < min(e["pts_us"] for e in new)
+            assert max(e["true_us"] for e in old) > b2["created_us"]  # played during the lead
+        assert all(sp.counters["refused"] == 0 for sp in fleet.speakers.values())
+        assert sum(sp.counters["ignored"] for sp in fleet.speakers.values()) > 0
     assert set(outcomes(b2).values()) == {"played"}
     o1 = outcomes(b1)
     assert {o1[d] for d in demo_data.device_ids("ap-1")} == {"preempted"}

@@ -27,11 +27,16 @@ from devices.frames import (
     Frame,
     FrameType,
     Priority,
-    decode_frame,
-    encode_frame,
     pack_packets,
     prefix_len,
+    signed_bytes,
     unpack_packets,
+)
+from devices.frames import (
+    decode_frame as _decode_frame,
+)
+from devices.frames import (
+    encode_frame as _encode_frame,
 )
 from devices.signing import (
     SIGNATURE_LEN,
@@ -42,6 +47,34 @@ from devices.signing import (
     public_to_hex,
 )
 from loa.errors import ConfigError, ProtocolError, SignatureError
+
+TOPIC = "loa/v1/xa-thu/audio/hamlet/ap-1"
+
+
+def encode_frame(frame: Frame, signer: Signer, topic: str = TOPIC) -> bytes:
+    return _encode_frame(frame, signer, topic)
+
+
+def decode_frame(data: bytes, verifier: Verifier, topic: str = TOPIC) -> Frame:
+    return _decode_frame(data, verifier, topic)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "loa/v1/xa-thu/audio/all",
+        "loa/v1/xa-thu/audio/hamlet/ap-2",
+        "loa/v1/xa-khac/audio/hamlet/ap-1",
+        "loa/v1/xa-thu/dev/spk-1/cmd",
+        "",
+    ],
+)
+def test_a_frame_only_verifies_on_the_topic_it_was_signed_for(other: str) -> None:
+    data = encode_frame(Frame(FrameType.AUDIO, uuid.uuid4(), 1, 2, 3, b"\x01a"), SIGNER)
+    assert decode_frame(data, VERIFIER).payload == b"\x01a"
+    with pytest.raises(SignatureError, match="another topic"):
+        decode_frame(data, VERIFIER, other)
+
 
 SIGNER = Signer.generate()
 VERIFIER = Verifier([SIGNER.public])
@@ -94,7 +127,7 @@ def _raw(
         len(payload),
     )
     body = head + payload
-    return body + signer.sign(body)
+    return body + signer.sign(signed_bytes(TOPIC, body))
 
 
 def _reason(data: bytes, verifier: Verifier = VERIFIER) -> ProtocolError:
@@ -298,7 +331,7 @@ def test_signature_replaced_by_another_keys_signature() -> None:
 @pytest.mark.parametrize(
     ("field", "values", "reason"),
     [
-        ("ftype", [0, 6, 255], "unknown frame type"),
+        ("ftype", [0, 7, 255], "unknown frame type"),
         ("codec", [3, 99, 255], "unknown codec"),
         ("prio", [4, 200, 255], "unknown priority"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,28 @@ def test_codecs_priorities_and_sizes_match_the_code() -> None:
     assert f"Header {HEADER_LEN} bytes" in DOC
     assert f"= {OVERHEAD} bytes" in DOC
     assert f"{MAX_PAYLOAD:,}".replace(",", " ") in DOC
+
+
+def test_the_documented_test_vector_is_what_the_code_produces() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from devices.frames import Frame, decode_frame, encode_frame, pack_packets
+    from devices.signing import Signer, Verifier
+
+    signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    topic = "loa/v1/vi-tan/audio/hamlet/ap-1"
+    frame = Frame(
+        FrameType.AUDIO,
+        uuid.UUID("6f1c2a90-5b7e-4c1d-9a3e-0123456789ab"),
+        1,
+        1_767_232_800_000_000,
+        1_767_232_798_500_000,
+        pack_packets([bytes.fromhex("fc0102"), bytes.fromhex("fc0304")]),
+        Codec.OPUS,
+        Priority.NORMAL,
+    )
+    vector = re.search(r"<!-- vector -->\n`([0-9a-f]+)`", DOC)
+    assert vector is not None
+    assert encode_frame(frame, signer, topic).hex() == vector.group(1)
+    assert signer.public_hex() in DOC and signer.key_id.hex() in DOC
+    assert decode_frame(bytes.fromhex(vector.group(1)), Verifier([signer.public]), topic) == frame

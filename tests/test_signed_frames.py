@@ -21,6 +21,7 @@ from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 
 COMMUNE = "xa-thu"
+COMMUNE_TOPIC = Group(COMMUNE, GroupKind.COMMUNE).topic
 
 
 @asynccontextmanager
@@ -46,8 +47,8 @@ async def speakers(broker: Broker) -> AsyncIterator[tuple[Fleet, Signer, aiomqtt
         tg.cancel_scope.cancel()
 
 
-def stream_frames(signer: Signer, seconds: float = 0.6) -> list[bytes]:
-    """A complete small stream, signed by ``signer``, starting 300 ms from now."""
+def stream_frames(signer: Signer, topic: str = COMMUNE_TOPIC, seconds: float = 0.6) -> list[bytes]:
+    """A complete small stream for ``topic``, signed by ``signer``, starting 300 ms from now."""
     clock = SystemClock()
     sid = uuid.uuid4()
     start = clock.now_us() + 300_000
@@ -71,6 +72,7 @@ def stream_frames(signer: Signer, seconds: float = 0.6) -> list[bytes]:
                 FrameType.START, sid, 0, start, now, dump(header), Codec.OPUS, Priority.EMERGENCY
             ),
             signer,
+            topic,
         )
     ]
     for i, c in enumerate(chunks, start=1):
@@ -81,6 +83,7 @@ def stream_frames(signer: Signer, seconds: float = 0.6) -> list[bytes]:
                     FrameType.AUDIO, sid, i, c.pts_us, now, payload, Codec.OPUS, Priority.EMERGENCY
                 ),
                 signer,
+                topic,
             )
         )
     end = chunks[-1].pts_us + chunks[-1].duration_us
@@ -97,6 +100,7 @@ def stream_frames(signer: Signer, seconds: float = 0.6) -> list[bytes]:
                 Priority.EMERGENCY,
             ),
             signer,
+            topic,
         )
     )
     return out
@@ -163,3 +167,15 @@ async def test_replayed_stream_is_refused(broker: Broker) -> None:
         await wait_for(lambda: len(fleet.log.of("refused")) >= 3 * len(frames))
         assert len(fleet.log.of("play")) == plays
         assert any("replay" in e["reason"] for e in fleet.log.of("refused"))
+
+
+async def test_frames_moved_to_another_group_are_refused(broker: Broker) -> None:
+    """A hamlet's genuine bulletin re-published to the whole commune plays nowhere."""
+    async with speakers(broker) as (fleet, controller, client):
+        hamlet = fleet.speakers[next(iter(fleet.speakers))].spec.hamlet
+        frames = stream_frames(controller, Group(COMMUNE, GroupKind.HAMLET, hamlet + "x").topic)
+        for frame in frames:
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        await wait_for(lambda: len(fleet.log.of("refused")) >= 3 * len(frames))
+        assert fleet.log.of("play") == []
+        assert all("another topic" in e["reason"] for e in fleet.log.of("refused"))
