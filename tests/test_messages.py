@@ -85,11 +85,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         device=ids,
         commune=ids,
         groups=st.lists(
-            st.builds(
-                GroupRef,
-                kind=st.sampled_from(["all", "hamlet", "zone", "device"]),
-                id=st.just("") | ids,
-            ),
+            st.just(GroupRef(kind="all"))
+            | st.builds(GroupRef, kind=st.sampled_from(["hamlet", "zone", "device"]), id=ids),
             max_size=64,
         ),
         volume=_opt(st.integers(0, 100)),
@@ -464,3 +461,17 @@ def test_huge_integer_is_a_protocol_error() -> None:
 
 def test_lone_surrogates_are_refused() -> None:
     assert "fw: " in _refused(Presence, b'{"state": "online", "fw": "\\ud800"}')
+
+
+@pytest.mark.parametrize(
+    ("kind", "id_"), [("all", "ap-1"), ("hamlet", ""), ("zone", ""), ("device", "")]
+)
+def test_group_ref_id_must_match_its_kind(kind: str, id_: str) -> None:
+    payload = {
+        "device": "spk-1",
+        "commune": "xa",
+        "issued_us": 1,
+        "groups": [{"kind": kind, "id": id_}],
+    }
+    with pytest.raises(ProtocolError, match="all' has no id"):
+        parse(DeviceConfig, json.dumps(payload))
