@@ -28,9 +28,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_listening(host: str, port: int, timeout: float) -> bool:
+def wait_listening(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """True once something accepts on host:port (False if ``proc`` dies first)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             with socket.create_connection((host, port), timeout=0.2):
                 return True
@@ -120,7 +125,8 @@ def start_broker(
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
     broker = Broker(kind, host, port, proc, workdir)
-    if not wait_listening(host, port, timeout):
+    time.sleep(0.05)  # a child that cannot bind exits at once: let it
+    if not wait_listening(host, port, timeout, proc) or proc.poll() is not None:
         tail = (workdir / "broker.log").read_text(errors="replace")[-2000:]
         broker.stop()
         raise BrokerError(f"{kind} did not start listening on {host}:{port}: {tail}")

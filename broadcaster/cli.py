@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from loa import __version__
-from loa.errors import LoaError
+from loa.errors import LoaError, first_loa_error
 
 from . import settings as settings_mod
 
@@ -84,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         for name, default, desc in settings_mod.describe():
             section, key = name.split(".")
             current = getattr(getattr(s, section), key)
+            if key == "password" and current:
+                current = "********"
             print(f"{name:<28} {current!r:<24} {desc}  (default {default})")
         return 0
     if args.command == "demo":
@@ -125,16 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _run(args)
-    except LoaError as exc:
-        print(f"loa: error: {exc.message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return 130
     except OSError as exc:
         print(
             f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr
         )
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except BaseException as exc:
+        err = first_loa_error(exc)
+        if err is None:
+            raise
+        print(f"loa: error: {err.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

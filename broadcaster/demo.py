@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,22 @@ BULLETIN_VI = (
 class DemoResult:
     ok: bool
     lines: list[str]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The web server's listening socket, bound here so a busy port is a clear error."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise LoaError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); "
+            "is another Loa running? try --port 0 for any free port"
+        ) from None
+    sock.listen(128)
+    return sock
 
 
 def bulletin_wav() -> tuple[bytes, str]:
@@ -155,9 +173,10 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
             lifespan="on",
         )
         server = uvicorn.Server(config)
+        sock = bind(settings.http.host, settings.http.port)
         code = 0
         async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
+            tg.start_soon(partial(server.serve, sockets=[sock]))
             with anyio.fail_after(30):
                 while not server.started:
                     if server.should_exit:
@@ -166,7 +185,7 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                             f"{settings.http.port} (in use? try --port)"
                         )
                     await anyio.sleep(0.05)
-            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
+            port = sock.getsockname()[1]
             url = settings.http.public_url or f"http://{settings.http.host}:{port}"
             try:
                 async with anyio.create_task_group() as sims:

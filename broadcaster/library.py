@@ -29,6 +29,8 @@ class Library:
         self.media_dir = media_dir
         self.clock = clock
         media_dir.mkdir(parents=True, exist_ok=True)
+        # Decoding holds a whole recording as PCM: at most two at a time.
+        self._ingest_slots = anyio.Semaphore(2)
 
     def temp_path(self, suffix: str = "") -> Path:
         """A private temporary file inside the media folder (same disk, cleaned by caller)."""
@@ -42,8 +44,11 @@ class Library:
         """Decode, check, encode and store; raises AudioError and stores nothing on refusal."""
         if commune_id is not None:
             self.store.require_commune(commune_id)
-        decoded = await anyio.to_thread.run_sync(decode_file, source, self.settings)
-        rendition = await anyio.to_thread.run_sync(encode_opus, decoded.pcm, self.settings)
+        async with self._ingest_slots:
+            decoded = await anyio.to_thread.run_sync(decode_file, source, self.settings)
+            rendition = await anyio.to_thread.run_sync(encode_opus, decoded.pcm, self.settings)
+            peak_dbfs = decoded.peak_dbfs
+            del decoded  # free the PCM before the next upload's turn
         packets = opus_stream(rendition.data).packets
         media_id = str(uuid.uuid4())
         final = self.media_dir / f"{media_id}.opus"
@@ -65,7 +70,7 @@ class Library:
             "sha256": rendition.sha256,
             "bytes": len(rendition.data),
             "path": str(final),
-            "peak_dbfs": round(decoded.peak_dbfs, 2),
+            "peak_dbfs": round(peak_dbfs, 2),
             "created_us": self.clock.now_us(),
         }
         try:

@@ -208,10 +208,11 @@ class Store:
         return cur.rowcount > 0
 
     def set_telemetry(self, device_id: str, at_us: int, payload: str) -> None:
-        self.db.table("telemetry_last").upsert(
-            {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
-        )
-        self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
+        with self.db.atomic():  # one commit, not two
+            self.db.table("telemetry_last").upsert(
+                {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
+            )
+            self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
 
     # --- media ----------------------------------------------------------------------
 

@@ -120,7 +120,13 @@ class MqttLink:
                         await self._farewell(client)
                         raise
             except aiomqtt.MqttError as exc:
-                logger.warning("mqtt %s: %s; retrying", self.options.client_id, exc)
+                first = backoff == self.options.backoff_min_s
+                logger.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "mqtt %s: %s; retrying",
+                    self.options.client_id,
+                    exc,
+                )
             finally:
                 self._client = None
                 if self._connected.is_set():

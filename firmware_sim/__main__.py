@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 
 from devices.signing import Verifier, public_from_hex
-from loa.errors import LoaError
+from loa.errors import ConfigError, first_loa_error
 
 from .fleet import Fleet
 from .playlog import PlayLog
@@ -39,7 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    text = args.pubkey if args.pubkey else args.pubkey_file.read_text(encoding="utf-8")
+    try:
+        text = args.pubkey if args.pubkey else args.pubkey_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the public key file: {exc.strerror}: {args.pubkey_file}"
+        ) from None
     verifier = Verifier([public_from_hex(text)])
     specs = load_fleet(args.fleet)
     log = PlayLog(args.play_log)
@@ -76,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         run(args)
-    except LoaError as exc:
-        print(f"firmware_sim: error: {exc.message}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        err = first_loa_error(exc)
+        if err is None:
+            raise
+        print(f"firmware_sim: error: {err.message}", file=sys.stderr)
+        return 2
     return 0
 
 

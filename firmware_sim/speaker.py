@@ -40,7 +40,7 @@ from devices.topics import (
 )
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock, SkewedClock
-from loa.errors import ProtocolError
+from loa.errors import BrokerError, ProtocolError
 
 from .playlog import PlayLog
 from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
@@ -66,6 +66,7 @@ class SpeakerOptions:
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0
+    connect_timeout_s: float = 30.0
     remember_streams: int = 1024  # ended stream ids and command ids kept for replay checks
 
 
@@ -145,7 +146,13 @@ class Speaker:
             tg.start_soon(self._player)
             tg.start_soon(self._telemetry_loop)
             tg.start_soon(self._sync_loop)
-            await self.link.wait_connected(30)
+            try:
+                await self.link.wait_connected(self.opt.connect_timeout_s)
+            except TimeoutError:
+                o = self.link.options
+                raise BrokerError(
+                    f"speaker {self.spec.id}: no MQTT broker at {o.host}:{o.port}"
+                ) from None
             task_status.started()
 
     async def _announce(self) -> None:

@@ -98,6 +98,8 @@ def load_fleet(path: Path) -> list[DeviceSpec]:
         raise ConfigError(f"fleet file {path} is not JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
         raise ConfigError(f'fleet file {path}: expected {{"devices": [...]}}')
+    if not all(isinstance(d, dict) for d in data["devices"]):
+        raise ConfigError(f"fleet file {path}: every device must be a JSON object")
     specs = [spec_from_dict(d) for d in data["devices"]]
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):

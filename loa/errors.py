@@ -34,6 +34,18 @@ class LoaError(Exception):
         self.errors: list[FieldError] = list(errors or [])
 
 
+def first_loa_error(exc: BaseException) -> LoaError | None:
+    """The LoaError inside ``exc`` (itself, or within nested exception groups)."""
+    if isinstance(exc, LoaError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_loa_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 class ConfigError(LoaError):
     """Settings are missing, unknown or of the wrong type."""
 

@@ -106,8 +106,8 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
         by_stream: dict[str, set[str]] = {}
         for e in plays:
             by_stream.setdefault(e["stream"], set()).add(e["device"])
-        hamlet_stream = next(s for s, devs in by_stream.items() if len(devs) == 3)
-        assert by_stream[hamlet_stream] == set(demo_data.device_ids("ap-1"))
+        assert by_stream[hamlet["stream_id"]] == set(demo_data.device_ids("ap-1"))
+        assert by_stream[whole["stream_id"]] == {s.id for s in specs}
         assert running.services.facts.untargeted_reports == 0
         # One publish per group per frame, never one per device.
         assert running.services.dispatcher.publishes == hamlet["chunks"] + 2 + whole["chunks"] + 2
