@@ -57,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
     broker = sub.add_parser("broker", help="start an MQTT broker and wait")
     broker.add_argument("--mode", choices=["auto", "mosquitto", "amqtt"], default="auto")
     broker.add_argument("--broker-port", type=int, default=1883)
+    bench = sub.add_parser("bench", help="measure the figures in BENCHMARKS.md")
+    from .bench.cli import add_arguments as bench_arguments
+
+    bench_arguments(bench)
     st = sub.add_parser("settings", help="list every setting with its default")
     _common(st)
     return p
@@ -106,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
 
         run(args)
         return 0
+    if args.command == "bench":
+        from .bench.cli import run as run_bench
+
+        return run_bench(args)
     if args.command == "broker":
         from .broker import start_broker
 

@@ -174,20 +174,7 @@ class Dispatcher:
         return bid
 
     async def _send(self, topics: list[str], frame: Frame) -> None:
-        """One publish per group, concurrently (the broker fans out); one BrokerError."""
-        payloads = [(topic, encode_frame(frame, self.signer, topic)) for topic in topics]
-        try:
-            if len(payloads) == 1:
-                await self.publisher.publish(payloads[0][0], payloads[0][1], qos=self.qos)
-            else:
-                async with anyio.create_task_group() as tg:
-                    for topic, data in payloads:
-                        tg.start_soon(partial(self.publisher.publish, topic, data, qos=self.qos))
-        except BaseExceptionGroup as group:
-            first = group.exceptions[0]
-            if isinstance(first, BrokerError):
-                raise first from group
-            raise
+        await publish_frame(self.publisher, self.signer, topics, frame, self.qos)
         self.publishes += len(topics)
 
     async def _stream(
@@ -266,3 +253,26 @@ class Dispatcher:
     def _close(self, bid: str, status: str, error: str) -> None:
         self.ledger.finalize(bid)
         self.ledger.update(bid, status=status, error=error)
+
+
+async def publish_frame(
+    publisher: Publisher, signer: Signer, topics: list[str], frame: Frame, qos: int = 1
+) -> None:
+    """Sign ``frame`` for each topic and publish concurrently; one BrokerError on failure.
+
+    The hot path: one publish per group (the broker fans out to the speakers), never a
+    loop over devices.
+    """
+    payloads = [(topic, encode_frame(frame, signer, topic)) for topic in topics]
+    try:
+        if len(payloads) == 1:
+            await publisher.publish(payloads[0][0], payloads[0][1], qos=qos)
+        else:
+            async with anyio.create_task_group() as tg:
+                for topic, data in payloads:
+                    tg.start_soon(partial(publisher.publish, topic, data, qos=qos))
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        if isinstance(first, BrokerError):
+            raise first from group
+        raise

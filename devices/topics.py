@@ -159,3 +159,14 @@ def parse_topic(topic: str) -> ParsedTopic:
             raise ProtocolError(f"topic {topic!r}: unknown device topic {tail!r}") from None
         return ParsedTopic(commune, device=device, which=which)
     raise ProtocolError(f"topic {topic!r}: unknown area {area!r}")
+
+
+def mqtt_publish_overhead(topic: str, payload_len: int, qos: int = 1) -> int:
+    """Bytes an MQTT 3.1.1 PUBLISH adds to a payload: fixed header, topic, packet id."""
+    variable = 2 + len(topic.encode("utf-8")) + (2 if qos else 0)
+    remaining = variable + payload_len
+    length_bytes = 1
+    while remaining >= 128:
+        remaining //= 128
+        length_bytes += 1
+    return 1 + length_bytes + variable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -68,10 +69,15 @@ def run(args: argparse.Namespace) -> None:
                 f"loa sim: {len(specs)} speakers connected to {args.host}:{args.port}", flush=True
             )
 
+    signal.signal(signal.SIGTERM, _terminate)  # flush the play log on a plain kill
     try:
         anyio.run(main)
     finally:
         log.close()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

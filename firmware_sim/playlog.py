@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 
 class PlayLog:
-    """Append-only list of events, optionally mirrored to a JSON-lines file."""
+    """Events (the last ``keep`` in memory), optionally mirrored to a JSON-lines file.
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.events: list[dict[str, Any]] = []
+    The file is flushed at every report (the end of a stream) and at most every
+    ``flush_s`` seconds otherwise, so thousands of speakers do not flush per chunk.
+    """
+
+    FLUSH_ON = frozenset({"report", "refused", "config"})
+
+    def __init__(
+        self, path: Path | None = None, *, keep: int = 200_000, flush_s: float = 0.5
+    ) -> None:
+        self.events: deque[dict[str, Any]] = deque(maxlen=keep)
         self._fh: IO[str] | None = path.open("a", encoding="utf-8") if path else None
         self._lock = threading.Lock()
+        self._flush_s = flush_s
+        self._flushed = time.monotonic()
 
     def add(self, **event: Any) -> None:
         with self._lock:
             self.events.append(event)
             if self._fh is not None:
                 self._fh.write(json.dumps(event, ensure_ascii=False) + "\n")
-                self._fh.flush()
+                now = time.monotonic()
+                if event.get("event") in self.FLUSH_ON or now - self._flushed > self._flush_s:
+                    self._fh.flush()
+                    self._flushed = now
 
     def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
         return [

@@ -63,6 +63,7 @@ class Report:
     figures: list[Figure]
     notes: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)  # raw data for plots
 
     def as_json(self) -> dict[str, Any]:
         return {f.key: f.value for f in self.figures}

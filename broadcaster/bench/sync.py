@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,16 +34,30 @@ def fleet(devices: int, seed: int = 7) -> list[DeviceSpec]:
     ]
 
 
-def chunk_spreads(events: list[dict[str, Any]], streams: set[str]) -> dict[str, list[float]]:
-    """Per stream: for each chunk, max − min of the true play times across speakers (ms)."""
+def play_times(events: list[dict[str, Any]], streams: set[str]) -> dict[tuple[str, int], list[int]]:
+    """(stream, seq) → the true times each speaker handed that chunk to its DAC (µs)."""
     times: dict[tuple[str, int], list[int]] = defaultdict(list)
     for e in events:
         if e.get("event") == "play" and e["stream"] in streams:
             times[(e["stream"], e["seq"])].append(e["true_play_us"])
+    return times
+
+
+def chunk_spreads(events: list[dict[str, Any]], streams: set[str]) -> dict[str, list[float]]:
+    """Per stream: for each chunk, max − min of the true play times across speakers (ms)."""
     out: dict[str, list[float]] = defaultdict(list)
-    for (stream, _), ts in sorted(times.items()):
+    for (stream, _), ts in sorted(play_times(events, streams).items()):
         if len(ts) > 1:
             out[stream].append((max(ts) - min(ts)) / 1000)
+    return out
+
+
+def deviations(events: list[dict[str, Any]], streams: set[str]) -> list[float]:
+    """Each speaker's play time minus the median of all speakers for that chunk (ms)."""
+    out: list[float] = []
+    for ts in play_times(events, streams).values():
+        mid = statistics.median(ts)
+        out += [(t - mid) / 1000 for t in ts]
     return out
 
 
@@ -130,4 +145,5 @@ def run(
             f"reports with late frames: {late}",
         ],
     )
+    report.series = {"deviation_ms": deviations(events, set(streams)), "spread_ms": all_spreads}
     return report, all_spreads

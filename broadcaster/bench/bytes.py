@@ -1,0 +1,165 @@
+"""``loa bench bytes``: bytes on the air per hour of speech, per speaker, by codec."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+from dataclasses import dataclass
+
+from pydub import AudioSegment
+
+from audio.encode import encode_mp3, encode_opus
+from audio.ingest import check_pcm
+from audio.ogg import opus_stream
+from audio.plan import plan_chunks
+from audio.settings import AudioSettings
+from audio.tts import EspeakEngine
+from devices.frames import OVERHEAD, pack_packets
+from devices.topics import Group, GroupKind, mqtt_publish_overhead
+
+from ..settings import StreamSettings
+from .report import Figure, Report
+
+TEXTS = [
+    "Thông báo của Ủy ban nhân dân xã Vị Tân về lịch tiêm chủng mở rộng tháng này. "
+    "Các gia đình có trẻ em dưới năm tuổi đưa trẻ đến trạm y tế xã vào sáng thứ bảy. ",
+    "Bản tin nông nghiệp: nước sông Hậu đang lên, bà con ấp Ba và ấp Ba A chủ động gia cố "
+    "bờ bao, theo dõi thông báo của ban chỉ huy phòng chống thiên tai. ",
+    "Hưởng ứng ngày chủ nhật xanh, đoàn thanh niên xã tổ chức dọn vệ sinh kênh rạch, "
+    "trồng cây xanh dọc tuyến đường liên ấp. Mời bà con cùng tham gia. ",
+]
+
+
+@dataclass
+class Airtime:
+    codec: str
+    bitrate_kbps: int
+    seconds: float
+    codec_bytes: int  # the encoded audio itself
+    wire_bytes: int  # + Loa framing and signatures + MQTT PUBLISH headers
+
+    @property
+    def per_hour(self) -> float:
+        return self.wire_bytes * 3600 / self.seconds
+
+    @property
+    def overhead(self) -> float:
+        return self.wire_bytes / self.codec_bytes - 1
+
+
+def speech_pcm(text: str, seconds: float, settings: AudioSettings) -> bytes:
+    """Vietnamese speech from espeak-ng, repeated to about ``seconds``."""
+    wav = EspeakEngine(settings.tts_voice).synthesize(text)
+    with wave.open(io.BytesIO(wav)) as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    seg = AudioSegment(data=frames, sample_width=2, frame_rate=rate, channels=1)
+    seg = seg.set_frame_rate(settings.sample_rate)
+    reps = max(1, int(seconds * 1000 / len(seg)) + 1)
+    pcm: bytes = (seg * reps)[: int(seconds * 1000)].raw_data
+    check_pcm(pcm, settings)
+    return pcm
+
+
+def opus_airtime(
+    pcm: bytes, settings: AudioSettings, stream: StreamSettings, topic: str
+) -> Airtime:
+    rendition = encode_opus(pcm, settings)
+    packets = opus_stream(rendition.data).packets
+    chunks = plan_chunks(
+        len(packets),
+        frame_ms=settings.opus_frame_ms,
+        chunk_ms=stream.chunk_ms,
+        start_us=0,
+        first_chunk_ms=stream.first_chunk_ms,
+    )
+    wire = 0
+    for c in chunks:
+        payload = pack_packets(packets[c.first_packet : c.first_packet + c.packets])
+        wire += OVERHEAD + len(payload) + mqtt_publish_overhead(topic, OVERHEAD + len(payload))
+    wire += 2 * (OVERHEAD + 200 + mqtt_publish_overhead(topic, OVERHEAD + 200))  # START, END
+    seconds = len(packets) * settings.opus_frame_ms / 1000
+    return Airtime("opus", settings.opus_bitrate_kbps, seconds, sum(map(len, packets)), wire)
+
+
+def mp3_airtime(
+    pcm: bytes, settings: AudioSettings, stream: StreamSettings, topic: str, bitrate: int
+) -> Airtime:
+    data = encode_mp3(pcm, settings, bitrate).data
+    seconds = len(pcm) / 2 / settings.sample_rate
+    frames = max(1, round(seconds * 1000 / stream.chunk_ms))
+    per = len(data) / frames
+    wire = int(len(data) + frames * (OVERHEAD + mqtt_publish_overhead(topic, int(per))))
+    return Airtime("mp3", bitrate, seconds, len(data), wire)
+
+
+def run(*, seconds: float = 120.0, trials: int = 3) -> Report:
+    base = AudioSettings()
+    stream = StreamSettings()
+    topic = Group("vi-tan", GroupKind.HAMLET, "ap-2a").topic
+    results: dict[str, list[Airtime]] = {}
+    encode_time: list[float] = []
+    for text in TEXTS[:trials]:
+        pcm = speech_pcm(text, seconds, base)
+        for kbps in (16, 24, 32):
+            s = base.model_copy(update={"opus_bitrate_kbps": kbps})
+            t0 = time.perf_counter()
+            results.setdefault(f"opus{kbps}", []).append(opus_airtime(pcm, s, stream, topic))
+            if kbps == 24:
+                encode_time.append(time.perf_counter() - t0)
+        for kbps in (32, 128):
+            results.setdefault(f"mp3_{kbps}", []).append(
+                mp3_airtime(pcm, base, stream, topic, kbps)
+            )
+    med = {k: sorted(v, key=lambda a: a.per_hour)[len(v) // 2] for k, v in results.items()}
+
+    def fig(key: str, name: str, label: str) -> Figure:
+        return Figure(
+            key, label, round(med[name].per_hour), "B/h", [round(a.per_hour) for a in results[name]]
+        )
+
+    o24 = [a.overhead for a in results["opus24"]]
+    report = Report(
+        name="bytes",
+        title="Cheap on the air (bytes per hour of speech, per speaker)",
+        command=f"loa bench bytes --seconds {seconds:g} --trials {trials}",
+        figures=[
+            fig("opus16_bytes_per_hour", "opus16", "Opus 16 kb/s"),
+            fig("opus24_bytes_per_hour", "opus24", "Opus 24 kb/s (default)"),
+            fig("opus32_bytes_per_hour", "opus32", "Opus 32 kb/s"),
+            fig("mp3_32_bytes_per_hour", "mp3_32", "MP3 32 kb/s"),
+            fig("mp3_128_bytes_per_hour", "mp3_128", "MP3 128 kb/s"),
+            Figure(
+                "mp3_128_over_opus24",
+                "MP3 128 kb/s ÷ Opus 24 kb/s",
+                round(med["mp3_128"].per_hour / med["opus24"].per_hour, 2),
+                "×",
+            ),
+            Figure(
+                "overhead_ratio",
+                "framing + signature + MQTT overhead, Opus 24 kb/s",
+                round(sorted(o24)[len(o24) // 2], 4),
+                "of audio bytes",
+                [round(x, 4) for x in o24],
+            ),
+            Figure(
+                "opus24_encode_s_per_audio_hour",
+                "Opus 24 kb/s encode time per hour of audio",
+                round(sorted(encode_time)[len(encode_time) // 2] * 3600 / seconds, 1),
+                "s",
+                [round(t * 3600 / seconds, 1) for t in encode_time],
+            ),
+        ],
+        notes=[
+            f"{trials} Vietnamese speech samples from espeak-ng, {seconds:g} s each, scaled to "
+            "one hour; the median sample is shown.",
+            f"Normal bulletins go out in {stream.chunk_ms} ms frames (first {stream.first_chunk_ms}"
+            f" ms): each frame costs {OVERHEAD} bytes of header and Ed25519 signature plus the "
+            "MQTT PUBLISH header (QoS 1, topic "
+            f"`{topic}`); Opus packet lengths take one byte each.",
+            "TCP/IP and TLS headers are not counted (4G links compress them); the MQTT "
+            "keepalive (2 bytes each way per 30 s) and telemetry are not audio and not counted.",
+        ],
+    )
+    report.series = {k: [a.per_hour for a in v] for k, v in results.items()}
+    return report

@@ -1,0 +1,97 @@
+"""``loa bench NAME``: run one benchmark, print its table, update BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.progress import Progress
+
+from .plots import plot
+from .report import Report, json_line, write_section
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="bench", required=True)
+    for name, helptext in (
+        ("sync", "how far apart speakers start the same audio"),
+        ("bytes", "bytes on the air per hour by codec"),
+        ("fleet", "largest fleet served on time; dispatcher CPU vs naive"),
+    ):
+        b = sub.add_parser(name, help=helptext)
+        b.add_argument(
+            "--json", action="store_true", help="end with one JSON object of the figures"
+        )
+        b.add_argument(
+            "--benchmarks",
+            type=Path,
+            default=Path("BENCHMARKS.md"),
+            help="file to update (default BENCHMARKS.md)",
+        )
+        b.add_argument(
+            "--plots", type=Path, default=Path("docs/bench"), help="folder for PNG plots"
+        )
+        b.add_argument("--no-write", action="store_true", help="print only")
+        b.add_argument("--trials", type=int, default=3, help="repeated trials")
+        if name == "sync":
+            b.add_argument("--devices", type=int, default=50)
+            b.add_argument(
+                "--settle",
+                type=float,
+                default=90.0,
+                help="seconds of clock sync before the first broadcast",
+            )
+        if name == "bytes":
+            b.add_argument(
+                "--seconds", type=float, default=120.0, help="seconds of speech per trial"
+            )
+        if name == "fleet":
+            b.add_argument("--max-speakers", type=int, default=5000)
+            b.add_argument("--processes", type=int, default=2, help="simulator processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"loa bench {args.bench}", total=None)
+
+        def tick() -> None:
+            progress.advance(task)
+
+        report = _dispatch(args, tick)
+    report.print()
+    if not args.no_write:
+        for path in plot(report, args.plots):
+            rel = path if not path.is_absolute() else path.relative_to(Path.cwd())
+            report.plots.append(str(rel))
+        write_section(args.benchmarks, report)
+        print(f"updated {args.benchmarks}")
+    if args.json:
+        print(json_line(report))
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
+    with tempfile.TemporaryDirectory(prefix=f"loa-bench-{args.bench}-") as tmp:
+        work = Path(tmp)
+        if args.bench == "sync":
+            from . import sync
+
+            report, _ = sync.run(
+                work, devices=args.devices, trials=args.trials, settle_s=args.settle, progress=tick
+            )
+            return report
+        if args.bench == "bytes":
+            from . import bytes as bytes_bench
+
+            return bytes_bench.run(seconds=args.seconds, trials=args.trials)
+        from . import fleet
+
+        return fleet.run(
+            work,
+            max_speakers=args.max_speakers,
+            processes=args.processes,
+            trials=args.trials,
+            progress=tick,
+        )
