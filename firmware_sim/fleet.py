@@ -9,6 +9,7 @@ import anyio
 from devices.signing import Verifier
 from loa.clock import Clock, SystemClock
 
+from .framecache import FrameCache
 from .playlog import PlayLog
 from .speaker import Speaker, SpeakerOptions
 from .spec import DeviceSpec
@@ -27,13 +28,14 @@ class Fleet:
         options: SpeakerOptions | None = None,
     ) -> None:
         self.log = log or PlayLog()
+        frames = FrameCache(verifier)  # verify once per process, not once per speaker
         clock = clock or SystemClock()
         self.speakers = {
             s.id: Speaker(
                 s,
                 host=host,
                 port=port,
-                verifier=verifier,
+                verifier=frames,
                 clock=clock,
                 log=self.log,
                 options=options,

@@ -67,10 +67,11 @@ class StreamState:
         )
 
 
-def chunk_of(frame: Frame, frame_ms: int, chunk_ms: int) -> Chunk:
+def chunk_of(frame: Frame, frame_ms: int, chunk_ms: int, packets: int | None = None) -> Chunk:
     """Opus: duration from the packet count (each ``frame_ms``); MP3: ``chunk_ms``."""
     if frame.codec is Codec.OPUS:
-        duration_us = len(unpack_packets(frame.payload)) * frame_ms * 1000
+        count = len(unpack_packets(frame.payload)) if packets is None else packets
+        duration_us = count * frame_ms * 1000
     else:
         duration_us = chunk_ms * 1000
     return Chunk(frame.seq, frame.pts_us, duration_us)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from devices.frames import Frame, FrameType, decode_frame
+from devices.frames import Frame, FrameType
 from devices.messages import (
     Ack,
     CodecName,
@@ -42,6 +42,7 @@ from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock, SkewedClock
 from loa.errors import BrokerError, ProtocolError
 
+from .framecache import FrameCache
 from .playlog import PlayLog
 from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
 from .spec import DeviceSpec
@@ -77,13 +78,13 @@ class Speaker:
         *,
         host: str,
         port: int,
-        verifier: Verifier,
+        verifier: Verifier | FrameCache,
         clock: Clock,
         log: PlayLog,
         options: SpeakerOptions | None = None,
     ) -> None:
         self.spec = spec
-        self.verifier = verifier
+        self.frames = verifier if isinstance(verifier, FrameCache) else FrameCache(verifier, 8)
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
@@ -193,7 +194,7 @@ class Speaker:
             await self.clock.sleep(self._net_delay())
         arrived = self.clock.now_us()
         try:
-            frame = decode_frame(payload, self.verifier, topic)
+            frame, packets = self.frames.decode(payload, topic)
         except ProtocolError as exc:
             self._refuse(exc.message, topic)
             return
@@ -215,7 +216,7 @@ class Speaker:
         if frame.type is FrameType.COMMAND:
             await self._on_command(frame, topic)
         elif frame.type in (FrameType.START, FrameType.AUDIO, FrameType.END):
-            await self._on_stream_frame(frame, topic)
+            await self._on_stream_frame(frame, topic, packets)
 
     def _stream_for(self, frame: Frame, topic: str) -> StreamState | None:
         st = self.streams.get(frame.stream_id)
@@ -245,7 +246,7 @@ class Speaker:
         self._wake.set()
         return st
 
-    async def _on_stream_frame(self, frame: Frame, topic: str) -> None:
+    async def _on_stream_frame(self, frame: Frame, topic: str, packets: int) -> None:
         st = self._stream_for(frame, topic)
         if st is None:
             return
@@ -266,7 +267,7 @@ class Speaker:
             frame_ms = st.header.frame_ms if st.header else 20
             chunk_ms = st.header.chunk_ms if st.header else 1000
             try:
-                chunk = chunk_of(frame, frame_ms, chunk_ms)
+                chunk = chunk_of(frame, frame_ms, chunk_ms, packets)
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return

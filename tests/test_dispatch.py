@@ -95,7 +95,9 @@ async def test_priority_bulletin_preempts_normal_on_shared_speakers(running: Run
             assert old and new
             assert max(e["pts_us"] for e in old) < min(e["pts_us"] for e in new)
             assert max(e["true_us"] for e in old) > b2["created_us"]  # played during the lead
-        assert all(sp.counters["refused"] == 0 for sp in fleet.speakers.values())
+        assert all(sp.counters["refused"] == 0 for sp in fleet.speakers.values()), fleet.log.of(
+            "refused"
+        )
         assert sum(sp.counters["ignored"] for sp in fleet.speakers.values()) > 0
     assert set(outcomes(b2).values()) == {"played"}
     o1 = outcomes(b1)
