@@ -34,6 +34,9 @@ class AudioSettings(BaseModel):
     opus_bitrate_kbps: Annotated[int, Field(ge=6, le=128)] = Field(
         24, description="Opus bitrate on the air"
     )
+    mp3_bitrate_kbps: Annotated[int, one_of(32, 40, 48, 56, 64, 80, 96, 112, 128)] = Field(
+        48, description="MP3 rendition for speakers that cannot decode Opus"
+    )
     opus_frame_ms: Annotated[int, one_of(10, 20, 40, 60)] = Field(
         20, description="Opus packet duration, ms"
     )

@@ -18,18 +18,19 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup
 
+from audio.mp3 import mp3_frames
 from audio.ogg import opus_stream
-from audio.plan import plan_chunks
-from devices.frames import Codec, Frame, FrameType, Priority, encode_frame, pack_packets
-from devices.messages import StreamEnd, StreamStart, dump
+from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
+from devices.messages import StreamEnd, dump
 from devices.signing import Signer
 from loa.clock import Clock
-from loa.errors import BrokerError, LoaError
+from loa.errors import BrokerError, LoaError, first_loa_error
 
 from .ledger import Ledger
+from .legs import Leg, Timing, mp3_leg, opus_leg
 from .settings import StreamSettings
 from .store import MediaRow
-from .targeting import Resolution
+from .targeting import Resolution, member
 
 logger = logging.getLogger(__name__)
 
@@ -89,43 +90,29 @@ class Dispatcher:
             raise LoaError("the dispatcher is not running")
         if not self.publisher.connected:
             raise BrokerError("the MQTT broker is not reachable; nothing was sent")
-        path = Path(req.media.path)
-        try:
-            stream = opus_stream(path.read_bytes())
-        except OSError as exc:
-            raise LoaError(f"media file for {req.media.id} is missing") from exc
-        frame_ms = req.media.frame_ms
         now = self.clock.now_us()
         lead_ms, chunk_ms, first_ms = self.settings.timing(req.priority >= Priority.LIVE)
-        start_us = now + lead_ms * 1000
-        chunks = plan_chunks(
-            len(stream.packets),
-            frame_ms=frame_ms,
-            chunk_ms=chunk_ms,
-            start_us=start_us,
-            first_chunk_ms=first_ms,
-        )
-        end_us = chunks[-1].pts_us + chunks[-1].duration_us
-        bid, sid = str(uuid.uuid4()), uuid.uuid4()
+        timing = Timing(now + lead_ms * 1000, chunk_ms, first_ms)
+        bid = str(uuid.uuid4())
+        legs = self._legs(req, timing, bid)
+        end_us = max(leg.end_us for leg in legs)
         online = {d.id for d in req.resolution.devices if d.online}
+        groups = [
+            {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
+        ]
         self.ledger.create(
             {
                 "id": bid,
-                "stream_id": str(sid),
+                "stream_id": str(legs[0].stream_id),
                 "media_id": req.media.id,
                 "title": req.title,
                 "priority": req.priority.name.lower(),
-                "targets": json.dumps(
-                    [
-                        {"commune": g.commune, "kind": g.kind.value, "id": g.id}
-                        for g in req.resolution.groups
-                    ]
-                ),
+                "targets": json.dumps(groups),
                 "status": "streaming",
                 "created_us": now,
-                "start_pts_us": start_us,
+                "start_pts_us": timing.start_us,
                 "end_pts_us": end_us,
-                "chunks": len(chunks),
+                "chunks": len(legs[0].frames),
                 "error": "",
             },
             list(req.resolution.communes),
@@ -141,99 +128,102 @@ class Dispatcher:
                 }
                 for d in req.resolution.devices
             ],
+            [
+                {
+                    "stream_id": str(leg.stream_id),
+                    "broadcast_id": bid,
+                    "codec": leg.codec,
+                    "chunks": len(leg.frames),
+                }
+                for leg in legs
+            ],
         )
-        topics = [g.topic for g in req.resolution.groups]
-        header = StreamStart(
-            broadcast=bid,
-            codec="opus",
-            sample_rate=48000,
-            channels=stream.channels,
-            frame_ms=frame_ms,
-            pre_skip=stream.pre_skip,
-            chunk_ms=chunk_ms,
-            chunks=len(chunks),
-            duration_ms=(end_us - start_us) // 1000,
-            title=req.title[:200],
-        )
-        frames = [
-            Frame(
-                FrameType.AUDIO,
-                sid,
-                i + 1,
-                c.pts_us,
-                0,
-                pack_packets(stream.packets[c.first_packet : c.first_packet + c.packets]),
-                Codec.OPUS,
-                req.priority,
-            )
-            for i, c in enumerate(chunks)
-        ]
-        self._tg.start_soon(
-            self._stream, bid, sid, topics, header, frames, start_us, end_us, req.priority
-        )
+        self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
         return bid
 
-    async def _send(self, topics: list[str], frame: Frame) -> None:
-        await publish_frame(self.publisher, self.signer, topics, frame, self.qos)
+    def _legs(self, req: BroadcastRequest, timing: Timing, bid: str) -> list[Leg]:
+        """The Opus leg for every group, plus an MP3 leg where MP3-only speakers are."""
+        groups = list(req.resolution.groups)
+        try:
+            opus = opus_stream(Path(req.media.path).read_bytes())
+        except OSError as exc:
+            raise LoaError(f"media file for {req.media.id} is missing") from exc
+        legs = [opus_leg(opus, req.media.frame_ms, groups, timing, req.priority, bid, req.title)]
+        mp3_only = [d for d in req.resolution.devices if d.needs_mp3]
+        mp3_groups = [g for g in groups if any(member(d, g) for d in mp3_only)]
+        if mp3_groups:
+            if not req.media.mp3_path:
+                raise LoaError(f"media {req.media.id} has no MP3 rendition for MP3-only speakers")
+            try:
+                mp3 = mp3_frames(Path(req.media.mp3_path).read_bytes())
+            except OSError as exc:
+                raise LoaError(f"MP3 file for {req.media.id} is missing") from exc
+            legs.append(mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title))
+        return legs
+
+    async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
+        await publish_frame(self.publisher, self.signer, list(topics), frame, self.qos)
         self.publishes += len(topics)
 
-    async def _stream(
-        self,
-        bid: str,
-        sid: uuid.UUID,
-        topics: list[str],
-        header: StreamStart,
-        frames: list[Frame],
-        start_us: int,
-        end_us: int,
-        priority: Priority,
-    ) -> None:
+    async def _run_leg(self, leg: Leg, priority: Priority) -> None:
         lead_us = self.settings.timing(priority >= Priority.LIVE)[0] * 1000
+        codec = Codec.OPUS if leg.codec == "opus" else Codec.MP3
+        await self._send(
+            leg.topics,
+            Frame(
+                FrameType.START,
+                leg.stream_id,
+                0,
+                leg.start_us,
+                self.clock.now_us(),
+                dump(leg.header),
+                codec,
+                priority,
+            ),
+        )
+        for f in leg.frames:
+            wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
+            if wait > 0:
+                await self.clock.sleep(wait)
+            await self._send(
+                leg.topics,
+                Frame(
+                    f.type,
+                    f.stream_id,
+                    f.seq,
+                    f.pts_us,
+                    self.clock.now_us(),
+                    f.payload,
+                    f.codec,
+                    priority,
+                ),
+            )
+        end = StreamEnd(chunks=len(leg.frames))
+        await self._send(
+            leg.topics,
+            Frame(
+                FrameType.END,
+                leg.stream_id,
+                len(leg.frames) + 1,
+                leg.end_us,
+                self.clock.now_us(),
+                dump(end),
+                Codec.NONE,
+                priority,
+            ),
+        )
+
+    async def _stream(self, bid: str, legs: list[Leg], end_us: int, priority: Priority) -> None:
         try:
-            await self._send(
-                topics,
-                Frame(
-                    FrameType.START,
-                    sid,
-                    0,
-                    start_us,
-                    self.clock.now_us(),
-                    dump(header),
-                    Codec.OPUS,
-                    priority,
-                ),
-            )
-            for f in frames:
-                wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
-                if wait > 0:
-                    await self.clock.sleep(wait)
-                await self._send(
-                    topics,
-                    Frame(
-                        f.type,
-                        sid,
-                        f.seq,
-                        f.pts_us,
-                        self.clock.now_us(),
-                        f.payload,
-                        f.codec,
-                        priority,
-                    ),
-                )
-            end = StreamEnd(chunks=len(frames))
-            await self._send(
-                topics,
-                Frame(
-                    FrameType.END,
-                    sid,
-                    len(frames) + 1,
-                    end_us,
-                    self.clock.now_us(),
-                    dump(end),
-                    Codec.NONE,
-                    priority,
-                ),
-            )
+            try:
+                async with anyio.create_task_group() as tg:
+                    for leg in legs:
+                        tg.start_soon(self._run_leg, leg, priority)
+            except BaseExceptionGroup as group:
+                err = first_loa_error(group)
+                if isinstance(err, BrokerError):
+                    raise err from group
+                raise
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))

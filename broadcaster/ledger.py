@@ -17,11 +17,25 @@ class Ledger:
         self.db = store.db
 
     def create(
-        self, broadcast: dict[str, Any], communes: list[str], deliveries: list[dict[str, Any]]
+        self,
+        broadcast: dict[str, Any],
+        communes: list[str],
+        deliveries: list[dict[str, Any]],
+        streams: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Insert a broadcast with one pending delivery per targeted device, atomically."""
+        """Insert a broadcast, its streams and one pending delivery per device, atomically."""
+        if streams is None:
+            streams = [
+                {
+                    "stream_id": broadcast["stream_id"],
+                    "broadcast_id": broadcast["id"],
+                    "codec": "opus",
+                    "chunks": broadcast.get("chunks", 0),
+                }
+            ]
         with self.db.atomic():
             self.db.table("broadcasts").insert(broadcast, pk="id")
+            self.db.table("streams").insert_all(streams, pk="stream_id")
             self.db.table("broadcast_communes").insert_all(
                 [{"broadcast_id": broadcast["id"], "commune_id": c} for c in communes]
             )
@@ -31,7 +45,11 @@ class Ledger:
         self.db.table("broadcasts").update(broadcast_id, values)
 
     def by_stream(self, stream_id: str) -> dict[str, Any] | None:
-        rows = self.store._rows("SELECT * FROM broadcasts WHERE stream_id=?", [stream_id])
+        rows = self.store._rows(
+            "SELECT b.* FROM streams s JOIN broadcasts b ON b.id = s.broadcast_id"
+            " WHERE s.stream_id=?",
+            [stream_id],
+        )
         return rows[0] if rows else None
 
     def record_report(
@@ -106,6 +124,10 @@ class Ledger:
                 "SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [broadcast_id]
             )
         ]
+        b["streams"] = self.store._rows(
+            "SELECT stream_id, codec, chunks FROM streams WHERE broadcast_id=? ORDER BY codec DESC",
+            [broadcast_id],
+        )
         b["deliveries"] = self.store._rows(
             "SELECT device_id, commune_id, hamlet_id, targeted, online_at_start, outcome,"
             " started_us, ended_us, frames_played, frames_missing, frames_late, reason"

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from audio.encode import encode_opus
+from audio.encode import encode_mp3, encode_opus
 from audio.ingest import decode_file
 from audio.ogg import opus_stream
 from audio.settings import AudioSettings
@@ -47,14 +47,15 @@ class Library:
         async with self._ingest_slots:
             decoded = await anyio.to_thread.run_sync(decode_file, source, self.settings)
             rendition = await anyio.to_thread.run_sync(encode_opus, decoded.pcm, self.settings)
+            mp3 = await anyio.to_thread.run_sync(
+                encode_mp3, decoded.pcm, self.settings, self.settings.mp3_bitrate_kbps
+            )
             peak_dbfs = decoded.peak_dbfs
             del decoded  # free the PCM before the next upload's turn
         packets = opus_stream(rendition.data).packets
         media_id = str(uuid.uuid4())
-        final = self.media_dir / f"{media_id}.opus"
-        tmp = final.with_suffix(".part")
-        tmp.write_bytes(rendition.data)
-        tmp.replace(final)
+        final = self._write(f"{media_id}.opus", rendition.data)
+        final_mp3 = self._write(f"{media_id}.mp3", mp3.data)
         title = unicodedata.normalize("NFC", title).strip() or unicodedata.normalize(
             "NFC", filename
         )
@@ -71,11 +72,24 @@ class Library:
             "bytes": len(rendition.data),
             "path": str(final),
             "peak_dbfs": round(peak_dbfs, 2),
+            "mp3_path": str(final_mp3),
+            "mp3_sha256": mp3.sha256,
+            "mp3_bytes": len(mp3.data),
+            "mp3_bitrate_kbps": mp3.bitrate_kbps,
             "created_us": self.clock.now_us(),
         }
         try:
             self.store.add_media(row)
         except Exception:
             final.unlink(missing_ok=True)
+            final_mp3.unlink(missing_ok=True)
             raise
         return self.store.media_info(media_id)
+
+    def _write(self, name: str, data: bytes) -> Path:
+        """Write atomically (temp file, then rename) into the media folder."""
+        final = self.media_dir / name
+        tmp = final.with_name(final.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(final)
+        return final

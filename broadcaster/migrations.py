@@ -126,3 +126,23 @@ def m003_media_broadcasts(db: Database) -> None:
         defaults={"frames_played": 0, "frames_missing": 0, "frames_late": 0, "reason": ""},
     )
     db.table("deliveries").create_index(["device_id"])
+
+
+@migrations()
+def m004_mp3_and_streams(db: Database) -> None:
+    """An MP3 rendition per item, and one stream per codec per broadcast."""
+    media = db.table("media")
+    media.add_column("mp3_path", str)
+    media.add_column("mp3_sha256", str)
+    media.add_column("mp3_bytes", int)
+    media.add_column("mp3_bitrate_kbps", int)
+    db.table("streams").create(
+        {"stream_id": str, "broadcast_id": str, "codec": str, "chunks": int},
+        pk="stream_id",
+        foreign_keys=[("broadcast_id", "broadcasts", "id")],
+    )
+    db.table("streams").create_index(["broadcast_id"])
+    db.execute(
+        "INSERT INTO streams (stream_id, broadcast_id, codec, chunks)"
+        " SELECT stream_id, id, 'opus', chunks FROM broadcasts"
+    )

@@ -31,6 +31,11 @@ class DeviceRow:
     name: str
     online: bool
     zones: tuple[str, ...] = ()
+    codecs: tuple[str, ...] = ()  # as announced in presence; () = unknown (assume Opus)
+
+    @property
+    def needs_mp3(self) -> bool:
+        return "mp3" in self.codecs and "opus" not in self.codecs
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class MediaRow:
     frame_ms: int
     sha256: str
     path: str
+    mp3_path: str | None = None
 
 
 class Store:
@@ -155,6 +161,7 @@ class Store:
                 r["name"],
                 bool(r["online"]),
                 tuple(sorted(zones.get(r["id"], []))),
+                tuple(json.loads(r["codecs"] or "[]")),
             )
             for r in self._rows(
                 "SELECT * FROM devices WHERE commune_id=? ORDER BY hamlet_id, id", [commune_id]
@@ -234,12 +241,14 @@ class Store:
             r["frame_ms"],
             r["sha256"],
             r["path"],
+            r["mp3_path"],
         )
 
     def media_list(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
         return self._rows(
             "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
+            " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
             " bytes, peak_dbfs, created_us FROM media WHERE commune_id=? OR commune_id IS NULL"
             " ORDER BY created_us DESC",
             [commune_id],
@@ -248,6 +257,7 @@ class Store:
     def media_info(self, media_id: str) -> dict[str, Any]:
         rows = self._rows(
             "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
+            " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
             " bytes, peak_dbfs, created_us FROM media WHERE id=?",
             [media_id],
         )

@@ -96,11 +96,25 @@ class Group:
 
     @property
     def topic(self) -> str:
+        """The Opus audio topic of this group."""
         return audio_topic(self)
 
+    def topic_for(self, codec: str) -> str:
+        """The audio topic for ``codec``: ``opus`` (``audio/…``) or ``mp3`` (``mp3/…``)."""
+        return audio_topic(self, codec)
 
-def audio_topic(group: Group) -> str:
-    base = f"{ROOT}/{VERSION}/{group.commune}/audio"
+
+#: Audio area of the topic tree per codec: speakers that decode Opus listen under
+#: ``audio/``; speakers that only decode MP3 listen under ``mp3/``.
+AUDIO_AREAS = {"opus": "audio", "mp3": "mp3"}
+
+
+def audio_topic(group: Group, codec: str = "opus") -> str:
+    try:
+        area = AUDIO_AREAS[codec]
+    except KeyError:
+        raise ProtocolError(f"no audio topics for codec {codec!r}") from None
+    base = f"{ROOT}/{VERSION}/{group.commune}/{area}"
     if group.kind is GroupKind.COMMUNE:
         return f"{base}/all"
     return f"{base}/{group.kind.value}/{group.id}"
@@ -135,6 +149,7 @@ class ParsedTopic:
     group: Group | None = None
     device: str | None = None
     which: DeviceTopic | None = None
+    codec: str = ""  # for audio topics: "opus" or "mp3"
 
 
 def parse_topic(topic: str) -> ParsedTopic:
@@ -144,11 +159,13 @@ def parse_topic(topic: str) -> ParsedTopic:
         raise ProtocolError(f"topic {topic!r} is not under {ROOT}/{VERSION}/")
     commune = validate_segment(parts[2], "commune")
     area, rest = parts[3], parts[4:]
-    if area == "audio":
+    codec = next((c for c, a in AUDIO_AREAS.items() if a == area), None)
+    if codec is not None:
         if rest == ["all"]:
-            return ParsedTopic(commune, group=Group(commune, GroupKind.COMMUNE))
+            return ParsedTopic(commune, group=Group(commune, GroupKind.COMMUNE), codec=codec)
         if len(rest) == 2 and rest[0] in {k.value for k in GroupKind if k != GroupKind.COMMUNE}:
-            return ParsedTopic(commune, group=Group(commune, GroupKind(rest[0]), rest[1]))
+            group = Group(commune, GroupKind(rest[0]), rest[1])
+            return ParsedTopic(commune, group=group, codec=codec)
         raise ProtocolError(f"topic {topic!r}: unknown audio group")
     if area == "dev" and len(rest) >= 2:
         device = validate_segment(rest[0], "device")

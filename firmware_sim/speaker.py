@@ -103,7 +103,11 @@ class Speaker:
         self._sync_waiters: dict[int, tuple[int, anyio.Event, list[Sample]]] = {}
         self._sync_id = 0
         self._commands: OrderedDict[str, None] = OrderedDict()
-        self.topics = {Group(spec.commune, GroupKind(g.kind), g.id).topic for g in spec.groups}
+        # Decode Opus when able; a speaker that only decodes MP3 listens on the mp3/ topics.
+        self.codec = "opus" if "opus" in spec.codecs else "mp3"
+        self.topics = {
+            Group(spec.commune, GroupKind(g.kind), g.id).topic_for(self.codec) for g in spec.groups
+        }
         self.link = MqttLink(
             LinkOptions(
                 host=host,
@@ -292,7 +296,10 @@ class Speaker:
         self.config_sent_us = frame.sent_us
         if cfg.volume is not None:
             self.volume = cfg.volume
-        wanted = {Group(self.spec.commune, GroupKind(g.kind), g.id).topic for g in cfg.groups}
+        wanted = {
+            Group(self.spec.commune, GroupKind(g.kind), g.id).topic_for(self.codec)
+            for g in cfg.groups
+        }
         for t in sorted(wanted - self.topics):
             await self.link.subscribe(t)
         for t in sorted(self.topics - wanted):

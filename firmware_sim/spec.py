@@ -121,6 +121,7 @@ def dump_fleet(specs: list[DeviceSpec]) -> str:
                     "loss": s.loss,
                     "delay_ms": s.delay_ms,
                     "jitter_ms": s.jitter_ms,
+                    "codecs": list(s.codecs),
                 }
                 for s in specs
             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,33 @@ async def wait_final_or_failed(r: Running, bid: str) -> dict[str, Any]:
             if b["status"] in ("done", "failed"):
                 return b
             await anyio.sleep(0.1)
+
+
+async def test_mp3_only_speakers_get_an_mp3_stream_in_step(running: Running) -> None:
+    specs = [
+        replace(s, codecs=("mp3",)) if s.id == "vt-ap-1-2" else s
+        for s in demo_data.fleet_specs()
+        if s.hamlet in ("ap-1", "ap-2")
+    ]
+    async with fleet_of(running, specs) as fleet:
+        await wait_online(running, len(specs))
+        b = await wait_final(
+            running,
+            await start(
+                running,
+                await upload(running, 1.0),
+                [{"commune": COMMUNE, "hamlet": "ap-1"}, {"commune": COMMUNE, "hamlet": "ap-2"}],
+            ),
+        )
+    assert set(outcomes(b).values()) == {"played"}
+    streams = {s["codec"]: s["stream_id"] for s in b["streams"]}
+    assert set(streams) == {"opus", "mp3"}
+    mp3_players = {e["device"] for e in fleet.log.of("play", stream=streams["mp3"])}
+    opus_players = {e["device"] for e in fleet.log.of("play", stream=streams["opus"])}
+    assert mp3_players == {"vt-ap-1-2"}
+    assert opus_players == {s.id for s in specs} - {"vt-ap-1-2"}
+    # Both legs start on the same presentation time.
+    first = {e["device"]: e["pts_us"] for e in fleet.log.of("play") if e["seq"] == 1}
+    assert len(set(first.values())) == 1
+    # The MP3 leg went only to Ấp 1 (the only group with an MP3-only speaker).
+    assert all(d["frames_missing"] == 0 for d in b["deliveries"])

@@ -10,7 +10,7 @@ import pytest
 
 from devices.frames import HEADER_LEN, MAX_PAYLOAD, OVERHEAD, Codec, FrameType, Priority
 from devices.messages import MESSAGE_TYPES
-from devices.topics import DeviceTopic, GroupKind
+from devices.topics import AUDIO_AREAS, DeviceTopic, GroupKind
 
 DOC = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
 
@@ -48,13 +48,14 @@ def test_every_topic_is_documented() -> None:
     rows = table_rows("## Topics")
     for which in DeviceTopic:
         assert f"loa/v1/{{commune}}/dev/{{device}}/{which.value}" in rows, which
-    for kind in GroupKind:
-        topic = (
-            "loa/v1/{commune}/audio/all"
-            if kind is GroupKind.COMMUNE
-            else f"loa/v1/{{commune}}/audio/{kind.value}/{{{kind.value}}}"
-        )
-        assert topic in rows, topic
+    for area in AUDIO_AREAS.values():
+        for kind in GroupKind:
+            topic = (
+                f"loa/v1/{{commune}}/{area}/all"
+                if kind is GroupKind.COMMUNE
+                else f"loa/v1/{{commune}}/{area}/{kind.value}/{{{kind.value}}}"
+            )
+            assert topic in rows, topic
 
 
 def test_codecs_priorities_and_sizes_match_the_code() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
         report = _dispatch(args, tick)
     report.print()
     if not args.no_write:
-        for path in plot(report, args.plots):
-            rel = path if not path.is_absolute() else path.relative_to(Path.cwd())
-            report.plots.append(str(rel))
+        for path in plot(report, args.plots):  # linked relative to BENCHMARKS.md
+            report.plots.append(os.path.relpath(path.resolve(), args.benchmarks.resolve().parent))
         write_section(args.benchmarks, report)
         print(f"updated {args.benchmarks}")
     if args.json:
