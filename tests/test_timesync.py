@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.timesync import Estimate, Sample, estimate
+from devices.timesync import Estimate, OffsetModel, Sample, estimate
 
 BASE = 1_767_225_600_000_000  # 2026-01-01T00:00Z in µs, on the device clock
 offsets = st.integers(-(10**12), 10**12)  # up to ~11 days wrong either way
@@ -184,3 +184,74 @@ def test_keep_fraction_keeps_the_lowest_delays() -> None:
     assert everything is not None
     assert everything.samples == 6
     assert estimate(samples, keep_fraction=0.0) == Estimate(1_000, 2, 1)
+
+
+# --- OffsetModel: per-leg minima and a drift line ------------------------------------
+
+
+def model_exchange(t1: int, offset0: float, ppm: float, up: int, down: int) -> Sample:
+    """Device clock t1; the controller clock runs ``ppm`` fast and ``offset0`` ahead."""
+    theta_at = lambda t: offset0 + ppm * 1e-6 * (t - BASE)  # noqa: E731
+    t2 = t1 + up + round(theta_at(t1 + up))
+    t3 = t2 + 50
+    t4 = t3 - round(theta_at(t1 + up)) + down
+    return Sample(t1, t2, t3, t4)
+
+
+def test_model_is_empty_until_a_sample() -> None:
+    m = OffsetModel()
+    assert m.predict(BASE) is None and m.drift_ppm == 0.0
+    m.add(Sample(10, 5, 4, 20))  # negative delay: ignored
+    assert m.predict(BASE) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=st.integers(-(10**6), 10**6), ppm=st.floats(-100, 100), one_way=st.integers(0, 5000))
+def test_model_follows_a_drifting_clock_exactly_without_jitter(
+    offset: int, ppm: float, one_way: int
+) -> None:
+    m = OffsetModel()
+    for i in range(240):  # four minutes, one exchange a second
+        m.add(model_exchange(BASE + i * 1_000_000, offset, ppm, one_way, one_way))
+    now = BASE + 250_000_000
+    truth = offset + ppm * 1e-6 * (now - BASE)
+    assert abs(m.predict(now) - truth) <= 20  # µs
+    assert abs(m.drift_ppm - ppm) < 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), ppm=st.floats(-100, 100))
+def test_model_beats_jitter_that_fools_single_exchanges(seed: int, ppm: float) -> None:
+    """5–50 ms of random delay each way: single exchanges err by up to ±22 ms."""
+    rng = random.Random(seed)
+    m = OffsetModel()
+    for i in range(300):
+        m.add(
+            model_exchange(
+                BASE + i * 1_000_000,
+                250_000,
+                ppm,
+                5_000 + rng.randint(0, 45_000),
+                5_000 + rng.randint(0, 45_000),
+            )
+        )
+    now = BASE + 300_000_000
+    truth = 250_000 + ppm * 1e-6 * (now - BASE)
+    assert abs(m.predict(now) - truth) < 5_000  # within 5 ms, typically ~1 ms
+
+
+def test_model_ignores_one_sided_queueing() -> None:
+    """Downlink queueing (always positive) must not drag the estimate."""
+    rng = random.Random(3)
+    m = OffsetModel()
+    for i in range(200):
+        queue = rng.choice([0, 0, 30_000, 80_000])
+        m.add(model_exchange(BASE + i * 1_000_000, -40_000, 0.0, 2_000, 2_000 + queue))
+    assert abs(m.predict(BASE + 200_000_000) - (-40_000)) <= 50
+
+
+def test_model_clamps_impossible_drift() -> None:
+    m = OffsetModel(max_ppm=500)
+    for i in range(200):
+        m.add(model_exchange(BASE + i * 1_000_000, 0, 5_000.0, 1_000, 1_000))
+    assert m.drift_ppm == 500.0
