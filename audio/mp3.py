@@ -57,10 +57,14 @@ def frame_header(h: bytes) -> tuple[int, int, int]:
 
 
 def mp3_frames(data: bytes) -> Mp3Stream:
-    pos = _skip_id3(data)
+    pos = 0
+    while (skip := _skip_id3(data[pos:])) > 0:  # one or more ID3v2 tags
+        pos += skip
     frames: list[bytes] = []
     rate = samples = 0
     while pos + 4 <= len(data):
+        if data[pos : pos + 3] == b"TAG" or data[pos : pos + 8] == b"APETAGEX":
+            break  # ID3v1 / APE trailer: the audio is over
         length, rate, samples = frame_header(data[pos : pos + 4])
         frame = data[pos : pos + length]
         if len(frame) < length:

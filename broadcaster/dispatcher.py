@@ -1,8 +1,9 @@
 """The dispatcher: paces signed frames onto MQTT and keeps the ledger.
 
-One publish per target group per frame (the broker fans out to the speakers); the
-frame is signed once and the same bytes go to every group. Nothing on the path from
-"start" to the first publish loops over devices.
+One publish per target group per frame (the broker fans out to the speakers); each
+group's copy is signed for its own topic. Nothing on the path from "start" to the
+first publish loops over devices. Speakers that only decode MP3 get a second stream
+(an MP3 "leg") on the same timeline.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ from devices.frames import Codec, Frame, FrameType, Priority, pack_packets
 from devices.messages import StreamStart
 from devices.topics import Group
 
+#: LAME's encoder + decoder delay (576 + 529 samples): MP3 speakers drop this many
+#: samples at the start, as Opus speakers drop ``pre_skip``, so both start in step.
+MP3_ENCODER_DELAY = 1105
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -93,8 +97,8 @@ def mp3_leg(
     broadcast: str,
     title: str,
 ) -> Leg:
-    frame_us = stream.samples_per_frame * 1_000_000 // stream.sample_rate
-    frame_ms = max(1, frame_us // 1000)
+    spf, rate = stream.samples_per_frame, stream.sample_rate
+    frame_ms = max(1, spf * 1000 // rate)
     chunks = plan_chunks(
         len(stream.frames),
         frame_ms=frame_ms,
@@ -108,7 +112,7 @@ def mp3_leg(
             FrameType.AUDIO,
             sid,
             i + 1,
-            t.start_us + c.first_packet * frame_us,
+            t.start_us + c.first_packet * spf * 10**6 // rate,
             0,
             b"".join(stream.frames[c.first_packet : c.first_packet + c.packets]),
             Codec.MP3,
@@ -116,13 +120,14 @@ def mp3_leg(
         )
         for i, c in enumerate(chunks)
     )
-    end_us = t.start_us + len(stream.frames) * frame_us
+    end_us = t.start_us + len(stream.frames) * spf * 10**6 // rate
     chunk_ms = chunks[1].packets * frame_ms if len(chunks) > 1 else chunks[0].packets * frame_ms
     header = StreamStart(
         broadcast=broadcast,
         codec="mp3",
         sample_rate=stream.sample_rate,
         channels=1,
+        pre_skip=MP3_ENCODER_DELAY,
         frame_ms=frame_ms,
         chunk_ms=chunk_ms,
         chunks=len(frames),

@@ -72,7 +72,7 @@ class OffsetModel:
 
     history_s: float = 600.0
     recent_s: float = 60.0
-    bin_s: float = 20.0
+    bin_s: float = 30.0
     max_ppm: float = 500.0
     max_samples: int = 2000
     samples: list[tuple[int, int, int]] = field(default_factory=list)  # (t1, A, B)

@@ -6,6 +6,7 @@ Layout (all segments validated, see docs/protocol.md, "Topics")::
     loa/v1/{commune}/audio/hamlet/{hamlet}     audio frames for one hamlet
     loa/v1/{commune}/audio/zone/{zone}         audio frames for one zone
     loa/v1/{commune}/audio/device/{device}     audio frames for one speaker
+    loa/v1/{commune}/mp3/...                   the same groups, for MP3-only speakers
     loa/v1/{commune}/dev/{device}/presence     retained presence (device → controller)
     loa/v1/{commune}/dev/{device}/telemetry    health (device → controller)
     loa/v1/{commune}/dev/{device}/report       proof of play (device → controller)

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sync-interval",
         type=float,
-        default=1.0,
+        default=10.0,
         help="seconds between clock-sync exchanges (0 = only the first burst)",
     )
     p.add_argument(

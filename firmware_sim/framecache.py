@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from audio.mp3 import mp3_frames
 from devices.frames import Codec, Frame, FrameType, decode_frame, unpack_packets
 from devices.signing import Verifier
+from loa.errors import AudioError, ProtocolError
 
 
 class FrameCache:
@@ -31,8 +33,14 @@ class FrameCache:
             self.hits += 1
             return entry[2], entry[3]
         frame = decode_frame(data, self.verifier, topic)
-        opus_audio = frame.type is FrameType.AUDIO and frame.codec is Codec.OPUS
-        packets = len(unpack_packets(frame.payload)) if opus_audio else 0
+        packets = 0
+        if frame.type is FrameType.AUDIO and frame.codec is Codec.OPUS:
+            packets = len(unpack_packets(frame.payload))
+        elif frame.type is FrameType.AUDIO and frame.codec is Codec.MP3:
+            try:
+                packets = len(mp3_frames(frame.payload).frames)
+            except AudioError as exc:
+                raise ProtocolError(f"MP3 payload: {exc.message}") from None
         self._entries[key] = (topic, data, frame, packets)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -72,6 +72,8 @@ def chunk_of(frame: Frame, frame_ms: int, chunk_ms: int, packets: int | None = N
     if frame.codec is Codec.OPUS:
         count = len(unpack_packets(frame.payload)) if packets is None else packets
         duration_us = count * frame_ms * 1000
+    elif packets:  # MP3 with its MPEG frames counted
+        duration_us = packets * frame_ms * 1000
     else:
         duration_us = chunk_ms * 1000
     return Chunk(frame.seq, frame.pts_us, duration_us)

@@ -63,7 +63,9 @@ M = TypeVar("M", bound=Message)
 class SpeakerOptions:
     telemetry_interval_s: float = 30.0
     first_sync_samples: int = 20  # burst at start and on resync_clock
-    sync_interval_s: float = 1.0  # then one exchange per interval (0 = never)
+    # Then one exchange per interval (0 = never). Each costs ~350 bytes on the air:
+    # every 10 s is ~3 MB a day per SIM; faster converges sooner and tracks tighter.
+    sync_interval_s: float = 10.0
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0
@@ -88,7 +90,7 @@ class Speaker:
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
-        self.clock_model = OffsetModel()  # estimated controller − device, as a line over time
+        self.clock_model = self._new_clock_model()  # controller − device, a line over time
         self.synced = False
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
@@ -128,6 +130,11 @@ class Speaker:
 
     def _topic(self, which: DeviceTopic) -> str:
         return device_topic(self.spec.commune, self.spec.id, which)
+
+    def _new_clock_model(self) -> OffsetModel:
+        """Windows scaled to the sync rate: ~60 exchanges now, ~30 per drift bin."""
+        step = max(self.opt.sync_interval_s, 1.0)
+        return OffsetModel(recent_s=60 * step, bin_s=30 * step, history_s=1200 * step)
 
     @property
     def offset_us(self) -> int:
@@ -235,16 +242,17 @@ class Speaker:
         st = StreamState(frame.stream_id, frame.priority, last_activity_us=self.controller_now())
         self.streams[frame.stream_id] = st
         cur, pending = self.current, self.pending
-        if not should_preempt(cur, frame.priority) or (
-            pending is not None and frame.priority < pending.priority
-        ):
+        # A newcomer competes with what is about to play (pending) or else what plays.
+        if not should_preempt(pending or cur, frame.priority):
             st.suppressed = True
-        elif cur is None or (cur.ended and not cur.buffer):
+        elif pending is None and (cur is None or (cur.ended and not cur.buffer)):
             self.current = st
         else:
             # Keep playing the current stream up to the newcomer's first presentation time.
-            if pending is not None:
-                pending.suppressed = True
+            if pending is not None:  # displaced before it ever played
+                pending.preempted = True
+                pending.buffer.clear()
+                self.pending = None
             st.takes_over_us = frame.pts_us
             self.pending = st
         self._wake.set()
@@ -323,10 +331,13 @@ class Speaker:
         elif cmd.action == "set_volume" and isinstance(cmd.args.get("volume"), int):
             self.volume = max(0, min(100, int(cmd.args["volume"])))
         elif cmd.action == "stop":
-            if self.current is not None:
-                self.current.preempted = True
-                self.current.buffer.clear()
+            for st in (self.current, self.pending):
+                if st is not None:
+                    st.preempted = True
+                    st.buffer.clear()
+            self.pending = None
         elif cmd.action == "resync_clock":
+            self.clock_model = self._new_clock_model()  # the clock may have been stepped
             self.synced = False
         else:
             ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
@@ -435,21 +446,29 @@ class Speaker:
                     cur.buffer.clear()
                     await self._finish(cur)
                 self.current = cur = nxt
-                nxt.buffer = {k: c for k, c in nxt.buffer.items() if c.pts_us >= now - tol}
+                kept = {k: c for k, c in nxt.buffer.items() if c.pts_us >= now - tol}
+                nxt.late += len(nxt.buffer) - len(kept)  # only if we took over too late
+                nxt.buffer = kept
+            # Never sleep past the moment a pending stream must take over.
+            horizon = (
+                5.0
+                if nxt is None or nxt is cur
+                else max(0.0, ((nxt.takes_over_us or now) - now) / 1e6)
+            )
             if cur is None:
-                await self._wait(5.0)
+                await self._wait(horizon)
                 continue
             if finished(cur, now, idle_us):
                 await self._finish(cur)
                 continue
             if not cur.buffer:
-                await self._wait(0.5)
+                await self._wait(min(0.5, horizon))
                 continue
             st = cur
             chunk = st.buffer[min(st.buffer)]
             delay = (chunk.pts_us - now) / 1e6
             if delay > 0:
-                await self._wait(delay)
+                await self._wait(min(delay, horizon))
                 continue
             # The chunk arrived in time (accept_audio judged that), so a real speaker has
             # already queued it to its DAC for the exact local time; this task waking a

@@ -162,5 +162,8 @@ async def test_mp3_only_speakers_get_an_mp3_stream_in_step(running: Running) -> 
     # Both legs start on the same presentation time.
     first = {e["device"]: e["pts_us"] for e in fleet.log.of("play") if e["seq"] == 1}
     assert len(set(first.values())) == 1
-    # The MP3 leg went only to Ấp 1 (the only group with an MP3-only speaker).
+    # The MP3 leg went only to Ấp 1's group (the only one with an MP3-only speaker): two
+    # Opus groups and one MP3 group, each START + frames + END.
+    chunks = {st["codec"]: st["chunks"] for st in b["streams"]}
+    assert running.services.dispatcher.publishes == 2 * (chunks["opus"] + 2) + (chunks["mp3"] + 2)
     assert all(d["frames_missing"] == 0 for d in b["deliveries"])

@@ -41,8 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             b.add_argument(
                 "--settle",
                 type=float,
-                default=90.0,
+                default=300.0,
                 help="seconds of clock sync before the first broadcast",
+            )
+            b.add_argument(
+                "--sync-interval",
+                type=float,
+                default=0.5,
+                help="seconds between a speaker's clock-sync exchanges",
             )
         if name == "bytes":
             b.add_argument(
@@ -79,7 +85,12 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             from . import sync
 
             report, _ = sync.run(
-                work, devices=args.devices, trials=args.trials, settle_s=args.settle, progress=tick
+                work,
+                devices=args.devices,
+                trials=args.trials,
+                settle_s=args.settle,
+                sync_interval_s=args.sync_interval,
+                progress=tick,
             )
             return report
         if args.bench == "bytes":
