@@ -141,7 +141,7 @@ def run(
             ),
             Figure(
                 "p99_abs_skew_ms",
-                "p99 of |speaker − median of speakers|, per chunk",
+                "p99 of abs(speaker − median of speakers), per chunk",
                 percentile([abs(x) for x in devs], 99),
                 "ms",
             ),
