@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from loa import __version__
-from loa.errors import LoaError, first_loa_error
+from loa.errors import LoaError, exit_with_one_line
 
 from . import settings as settings_mod
 
@@ -143,11 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except BaseException as exc:
-        err = first_loa_error(exc)
-        if err is None:
-            raise
-        print(f"loa: error: {err.message}", file=sys.stderr)
-        return 2
+        return exit_with_one_line(exc, "loa")
 
 
 if __name__ == "__main__":

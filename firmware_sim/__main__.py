@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from devices.signing import Verifier, public_from_hex
-from loa.errors import ConfigError, first_loa_error
+from loa.errors import ConfigError, exit_with_one_line
 
 from .fleet import Fleet
 from .playlog import PlayLog
@@ -90,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:
-        err = first_loa_error(exc)
-        if err is None:
-            raise
-        print(f"firmware_sim: error: {err.message}", file=sys.stderr)
-        return 2
+        return exit_with_one_line(exc, "firmware_sim")
     return 0
 
 

@@ -7,6 +7,7 @@ line of text.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -44,6 +45,18 @@ def first_loa_error(exc: BaseException) -> LoaError | None:
             if found is not None:
                 return found
     return None
+
+
+def exit_with_one_line(exc: BaseException, prog: str) -> int:
+    """For command lines: print a LoaError (even inside a group) as one line, return 2.
+
+    Anything else is a bug and is re-raised with its traceback.
+    """
+    err = first_loa_error(exc)
+    if err is None:
+        raise exc
+    print(f"{prog}: error: {err.message}", file=sys.stderr)
+    return 2
 
 
 class ConfigError(LoaError):

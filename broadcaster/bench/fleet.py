@@ -187,26 +187,15 @@ def run(
         Figure(
             "max_speakers_under_1pct_late", "largest fleet with < 1 % frames late", best, "speakers"
         ),
-        Figure(
-            "cpu_ratio_naive_over_ours_1000",
-            "dispatcher CPU, naive ÷ ours, 1 000 speakers",
-            round(statistics.median(ratios[1000]), 1),
-            "×",
-            [round(r, 1) for r in ratios[1000]],
-        ),
-        Figure(
-            "cpu_ratio_naive_over_ours_100",
-            "dispatcher CPU, naive ÷ ours, 100 speakers",
-            round(statistics.median(ratios[100]), 1),
-            "×",
-            [round(r, 1) for r in ratios[100]],
-        ),
-        Figure(
-            "cpu_ratio_naive_over_ours_10",
-            "dispatcher CPU, naive ÷ ours, 10 speakers",
-            round(statistics.median(ratios[10]), 1),
-            "×",
-            [round(r, 1) for r in ratios[10]],
+        *(
+            Figure(
+                f"cpu_ratio_naive_over_ours_{n}",
+                f"dispatcher CPU, naive ÷ ours, {n:,} speakers".replace(",", " "),
+                round(statistics.median(ratios[n]), 1),
+                "×",
+                [round(r, 1) for r in ratios[n]],
+            )
+            for n in (1000, 100, 10)
         ),
     ]
     for n in (10, 100, 1000):
