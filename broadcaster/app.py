@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             facts.install(router)
             link.on_connect(facts.push_configs)
             dispatcher = Dispatcher(ledger, link, signer, clock, settings.stream, qos=m.qos)
+            dispatcher.before_finalize = facts.flush_reports
             library = Library(store, settings.audio, Path(settings.storage.media_dir), clock)
             app.state.loa = Services(
                 settings,
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             app.state.router = router
             async with anyio.create_task_group() as tg:
                 tg.start_soon(link.run)
+                tg.start_soon(facts.run)
                 await tg.start(dispatcher.run)
                 try:
                     await link.wait_connected(m.publish_timeout_s)

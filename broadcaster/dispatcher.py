@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -71,6 +72,7 @@ class Dispatcher:
         self.qos = qos
         self._tg: TaskGroup | None = None
         self.publishes = 0
+        self.before_finalize: Callable[[], object] | None = None
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -228,6 +230,8 @@ class Dispatcher:
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))
+            if self.before_finalize is not None:
+                self.before_finalize()  # write proof of play still queued
             self.ledger.finalize(bid)
             self.ledger.update(bid, status="done")
             logger.info("broadcast %s done", bid)

@@ -34,6 +34,9 @@ from .store import DeviceRow, Store
 
 logger = logging.getLogger(__name__)
 
+REPORT_BATCH = 500
+REPORT_FLUSH_S = 0.2
+
 #: CONFIG and TIME frames use the nil stream id and sequence 0.
 CONFIG_STREAM = uuid.UUID(int=0)
 
@@ -51,6 +54,8 @@ class Facts:
         self.clock = clock
         self.unknown_devices: Counter[str] = Counter()
         self.untargeted_reports = 0
+        self.unknown_reports = 0
+        self._reports: list[tuple[str, str, PlayReport, int]] = []
 
     def install(self, router: Router) -> None:
         router.on_device(DeviceTopic.PRESENCE, self.on_presence)
@@ -85,15 +90,40 @@ class Facts:
         self.store.set_telemetry(device, self.clock.now_us(), m.model_dump_json())
 
     async def on_report(self, t: ParsedTopic, payload: bytes) -> None:
+        """Validate now; write in batches (thousands of speakers report at the same moment)."""
         device = self._known(t)
         report = parse(PlayReport, payload)
-        hamlet = self.store.device_hamlet(device)
-        result = self.ledger.record_report(device, t.commune, hamlet, report, self.clock.now_us())
-        if result == "untargeted":
-            self.untargeted_reports += 1
-            logger.warning("device %s reported playing untargeted stream %s", device, report.stream)
-        elif result == "unknown":
-            raise ProtocolError(f"report for unknown stream {report.stream}")
+        self._reports.append((device, t.commune, report, self.clock.now_us()))
+        if len(self._reports) >= REPORT_BATCH:
+            self.flush_reports()
+
+    def flush_reports(self) -> int:
+        """Write queued proof-of-play reports in one transaction; returns how many."""
+        batch, self._reports = self._reports, []
+        if not batch:
+            return 0
+        with self.store.db.atomic():
+            for device, commune, report, at_us in batch:
+                hamlet = self.store.device_hamlet(device)
+                result = self.ledger.record_report(device, commune, hamlet, report, at_us)
+                if result == "untargeted":
+                    self.untargeted_reports += 1
+                    logger.warning(
+                        "device %s reported playing untargeted stream %s", device, report.stream
+                    )
+                elif result == "unknown":
+                    self.unknown_reports += 1
+                    logger.info("device %s reported unknown stream %s", device, report.stream)
+        return len(batch)
+
+    async def run(self) -> None:
+        """Flush queued reports every ``REPORT_FLUSH_S``; returns when cancelled."""
+        try:
+            while True:
+                await self.clock.sleep(REPORT_FLUSH_S)
+                self.flush_reports()
+        finally:
+            self.flush_reports()
 
     async def on_time_request(self, t: ParsedTopic, payload: bytes) -> None:
         """Answer a clock-sync request at once; no database access on this path."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,11 +212,25 @@ class Store:
             values.update(firmware=firmware, codecs=json.dumps(codecs))
         assignments = ", ".join(f"{k}=?" for k in values)
         sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
-        cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
+        with self.relaxed():
+            cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
         return cur.rowcount > 0
 
+    @contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Commit without waiting for the disk (synchronous=NORMAL, safe in WAL mode).
+
+        For high-volume device facts (presence, telemetry): a power cut may lose the last
+        moments of them, never corrupt the file. The ledger keeps synchronous=FULL.
+        """
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
     def set_telemetry(self, device_id: str, at_us: int, payload: str) -> None:
-        with self.db.atomic():  # one commit, not two
+        with self.relaxed(), self.db.atomic():  # one commit, not two
             self.db.table("telemetry_last").upsert(
                 {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
             )
