@@ -518,3 +518,12 @@ def test_summarize_counts():
         },
     }
     assert summarize([]) == {}
+
+
+def test_device_facts_relax_durability_but_the_ledger_stays_full(tmp_path: Path):
+    store = Store(tmp_path / "facts.db")
+    demo_data.seed(store)
+    store.set_telemetry("vt-ap-1-1", 5, '{"v":1}')
+    store.set_presence(COMMUNE, "vt-ap-1-1", online=True, at_us=6, firmware="x", codecs=["opus"])
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.close()
