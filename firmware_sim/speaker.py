@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from devices.messages import (
     Counters,
     DeviceConfig,
     Message,
+    PlayReport,
     Presence,
     StreamEnd,
     StreamStart,
@@ -96,6 +97,8 @@ class Speaker:
         self.streams: dict[uuid.UUID, StreamState] = {}
         self.closed: OrderedDict[uuid.UUID, bool] = OrderedDict()  # id → was pre-empted
         self.current: StreamState | None = None
+        self.outbox: deque[PlayReport] = deque(maxlen=1000)  # reports not yet sent
+        self._outbox_ready = anyio.Event()
         self.pending: StreamState | None = None  # takes over at its first presentation time
         self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0, "ignored": 0}
         self.config_sent_us = -1
@@ -158,6 +161,7 @@ class Speaker:
             tg.start_soon(self._player)
             tg.start_soon(self._telemetry_loop)
             tg.start_soon(self._sync_loop)
+            tg.start_soon(self._reporter)
             try:
                 await self.link.wait_connected(self.opt.connect_timeout_s)
             except TimeoutError:
@@ -506,10 +510,21 @@ class Speaker:
             self.pending = None
         report = st.outcome()
         self.log.add(event="report", device=self.spec.id, **report.model_dump())
-        try:
-            await self.link.publish(self._topic(DeviceTopic.REPORT), dump(report))
-        except Exception as exc:  # the broker may be gone; the log keeps the truth
-            logger.warning("%s: report not sent: %s", self.spec.id, exc)
+        self.outbox.append(report)  # sent by _reporter, kept until the broker has it
+        self._outbox_ready.set()
+
+    async def _reporter(self) -> None:
+        """Send proof of play in order; keep it through broker outages (bounded)."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = anyio.Event()
+            while self.outbox:
+                try:
+                    await self.link.publish(self._topic(DeviceTopic.REPORT), dump(self.outbox[0]))
+                except BrokerError:
+                    await self.link.wait_connected(3600)  # retry after the reconnect
+                    continue
+                self.outbox.popleft()
 
     def stats(self) -> dict[str, Any]:
         return {"id": self.spec.id, **self.counters, "offset_us": self.offset_us}
