@@ -24,6 +24,10 @@ SPEAKERS_PER_HAMLET = 3
 MARKET_ZONE = ("cho-vi-tan", "Khu chợ Vị Tân", ["vt-ap-1-1", "vt-ap-2-1"])
 
 
+#: An older speaker that decodes only MP3: the controller sends it an MP3 leg in step.
+MP3_ONLY = frozenset({"vt-ap-7-3"})
+
+
 def device_ids(hamlet: str) -> list[str]:
     return [f"vt-{hamlet}-{i}" for i in range(1, SPEAKERS_PER_HAMLET + 1)]
 
@@ -56,6 +60,7 @@ def fleet_specs(seed_offsets: bool = True) -> list[DeviceSpec]:
                     zones=(MARKET_ZONE[0],) if did in zone_members else (),
                     offset_s=offset,
                     drift_ppm=float(drift),
+                    codecs=("mp3",) if did in MP3_ONLY else ("opus", "mp3"),
                 )
             )
     return specs

@@ -107,10 +107,18 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
         for e in plays:
             by_stream.setdefault(e["stream"], set()).add(e["device"])
         assert by_stream[hamlet["stream_id"]] == set(demo_data.device_ids("ap-1"))
-        assert by_stream[whole["stream_id"]] == {s.id for s in specs}
+        leg_streams = {st["codec"]: st["stream_id"] for st in whole["streams"]}
+        assert by_stream[leg_streams["opus"]] == {s.id for s in specs} - demo_data.MP3_ONLY
+        assert by_stream[leg_streams["mp3"]] == set(demo_data.MP3_ONLY)
         assert running.services.facts.untargeted_reports == 0
         # One publish per group per frame, never one per device.
-        assert running.services.dispatcher.publishes == hamlet["chunks"] + 2 + whole["chunks"] + 2
+        # Ấp 1: one Opus group; whole commune: one Opus group + one MP3 group (Ấp 7 has a
+        # speaker that decodes only MP3, vt-ap-7-3).
+        legs = {s["codec"]: s["chunks"] for s in whole["streams"]}
+        assert {s["codec"] for s in hamlet["streams"]} == {"opus"}
+        assert running.services.dispatcher.publishes == (
+            hamlet["chunks"] + 2 + legs["opus"] + 2 + legs["mp3"] + 2
+        )
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
