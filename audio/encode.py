@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import ffmpeg
 
 from . import ffmpeg as ff
-from .ogg import OpusStream, opus_stream
 from .settings import AudioSettings
 
 
@@ -55,7 +54,3 @@ def encode_mp3(pcm: bytes, settings: AudioSettings, bitrate_kbps: int = 32) -> R
         what="encoding MP3",
     )
     return Rendition("mp3", data, hashlib.sha256(data).hexdigest(), bitrate_kbps)
-
-
-def opus_packets(rendition: Rendition) -> OpusStream:
-    return opus_stream(rendition.data)

@@ -45,7 +45,7 @@ class Ledger:
         self.db.table("broadcasts").update(broadcast_id, values)
 
     def by_stream(self, stream_id: str) -> dict[str, Any] | None:
-        rows = self.store._rows(
+        rows = self.store.query(
             "SELECT b.* FROM streams s JOIN broadcasts b ON b.id = s.broadcast_id"
             " WHERE s.stream_id=?",
             [stream_id],
@@ -91,7 +91,7 @@ class Ledger:
 
     def sweep_interrupted(self) -> int:
         """At start-up: broadcasts a previous run left streaming are closed as interrupted."""
-        rows = self.store._rows(
+        rows = self.store.query(
             "SELECT id FROM broadcasts WHERE status IN ('streaming', 'finishing')"
         )
         for r in rows:
@@ -113,22 +113,22 @@ class Ledger:
             )
 
     def get(self, broadcast_id: str) -> dict[str, Any]:
-        rows = self.store._rows("SELECT * FROM broadcasts WHERE id=?", [broadcast_id])
+        rows = self.store.query("SELECT * FROM broadcasts WHERE id=?", [broadcast_id])
         if not rows:
             raise NotFound(f"broadcast {broadcast_id!r} does not exist")
         b = rows[0]
         b["targets"] = json.loads(b["targets"])
         b["communes"] = [
             r["commune_id"]
-            for r in self.store._rows(
+            for r in self.store.query(
                 "SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [broadcast_id]
             )
         ]
-        b["streams"] = self.store._rows(
+        b["streams"] = self.store.query(
             "SELECT stream_id, codec, chunks FROM streams WHERE broadcast_id=? ORDER BY codec DESC",
             [broadcast_id],
         )
-        b["deliveries"] = self.store._rows(
+        b["deliveries"] = self.store.query(
             "SELECT device_id, commune_id, hamlet_id, targeted, online_at_start, outcome,"
             " started_us, ended_us, frames_played, frames_missing, frames_late, reason"
             " FROM deliveries WHERE broadcast_id=? ORDER BY commune_id, hamlet_id, device_id",
@@ -141,7 +141,7 @@ class Ledger:
         return b
 
     def recent(self, commune_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return self.store._rows(
+        return self.store.query(
             "SELECT b.id, b.title, b.priority, b.status, b.created_us, b.start_pts_us,"
             " b.end_pts_us FROM broadcasts b JOIN broadcast_communes bc ON bc.broadcast_id=b.id"
             " WHERE bc.commune_id=? ORDER BY b.created_us DESC LIMIT ?",

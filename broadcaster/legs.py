@@ -15,7 +15,7 @@ from audio.mp3 import Mp3Stream
 from audio.ogg import OpusStream
 from audio.plan import plan_chunks
 from devices.frames import Codec, Frame, FrameType, Priority, pack_packets
-from devices.messages import StreamStart
+from devices.messages import CodecName, StreamStart
 from devices.topics import Group
 
 #: LAME's encoder + decoder delay (576 + 529 samples): MP3 speakers drop this many
@@ -41,6 +41,51 @@ class Timing:
     first_chunk_ms: int
 
 
+@dataclass(frozen=True)
+class Audio:
+    """What a leg's START announces about its codec."""
+
+    codec: CodecName
+    sample_rate: int
+    channels: int
+    frame_ms: int
+    pre_skip: int
+    chunk_ms: int
+
+
+def _leg(
+    audio: Audio,
+    chunks: list[tuple[int, bytes]],
+    end_us: int,
+    groups: list[Group],
+    t: Timing,
+    priority: Priority,
+    broadcast: str,
+    title: str,
+) -> Leg:
+    """Assemble a leg from (presentation time, payload) chunks."""
+    sid = uuid.uuid4()
+    codec = Codec.OPUS if audio.codec == "opus" else Codec.MP3
+    frames = tuple(
+        Frame(FrameType.AUDIO, sid, i + 1, pts, 0, payload, codec, priority)
+        for i, (pts, payload) in enumerate(chunks)
+    )
+    header = StreamStart(
+        broadcast=broadcast,
+        codec=audio.codec,
+        sample_rate=audio.sample_rate,
+        channels=audio.channels,
+        frame_ms=audio.frame_ms,
+        pre_skip=audio.pre_skip,
+        chunk_ms=audio.chunk_ms,
+        chunks=len(frames),
+        duration_ms=max(1, (end_us - t.start_us) // 1000),
+        title=title[:200],
+    )
+    topics = tuple(g.topic_for(audio.codec) for g in groups)
+    return Leg(audio.codec, sid, topics, header, frames, t.start_us, end_us)
+
+
 def opus_leg(
     stream: OpusStream,
     frame_ms: int,
@@ -50,43 +95,20 @@ def opus_leg(
     broadcast: str,
     title: str,
 ) -> Leg:
-    chunks = plan_chunks(
+    plan = plan_chunks(
         len(stream.packets),
         frame_ms=frame_ms,
         chunk_ms=t.chunk_ms,
         start_us=t.start_us,
         first_chunk_ms=t.first_chunk_ms,
     )
-    sid = uuid.uuid4()
-    frames = tuple(
-        Frame(
-            FrameType.AUDIO,
-            sid,
-            i + 1,
-            c.pts_us,
-            0,
-            pack_packets(stream.packets[c.first_packet : c.first_packet + c.packets]),
-            Codec.OPUS,
-            priority,
-        )
-        for i, c in enumerate(chunks)
-    )
-    end_us = chunks[-1].pts_us + chunks[-1].duration_us
-    header = StreamStart(
-        broadcast=broadcast,
-        codec="opus",
-        sample_rate=48000,
-        channels=stream.channels,
-        frame_ms=frame_ms,
-        pre_skip=stream.pre_skip,
-        chunk_ms=t.chunk_ms,
-        chunks=len(frames),
-        duration_ms=max(1, (end_us - t.start_us) // 1000),
-        title=title[:200],
-    )
-    return Leg(
-        "opus", sid, tuple(g.topic_for("opus") for g in groups), header, frames, t.start_us, end_us
-    )
+    chunks = [
+        (c.pts_us, pack_packets(stream.packets[c.first_packet : c.first_packet + c.packets]))
+        for c in plan
+    ]
+    end_us = plan[-1].pts_us + plan[-1].duration_us
+    audio = Audio("opus", 48000, stream.channels, frame_ms, stream.pre_skip, t.chunk_ms)
+    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title)
 
 
 def mp3_leg(
@@ -99,41 +121,21 @@ def mp3_leg(
 ) -> Leg:
     spf, rate = stream.samples_per_frame, stream.sample_rate
     frame_ms = max(1, spf * 1000 // rate)
-    chunks = plan_chunks(
+    plan = plan_chunks(
         len(stream.frames),
         frame_ms=frame_ms,
         chunk_ms=max(t.chunk_ms, frame_ms),
         start_us=t.start_us,
         first_chunk_ms=max(t.first_chunk_ms, frame_ms),
     )
-    sid = uuid.uuid4()
-    frames = tuple(
-        Frame(
-            FrameType.AUDIO,
-            sid,
-            i + 1,
+    chunks = [
+        (
             t.start_us + c.first_packet * spf * 10**6 // rate,
-            0,
             b"".join(stream.frames[c.first_packet : c.first_packet + c.packets]),
-            Codec.MP3,
-            priority,
         )
-        for i, c in enumerate(chunks)
-    )
+        for c in plan
+    ]
     end_us = t.start_us + len(stream.frames) * spf * 10**6 // rate
-    chunk_ms = chunks[1].packets * frame_ms if len(chunks) > 1 else chunks[0].packets * frame_ms
-    header = StreamStart(
-        broadcast=broadcast,
-        codec="mp3",
-        sample_rate=stream.sample_rate,
-        channels=1,
-        pre_skip=MP3_ENCODER_DELAY,
-        frame_ms=frame_ms,
-        chunk_ms=chunk_ms,
-        chunks=len(frames),
-        duration_ms=max(1, (end_us - t.start_us) // 1000),
-        title=title[:200],
-    )
-    return Leg(
-        "mp3", sid, tuple(g.topic_for("mp3") for g in groups), header, frames, t.start_us, end_us
-    )
+    chunk_ms = (plan[1] if len(plan) > 1 else plan[0]).packets * frame_ms
+    audio = Audio("mp3", rate, 1, frame_ms, MP3_ENCODER_DELAY, chunk_ms)
+    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title)

@@ -71,7 +71,7 @@ class Store:
             self._closed = True
             self.db.conn.close()
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.db.execute(sql, list(params))
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
@@ -112,7 +112,7 @@ class Store:
         )
 
     def communes(self) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.query(
             "SELECT c.id, c.name, c.province_id, c.timezone, p.name AS province_name,"
             " (SELECT count(*) FROM devices d WHERE d.commune_id=c.id) AS devices,"
             " (SELECT count(*) FROM devices d WHERE d.commune_id=c.id AND d.online=1) AS online"
@@ -120,20 +120,20 @@ class Store:
         )
 
     def require_commune(self, commune_id: str) -> dict[str, Any]:
-        rows = self._rows("SELECT * FROM communes WHERE id=?", [commune_id])
+        rows = self.query("SELECT * FROM communes WHERE id=?", [commune_id])
         if not rows:
             raise NotFound(f"commune {commune_id!r} does not exist")
         return rows[0]
 
     def require_hamlet(self, commune_id: str, hamlet_id: str) -> None:
-        if not self._rows(
+        if not self.query(
             "SELECT 1 FROM hamlets WHERE commune_id=? AND id=?", [commune_id, hamlet_id]
         ):
             raise NotFound(f"hamlet {hamlet_id!r} does not exist in commune {commune_id!r}")
 
     def hamlets(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
-        return self._rows(
+        return self.query(
             "SELECT h.id, h.name,"
             " (SELECT count(*) FROM devices d WHERE d.commune_id=h.commune_id"
             "   AND d.hamlet_id=h.id) AS devices,"
@@ -145,12 +145,12 @@ class Store:
 
     def zone_ids(self, commune_id: str) -> set[str]:
         return {
-            r["id"] for r in self._rows("SELECT id FROM zones WHERE commune_id=?", [commune_id])
+            r["id"] for r in self.query("SELECT id FROM zones WHERE commune_id=?", [commune_id])
         }
 
     def devices(self, commune_id: str) -> list[DeviceRow]:
         zones: dict[str, list[str]] = {}
-        for r in self._rows(
+        for r in self.query(
             "SELECT device_id, zone_id FROM zone_members WHERE commune_id=?", [commune_id]
         ):
             zones.setdefault(r["device_id"], []).append(r["zone_id"])
@@ -164,14 +164,14 @@ class Store:
                 tuple(sorted(zones.get(r["id"], []))),
                 tuple(json.loads(r["codecs"] or "[]")),
             )
-            for r in self._rows(
+            for r in self.query(
                 "SELECT * FROM devices WHERE commune_id=? ORDER BY hamlet_id, id", [commune_id]
             )
         ]
 
     def device_details(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
-        rows = self._rows(
+        rows = self.query(
             "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
             " d.last_seen_us, d.presence_changed_us, t.payload AS telemetry"
             " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
@@ -185,11 +185,11 @@ class Store:
         return rows
 
     def device_commune(self, device_id: str) -> str | None:
-        rows = self._rows("SELECT commune_id FROM devices WHERE id=?", [device_id])
+        rows = self.query("SELECT commune_id FROM devices WHERE id=?", [device_id])
         return rows[0]["commune_id"] if rows else None
 
     def device_hamlet(self, device_id: str) -> str:
-        rows = self._rows("SELECT hamlet_id FROM devices WHERE id=?", [device_id])
+        rows = self.query("SELECT hamlet_id FROM devices WHERE id=?", [device_id])
         return str(rows[0]["hamlet_id"]) if rows else ""
 
     def set_presence(
@@ -242,7 +242,7 @@ class Store:
         self.db.table("media").insert(row, pk="id")
 
     def media(self, media_id: str) -> MediaRow:
-        rows = self._rows("SELECT * FROM media WHERE id=?", [media_id])
+        rows = self.query("SELECT * FROM media WHERE id=?", [media_id])
         if not rows:
             raise NotFound(f"media {media_id!r} does not exist")
         r = rows[0]
@@ -261,7 +261,7 @@ class Store:
 
     def media_list(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
-        return self._rows(
+        return self.query(
             "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
             " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
             " bytes, peak_dbfs, created_us FROM media WHERE commune_id=? OR commune_id IS NULL"
@@ -270,7 +270,7 @@ class Store:
         )
 
     def media_info(self, media_id: str) -> dict[str, Any]:
-        rows = self._rows(
+        rows = self.query(
             "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
             " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
             " bytes, peak_dbfs, created_us FROM media WHERE id=?",

@@ -30,7 +30,6 @@ from devices.messages import (
     parse,
 )
 from devices.signing import Verifier
-from devices.timesync import OffsetModel, Sample
 from devices.topics import (
     DeviceTopic,
     Group,
@@ -43,6 +42,7 @@ from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock, SkewedClock
 from loa.errors import BrokerError, ProtocolError
 
+from .clocksync import ClockSync
 from .framecache import FrameCache
 from .playlog import PlayLog
 from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
@@ -91,8 +91,14 @@ class Speaker:
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
-        self.clock_model = self._new_clock_model()  # controller − device, a line over time
-        self.synced = False
+        self.sync = ClockSync(
+            spec.id,
+            self.clock,
+            self._send_time_request,
+            log,
+            first_samples=self.opt.first_sync_samples,
+            interval_s=self.opt.sync_interval_s,
+        )
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
         self.closed: OrderedDict[uuid.UUID, bool] = OrderedDict()  # id → was pre-empted
@@ -105,8 +111,6 @@ class Speaker:
         self.started_mono = self.clock.monotonic()
         self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
         self._wake = anyio.Event()
-        self._sync_waiters: dict[int, tuple[int, anyio.Event, list[Sample]]] = {}
-        self._sync_id = 0
         self._commands: OrderedDict[str, None] = OrderedDict()
         # Decode Opus when able; a speaker that only decodes MP3 listens on the mp3/ topics.
         self.codec = "opus" if "opus" in spec.codecs else "mp3"
@@ -134,19 +138,17 @@ class Speaker:
     def _topic(self, which: DeviceTopic) -> str:
         return device_topic(self.spec.commune, self.spec.id, which)
 
-    def _new_clock_model(self) -> OffsetModel:
-        """Windows scaled to the sync rate: ~60 exchanges now, ~30 per drift bin."""
-        step = max(self.opt.sync_interval_s, 1.0)
-        return OffsetModel(recent_s=60 * step, bin_s=30 * step, history_s=1200 * step)
+    @property
+    def synced(self) -> bool:
+        return self.sync.synced
 
     @property
     def offset_us(self) -> int:
         """Current estimate of controller clock − device clock (0 before any sync)."""
-        return self.clock_model.predict(self.clock.now_us()) or 0
+        return self.sync.offset_us()
 
     def controller_now(self) -> int:
-        local = self.clock.now_us()
-        return local + (self.clock_model.predict(local) or 0)
+        return self.sync.controller_now()
 
     def _net_delay(self) -> float:
         """Injected one-way network delay for this message, seconds."""
@@ -341,8 +343,7 @@ class Speaker:
                     st.buffer.clear()
             self.pending = None
         elif cmd.action == "resync_clock":
-            self.clock_model = self._new_clock_model()  # the clock may have been stepped
-            self.synced = False
+            self.sync.reset()  # the clock may have been stepped
         else:
             ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
         await self.link.publish(
@@ -351,59 +352,19 @@ class Speaker:
 
     def _on_time(self, frame: Frame, topic: str, t4: int) -> None:
         resp = self._payload(TimeResponse, frame, topic)
-        if resp is None:
-            return
-        waiter = self._sync_waiters.pop(resp.id, None)
-        if waiter is None or waiter[0] != resp.t1_us:
-            return
-        self.clock_model.add(Sample(resp.t1_us, resp.t2_us, resp.t3_us, t4))
-        waiter[1].set()
+        if resp is not None:
+            self.sync.answer(resp, t4)
 
     # --- loops ---------------------------------------------------------------------
 
-    async def _exchange(self) -> None:
-        """One clock-sync request; the answer (if any within 1 s) feeds the model."""
-        self._sync_id += 1
-        event = anyio.Event()
-        t1 = self.clock.now_us()
-        self._sync_waiters[self._sync_id] = (t1, event, [])
+    async def _send_time_request(self, req: TimeRequest) -> None:
         if self.spec.delay_ms or self.spec.jitter_ms:
             await self.clock.sleep(self._net_delay())  # the uplink leg
-        await self.link.publish(
-            self._topic(DeviceTopic.TIME_REQ),
-            dump(TimeRequest(id=self._sync_id, t1_us=t1)),
-            qos=0,
-        )
-        with anyio.move_on_after(1.0):
-            await event.wait()
-        self._sync_waiters.pop(self._sync_id, None)
+        await self.link.publish(self._topic(DeviceTopic.TIME_REQ), dump(req), qos=0)
 
     async def _sync_loop(self) -> None:
-        """A burst of exchanges at start (and on ``resync_clock``), then one per interval."""
         await self.link.wait_connected(3600)
-        if self.opt.first_sync_samples <= 0 and self.opt.sync_interval_s <= 0:
-            return  # clock sync switched off (fleet benchmarks on one host)
-        exchanges = 0
-        while True:
-            if not self.synced:
-                for _ in range(self.opt.first_sync_samples):
-                    await self._exchange()
-                    await self.clock.sleep(0.05)
-                self.synced = bool(self.clock_model.samples)
-            elif self.opt.sync_interval_s > 0:
-                await self.clock.sleep(self.opt.sync_interval_s)
-                await self._exchange()
-            else:
-                await self.clock.sleep(3600)
-            exchanges += 1
-            if exchanges % 10 == 1:
-                self.log.add(
-                    event="sync",
-                    device=self.spec.id,
-                    offset_us=self.offset_us,
-                    drift_ppm=round(self.clock_model.drift_ppm, 2),
-                    true_offset_us=self.clock.true_us() - self.clock.now_us(),
-                )
+        await self.sync.run()
 
     async def _telemetry_loop(self) -> None:
         while True:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from audio.encode import encode_mp3, encode_opus, opus_packets
+from audio.encode import encode_mp3, encode_opus
 from audio.ffmpeg import find_ffmpeg
 from audio.ingest import DEMUXERS, Decoded, decode_file
+from audio.ogg import opus_stream
 from audio.settings import AudioSettings
 from audio.tones import chime, to_wav, tone
 from audio.tts import EspeakEngine
@@ -388,7 +389,7 @@ def test_encode_opus_packets_match_frame_duration(tone_pcm: bytes, frame_ms: int
     assert rendition.codec == "opus"
     assert rendition.bitrate_kbps == 24
     assert rendition.data.startswith(b"OggS")
-    stream = opus_packets(rendition)
+    stream = opus_stream(rendition.data)
     assert abs(len(stream.packets) - 3000 / frame_ms) <= 2
     assert stream.pre_skip > 0
     assert stream.channels == 1
@@ -402,8 +403,8 @@ def test_encode_opus_sha256_is_of_the_stored_bytes(tone_pcm: bytes) -> None:
 
 
 def test_encode_opus_bitrate_setting_changes_size(tone_pcm: bytes) -> None:
-    low = opus_packets(encode_opus(tone_pcm, AudioSettings(opus_bitrate_kbps=16)))
-    high = opus_packets(encode_opus(tone_pcm, AudioSettings(opus_bitrate_kbps=32)))
+    low = opus_stream(encode_opus(tone_pcm, AudioSettings(opus_bitrate_kbps=16)).data)
+    high = opus_stream(encode_opus(tone_pcm, AudioSettings(opus_bitrate_kbps=32)).data)
     assert sum(map(len, low.packets)) < sum(map(len, high.packets))
     assert payload_kbps(low.packets) == pytest.approx(16, rel=0.25)
 
@@ -412,13 +413,13 @@ def test_encode_opus_bitrate_on_noise_is_near_the_setting(tmp_path: Path) -> Non
     src = ffmpeg_make(
         tmp_path, "noise.wav", "-f", "lavfi", "-i", "anoisesrc=d=3:c=pink:a=0.25:r=48000:s=1"
     )
-    stream = opus_packets(encode_opus(decode_file(src, DEFAULT).pcm, DEFAULT))
+    stream = opus_stream(encode_opus(decode_file(src, DEFAULT).pcm, DEFAULT).data)
     assert 16 <= payload_kbps(stream.packets) <= 32
 
 
 def test_encode_opus_tone_stays_near_the_bitrate_setting() -> None:
     pcm = tone(3.0, 1000.0, rate=DEFAULT.sample_rate).raw_data
-    stream = opus_packets(encode_opus(pcm, DEFAULT))
+    stream = opus_stream(encode_opus(pcm, DEFAULT).data)
     assert 16 <= payload_kbps(stream.packets) <= 32
 
 

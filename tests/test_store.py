@@ -35,13 +35,13 @@ def seeded_store(store: Store) -> Store:
 
 
 def count(store: Store, table: str) -> int:
-    rows = store._rows(f"SELECT count(*) AS n FROM {table}")
+    rows = store.query(f"SELECT count(*) AS n FROM {table}")
     return int(rows[0]["n"])
 
 
 def snapshot(store: Store) -> dict[str, list[dict[str, Any]]]:
     tables = ["provinces", "communes", "hamlets", "zones", "zone_members", "devices"]
-    return {t: store._rows(f"SELECT * FROM {t} ORDER BY rowid") for t in tables}
+    return {t: store.query(f"SELECT * FROM {t} ORDER BY rowid") for t in tables}
 
 
 def add_media(store: Store, commune: str | None = COMMUNE) -> str:
@@ -138,7 +138,7 @@ def test_migrations_applied_once(tmp_path: Path):
     first.close()
     second = Store(path)  # opening again must not try to create tables again
     try:
-        rows = second._rows(
+        rows = second.query(
             "SELECT name, count(*) AS n FROM _sqlite_migrations WHERE migration_set='loa'"
             " GROUP BY name ORDER BY name"
         )
@@ -455,7 +455,7 @@ def test_record_report_untargeted_and_unknown(seeded_store: Store):
         stream=b["stream_id"], outcome="played", started_us=1, ended_us=2, frames_played=3
     )
     assert ledger.record_report("vt-ap-5-2", COMMUNE, "ap-5", report, 77) == "untargeted"
-    rows = s._rows(
+    rows = s.query(
         "SELECT * FROM deliveries WHERE broadcast_id=? AND device_id='vt-ap-5-2'", [b["id"]]
     )
     assert len(rows) == 1

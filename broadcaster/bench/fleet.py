@@ -23,9 +23,15 @@ from loa.clock import SystemClock
 
 from ..broker import start_broker
 from ..dispatcher import publish_frame
-from .harness import SimProcess
 from .report import Figure, Report
-from .setup import COMMUNE, broadcast_and_wait, deployment, upload_tone, wait_online
+from .setup import (
+    COMMUNE,
+    broadcast_and_wait,
+    deployment,
+    start_sims,
+    upload_tone,
+    wait_online,
+)
 
 LADDER = (100, 250, 500, 1000, 2000, 3000, 4000, 5000, 7500, 10000)
 SIM_ARGS = ("--sync-interval", "0", "--first-sync", "0", "--telemetry-interval", "3600")
@@ -48,18 +54,7 @@ def serve_fleet(workdir: Path, size: int, processes: int, seconds: float) -> dic
     with deployment(
         workdir / f"n{size}", [(s.id, s.hamlet) for s in specs], stream={"report_grace_s": 5.0}
     ) as d:
-        sims = [
-            SimProcess(
-                specs[i::processes],
-                host=d.broker.host,
-                port=d.broker.port,
-                pubkey_hex=d.pubkey,
-                workdir=workdir / f"n{size}",
-                name=f"sim{i}",
-                extra=SIM_ARGS,
-            )
-            for i in range(processes)
-        ]
+        sims = start_sims(d, specs, processes, workdir / f"n{size}", SIM_ARGS)
         try:
             t0 = time.monotonic()
             wait_online(d, size, 60 + size / 20)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loa.clock import Clock, SystemClock
+
 from .harness import machine
 
 
@@ -76,8 +78,8 @@ class Report:
         lines += [f.row() for f in self.figures]
         return "\n".join(lines)
 
-    def section(self) -> str:
-        date = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    def section(self, when: datetime) -> str:
+        date = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         parts = [
             f"<!-- bench:{self.name} -->",
             f"## {self.title}",
@@ -110,10 +112,10 @@ min / median / max.
 """
 
 
-def write_section(path: Path, report: Report) -> None:
+def write_section(path: Path, report: Report, clock: Clock | None = None) -> None:
     """Replace (or append) this bench's section in BENCHMARKS.md."""
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    section = report.section()
+    section = report.section((clock or SystemClock()).now())
     pattern = re.compile(rf"<!-- bench:{report.name} -->.*?<!-- /bench:{report.name} -->", re.S)
     text = (
         pattern.sub(lambda _: section, text)

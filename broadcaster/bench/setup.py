@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 
 from audio.tones import chime, to_wav, tone
+from firmware_sim.spec import DeviceSpec
 from loa.errors import LoaError
 
 from ..broker import Broker, start_broker
 from ..settings import Settings, build
 from ..store import Store
-from .harness import ControllerThread
+from .harness import ControllerThread, SimProcess
 
 COMMUNE = "xa-bench"
 
@@ -77,6 +78,28 @@ def deployment(
             ctl.stop()
     finally:
         broker.stop()
+
+
+def start_sims(
+    d: Deployment,
+    specs: Sequence[DeviceSpec],
+    processes: int,
+    workdir: Path,
+    extra: Sequence[str] = (),
+) -> list[SimProcess]:
+    """Spread ``specs`` over ``processes`` simulator processes connected to ``d``."""
+    return [
+        SimProcess(
+            specs[i::processes],
+            host=d.broker.host,
+            port=d.broker.port,
+            pubkey_hex=d.pubkey,
+            workdir=workdir,
+            name=f"sim{i}",
+            extra=extra,
+        )
+        for i in range(processes)
+    ]
 
 
 def wait_online(d: Deployment, count: int, timeout: float) -> None:

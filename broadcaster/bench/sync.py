@@ -12,9 +12,15 @@ from typing import Any
 from firmware_sim.playlog import read_log
 from firmware_sim.spec import DeviceSpec
 
-from .harness import SimProcess
 from .report import Figure, Report, percentile
-from .setup import COMMUNE, broadcast_and_wait, deployment, upload_tone, wait_online
+from .setup import (
+    COMMUNE,
+    broadcast_and_wait,
+    deployment,
+    start_sims,
+    upload_tone,
+    wait_online,
+)
 
 #: Bytes on the air per clock-sync exchange: request (~60 B JSON + MQTT) and the signed
 #: TIME frame answer (116 B header and signature + ~90 B JSON + MQTT), both ways.
@@ -79,18 +85,7 @@ def run(
     specs = fleet(devices)
     ids = [(s.id, s.hamlet) for s in specs]
     with deployment(workdir, ids, stream={"lead_ms": 1500, "report_grace_s": 2.0}) as d:
-        sims = [
-            SimProcess(
-                specs[i::processes],
-                host=d.broker.host,
-                port=d.broker.port,
-                pubkey_hex=d.pubkey,
-                workdir=workdir,
-                name=f"sim{i}",
-                extra=("--sync-interval", str(sync_interval_s)),
-            )
-            for i in range(processes)
-        ]
+        sims = start_sims(d, specs, processes, workdir, ("--sync-interval", str(sync_interval_s)))
         try:
             wait_online(d, devices, 60)
             media = upload_tone(d, seconds)
