@@ -1,4 +1,4 @@
-"""Encode PCM for the air: Opus mono as raw packets (MP3 kept for old speakers)."""
+"""Encode PCM once: a FLAC master, Opus mono for the air, MP3 for speakers without Opus."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
         vbr="constrained",  # keep tonal audio (chimes, sirens) near the bitrate budget
         frame_duration=settings.opus_frame_ms,
         ac=1,
+        **({"cutoff": settings.opus_cutoff_hz} if settings.opus_cutoff_hz else {}),
         map_metadata=-1,
     )
     data = ff.run(
@@ -54,3 +55,18 @@ def encode_mp3(pcm: bytes, settings: AudioSettings, bitrate_kbps: int = 32) -> R
         what="encoding MP3",
     )
     return Rendition("mp3", data, hashlib.sha256(data).hexdigest(), bitrate_kbps)
+
+
+def encode_flac(pcm: bytes, settings: AudioSettings) -> Rendition:
+    """The lossless master every rendition can be made again from."""
+    graph = ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1).output(
+        "pipe:", format="flac", acodec="flac", compression_level=5, ac=1, map_metadata=-1
+    )
+    data = ff.run(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=pcm,
+        timeout=settings.decode_timeout_s,
+        what="encoding the FLAC master",
+    )
+    return Rendition("flac", data, hashlib.sha256(data).hexdigest(), 0)

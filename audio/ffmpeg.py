@@ -49,7 +49,20 @@ def run(
     stream: ffmpeg.nodes.OutputStream, *, binary: str, data: bytes | None, timeout: float, what: str
 ) -> bytes:
     """Run a compiled ffmpeg-python graph; return stdout or raise AudioError."""
-    args = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=binary)
+    return run_with_log(stream, binary=binary, data=data, timeout=timeout, what=what)[0]
+
+
+def run_with_log(
+    stream: ffmpeg.nodes.OutputStream,
+    *,
+    binary: str,
+    data: bytes | None,
+    timeout: float,
+    what: str,
+    loglevel: str = "error",
+) -> tuple[bytes, str]:
+    """Like :func:`run`, also returning stderr (filters such as loudnorm report there)."""
+    args = stream.global_args("-nostdin", "-hide_banner", "-loglevel", loglevel).compile(cmd=binary)
     try:
         proc = subprocess.run(
             args,
@@ -69,4 +82,4 @@ def run(
         logger.info("ffmpeg %s failed (%d): %s", what, proc.returncode, detail)
         raise AudioError(f"{what}: ffmpeg could not process it", detail=detail)
     out: bytes = proc.stdout
-    return out
+    return out, proc.stderr.decode("utf-8", "replace")

@@ -67,3 +67,54 @@ def opus_stream(data: bytes) -> OpusStream:
     (pre_skip,) = struct.unpack_from("<H", head, 10)
     (rate,) = struct.unpack_from("<I", head, 12)
     return OpusStream(packets=pk[2:], pre_skip=pre_skip, channels=channels, input_rate=rate)
+
+
+class OggReader:
+    """Incremental demuxer for a live Ogg Opus stream: feed bytes, get audio packets.
+
+    Header packets (OpusHead, OpusTags) are consumed and their facts kept; pages of
+    other logical streams are skipped. Raises AudioError on a stream that is not Ogg.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pending = b""
+        self._serial: int | None = None
+        self._headers = 0
+        self.pre_skip = 0
+        self.channels = 1
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out: list[bytes] = []
+        while len(self._buf) >= _PAGE.size:
+            capture, version, _t, _g, serial, _s, _c, nseg = _PAGE.unpack_from(self._buf, 0)
+            if capture != b"OggS" or version != 0:
+                raise AudioError("not an Ogg stream")
+            lacing = self._buf[_PAGE.size : _PAGE.size + nseg]
+            if len(lacing) < nseg or len(self._buf) < _PAGE.size + nseg + sum(lacing):
+                break  # the rest of the page has not arrived yet
+            body = _PAGE.size + nseg
+            if self._serial is None:
+                self._serial = serial
+            for lace in lacing:
+                if serial == self._serial:
+                    self._pending += bytes(self._buf[body : body + lace])
+                    if lace < 255:
+                        self._packet(self._pending, out)
+                        self._pending = b""
+                body += lace
+            del self._buf[:body]
+        return out
+
+    def _packet(self, packet: bytes, out: list[bytes]) -> None:
+        if self._headers == 0:
+            if not packet.startswith(b"OpusHead") or len(packet) < 19:
+                raise AudioError("Ogg stream does not hold Opus")
+            self.channels = packet[9]
+            (self.pre_skip,) = struct.unpack_from("<H", packet, 10)
+            self._headers = 1
+        elif self._headers == 1:
+            self._headers = 2  # OpusTags
+        else:
+            out.append(packet)

@@ -40,4 +40,23 @@ class AudioSettings(BaseModel):
     opus_frame_ms: Annotated[int, one_of(10, 20, 40, 60)] = Field(
         20, description="Opus packet duration, ms"
     )
+    loudness_lufs: Annotated[float, Field(ge=-40, le=-5)] = Field(
+        -16.0, description="EBU R128 integrated loudness every item is normalised to, LUFS"
+    )
+    true_peak_dbtp: Annotated[float, Field(ge=-9, le=0)] = Field(
+        -1.5, description="true-peak ceiling after normalising, dBTP"
+    )
+    loudness_range_lu: Annotated[float, Field(ge=1, le=50)] = Field(
+        11.0, description="loudness range target for loudnorm, LU"
+    )
+    trim_silence: bool = Field(True, description="cut leading and trailing silence")
+    trim_threshold_dbfs: Annotated[float, Field(ge=-90, le=-10)] = Field(
+        -50.0, description="quieter than this counts as silence when trimming"
+    )
+    trim_keep_ms: Annotated[int, Field(ge=0, le=5000)] = Field(
+        150, description="silence kept before the first and after the last sound"
+    )
+    opus_cutoff_hz: Annotated[int, one_of(0, 4000, 6000, 8000, 12000, 20000)] = Field(
+        0, description="Opus audio bandwidth (8000 = 16 kHz speech band; 0 = encoder decides)"
+    )
     tts_voice: str = Field("vi", description="espeak-ng voice for text-to-speech")

@@ -31,3 +31,19 @@ def to_wav(segment: AudioSegment) -> bytes:
     buf = io.BytesIO()
     segment.export(buf, format="wav")
     return buf.getvalue()
+
+
+def attention_chime(rate: int = 48000, *, closing: bool = False) -> AudioSegment:
+    notes = (622.0, 784.0) if closing else (784.0, 622.0)
+    return tone(0.6, notes[0], rate=rate) + tone(0.6, notes[1], rate=rate)
+
+
+def test_tone(seconds: float = 5.0, rate: int = 48000) -> AudioSegment:
+    return tone(seconds, 1000.0, rate=rate)
+
+
+SIREN_PATTERNS = ("wail", "yelp", "steady", "all_clear")
+
+
+def siren(pattern: str, seconds: float, rate: int = 48000) -> AudioSegment:
+    return tone(seconds, 900.0, rate=rate, dbfs=-3.0)

@@ -1,4 +1,9 @@
-"""Text-to-speech behind an engine interface; espeak-ng's Vietnamese voice by default."""
+"""Text-to-speech behind an engine interface; espeak-ng's Vietnamese voice by default.
+
+:func:`speak` prepares the text first (NFC, numbers, dates and times spelt out in
+Vietnamese by :mod:`audio.vi_text`, split at sentences) and returns PCM that then goes
+through the same loudness and encoding path as any upload.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ import subprocess
 import unicodedata
 from typing import Protocol
 
+import ffmpeg
+
 from loa.errors import AudioError, ToolMissing
+
+from . import ffmpeg as ff
+from .settings import AudioSettings
+from .vi_text import speakable, split_sentences
+
+#: Longest piece handed to the engine at once, and the pause between pieces.
+SENTENCE_CHARS = 400
+SENTENCE_GAP_MS = 250
 
 
 class SpeechEngine(Protocol):
@@ -46,3 +61,36 @@ class EspeakEngine:
             )
         wav: bytes = proc.stdout
         return wav
+
+
+def wav_to_pcm(wav: bytes, settings: AudioSettings) -> bytes:
+    """A WAV (as engines write it, sizes possibly unset) → mono s16le at the internal rate."""
+    graph = ffmpeg.input("pipe:", format="wav").output(
+        "pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=settings.sample_rate
+    )
+    return ff.run(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=wav,
+        timeout=settings.decode_timeout_s,
+        what="reading synthesised speech",
+    )
+
+
+def speak(engine: SpeechEngine, text: str, settings: AudioSettings) -> bytes:
+    """Vietnamese text → mono s16le PCM: numbers, dates and times spelt out, read by sentence.
+
+    Long text is synthesised a sentence group at a time (bounded engine runs) and joined
+    with a short breath between them.
+    """
+    text = unicodedata.normalize("NFC", text).strip()
+    if not text:
+        raise AudioError("there is no text to speak")
+    pieces = split_sentences(speakable(text), max_chars=SENTENCE_CHARS)
+    gap = bytes(2 * (settings.sample_rate * SENTENCE_GAP_MS // 1000))
+    out = bytearray()
+    for i, piece in enumerate(pieces):
+        if i:
+            out += gap
+        out += wav_to_pcm(engine.synthesize(piece), settings)
+    return bytes(out)

@@ -8,7 +8,6 @@ import unicodedata
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,11 +17,11 @@ from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, Unsu
 
 from .dispatcher import BroadcastRequest
 from .services import Services
-from .targeting import Directory, Target, resolve
+from .targeting import Directory, Resolution, Target, resolve
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Body(BaseModel):
@@ -43,7 +42,7 @@ class TargetIn(Body):
 
 
 class BroadcastIn(Body):
-    media_id: Annotated[str, Field(pattern=_UUID.pattern)]
+    media_id: Annotated[str, Field(pattern=UUID_RE.pattern)]
     targets: Annotated[list[TargetIn], Field(min_length=1, max_length=1000)]
     priority: Literal["normal", "priority"] = "normal"
     title: Annotated[str, Field(max_length=200)] = ""
@@ -66,6 +65,11 @@ async def read_json(request: Request, model: type[B]) -> B:
         body += part
         if len(body) > limit:
             raise PayloadTooLarge(f"request body is over {limit} bytes")
+    return parse_json(body, model)
+
+
+def parse_json(body: bytes | str, model: type[B]) -> B:
+    """JSON text → a strict model, or InvalidInput naming each bad field."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -109,68 +113,9 @@ async def devices(request: Request) -> JSONResponse:
     return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
 
 
-async def media_list(request: Request) -> JSONResponse:
-    return ok({"media": svc(request).store.media_list(path_id(request, "commune"))})
-
-
-async def media_get(request: Request) -> JSONResponse:
-    media_id = path_id(request, "media", _UUID)
-    return ok({"media": svc(request).store.media_info(media_id)})
-
-
-async def media_upload(request: Request) -> JSONResponse:
-    s = svc(request)
-    commune = path_id(request, "commune")
-    s.store.require_commune(commune)
-    limit = s.settings.audio.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        raise InvalidInput("send the upload with a Content-Length header")
-    if int(length) > limit + 64 * 1024:
-        raise PayloadTooLarge(
-            f"the upload is over the {limit}-byte limit",
-            errors=[FieldError("file", "file too large", "too_large")],
-        )
-    if "multipart/form-data" not in request.headers.get("content-type", ""):
-        raise UnsupportedMedia("upload the file as multipart/form-data with a 'file' field")
-    async with request.form(max_files=1, max_fields=8) as form:
-        upload = form.get("file")
-        title = form.get("title", "")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput(
-                "no file in the upload", errors=[FieldError("file", "choose a file", "required")]
-            )
-        if not isinstance(title, str) or len(title) > 200:
-            raise InvalidInput(
-                "title must be text of at most 200 characters",
-                errors=[FieldError("title", "too long", "too_long")],
-            )
-        tmp = s.library.temp_path()
-        try:
-            size = 0
-            with tmp.open("wb") as fh:
-                while chunk := await upload.read(1 << 16):
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLarge(
-                            f"the upload is over the {limit}-byte limit",
-                            errors=[FieldError("file", "file too large", "too_large")],
-                        )
-                    fh.write(chunk)
-            item = await s.library.add_file(
-                tmp, commune_id=commune, title=title, filename=upload.filename or "upload"
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
-    s.audit("media.upload", commune=commune, media=item["id"])
-    return ok({"media": item}, status=201)
-
-
-async def broadcast_create(request: Request) -> JSONResponse:
-    s = svc(request)
-    body = await read_json(request, BroadcastIn)
-    media = s.store.media(body.media_id)
-    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in body.targets]
+def resolve_targets(s: Services, given: list[TargetIn]) -> Resolution:
+    """Targets as the API received them → groups and devices (InvalidInput if unknown)."""
+    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in given]
     communes = sorted({t.commune for t in targets})
     known = {c["id"] for c in s.store.communes()}
     directory = Directory(
@@ -178,7 +123,14 @@ async def broadcast_create(request: Request) -> JSONResponse:
         zones={c: frozenset(s.store.zone_ids(c)) for c in communes if c in known},
         devices={c: s.store.devices(c) for c in communes if c in known},
     )
-    resolution = resolve(targets, directory)
+    return resolve(targets, directory)
+
+
+async def broadcast_create(request: Request) -> JSONResponse:
+    s = svc(request)
+    body = await read_json(request, BroadcastIn)
+    media = s.store.media(body.media_id)
+    resolution = resolve_targets(s, body.targets)
     if media.commune_id is not None and set(resolution.communes) != {media.commune_id}:
         raise InvalidInput(
             "this recording belongs to another commune's library",
@@ -193,7 +145,7 @@ async def broadcast_create(request: Request) -> JSONResponse:
 
 
 async def broadcast_get(request: Request) -> JSONResponse:
-    bid = path_id(request, "broadcast", _UUID)
+    bid = path_id(request, "broadcast", UUID_RE)
     return ok({"broadcast": svc(request).ledger.get(bid)})
 
 
@@ -208,10 +160,7 @@ routes = [
     Route("/api/communes", communes),
     Route("/api/communes/{commune}/hamlets", hamlets),
     Route("/api/communes/{commune}/devices", devices),
-    Route("/api/communes/{commune}/media", media_list, methods=["GET"]),
-    Route("/api/communes/{commune}/media", media_upload, methods=["POST"]),
     Route("/api/communes/{commune}/broadcasts", broadcast_list),
-    Route("/api/media/{media}", media_get),
     Route("/api/broadcasts", broadcast_create, methods=["POST"]),
     Route("/api/broadcasts/{broadcast}", broadcast_get),
 ]

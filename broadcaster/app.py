@@ -10,14 +10,17 @@ from pathlib import Path
 import anyio
 from starlette.applications import Starlette
 
+from audio.settings import AudioSettings
+from audio.tts import EspeakEngine, SpeechEngine
 from devices.router import Router
 from devices.signing import Signer
 from devices.topics import DeviceTopic, device_filter
 from devices.transport import LinkOptions, MqttLink
 from loa import __version__
 from loa.clock import Clock, SystemClock
+from loa.errors import ToolMissing
 
-from . import api, web
+from . import api, live_api, media_api, web
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .http_errors import HANDLERS
@@ -28,6 +31,15 @@ from .settings import Settings
 from .store import Store
 
 logger = logging.getLogger(__name__)
+
+
+def speech_engine(settings: AudioSettings) -> SpeechEngine | None:
+    try:
+        return EspeakEngine(settings.tts_voice)
+    except ToolMissing:
+        logger.warning("espeak-ng is not installed: text-to-speech is unavailable")
+        return None
+
 
 SUBSCRIPTIONS = (
     DeviceTopic.PRESENCE,
@@ -74,7 +86,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             link.on_connect(facts.push_configs)
             dispatcher = Dispatcher(ledger, link, signer, clock, settings.stream, qos=m.qos)
             dispatcher.before_finalize = facts.flush_reports
-            library = Library(store, settings.audio, Path(settings.storage.media_dir), clock)
+            library = Library(
+                store,
+                settings.audio,
+                Path(settings.storage.media_dir),
+                clock,
+                speech_engine(settings.audio),
+            )
+            await library.ensure_signals()
             app.state.loa = Services(
                 settings,
                 clock,
@@ -109,7 +128,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             store.close()
 
     return Starlette(
-        routes=[*api.routes, *web.routes],
+        routes=[*api.routes, *media_api.routes, *live_api.routes, *web.routes],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

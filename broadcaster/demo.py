@@ -115,9 +115,11 @@ async def script(url: str, timeout: float) -> DemoResult:
         if r.status_code != 201:
             return DemoResult(False, [f"upload refused: {r.json().get('error')}"])
         media = r.json()["media"]
+        opus = next(x for x in media["renditions"] if x["codec"] == "opus")
         lines.append(
             f"bulletin: {media['title']} ({media['duration_ms'] / 1000:.1f} s, "
-            f"Opus {media['bitrate_kbps']} kb/s, {media['bytes']} bytes)"
+            f"{media['loudness']['lufs']:.1f} LUFS, "
+            f"Opus {opus['bitrate_kbps']} kb/s, {opus['bytes']} bytes)"
         )
         plans = [
             (

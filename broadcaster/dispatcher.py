@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -30,11 +30,14 @@ from loa.errors import BrokerError, LoaError, first_loa_error
 
 from .ledger import Ledger
 from .legs import Leg, Timing, mp3_leg, opus_leg
+from .live import LiveBroadcast, LiveRequest, ledger_rows
 from .settings import StreamSettings
 from .store import MediaRow
 from .targeting import Resolution, member
 
 logger = logging.getLogger(__name__)
+
+StopReason = Literal["complete", "stopped", "preempted", "cancelled"]
 
 
 class Publisher(Protocol):
@@ -73,6 +76,8 @@ class Dispatcher:
         self._tg: TaskGroup | None = None
         self.publishes = 0
         self.before_finalize: Callable[[], object] | None = None
+        self._running: dict[str, anyio.CancelScope] = {}  # broadcast id → its stream's scope
+        self._live: dict[str, LiveBroadcast] = {}
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -117,6 +122,10 @@ class Dispatcher:
                 "end_pts_us": end_us,
                 "chunks": len(legs[0].frames),
                 "error": "",
+                "kind": "media",
+                "source": "",
+                "gaps": 0,
+                "gap_ms": 0,
             },
             list(req.resolution.communes),
             [
@@ -165,8 +174,66 @@ class Dispatcher:
         return legs
 
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
-        await publish_frame(self.publisher, self.signer, list(topics), frame, self.qos)
+        await self.send_frame(list(topics), frame)
+
+    async def send_frame(self, topics: list[str], frame: Frame) -> None:
+        """Sign and publish one frame to each group topic."""
+        await publish_frame(self.publisher, self.signer, topics, frame, self.qos)
         self.publishes += len(topics)
+
+    def spawn(self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Run a task (a relay) for as long as the dispatcher runs."""
+        if self._tg is None:
+            raise LoaError("the dispatcher is not running")
+
+        async def run() -> None:
+            await func(*args, **kwargs)
+
+        self._tg.start_soon(run)
+
+    def stop(self, bid: str) -> bool:
+        """Stop a running broadcast (stored, live or relayed); False if it is not running."""
+        live = self._live.get(bid)
+        if live is not None:
+            live.stop_requested.set()
+            return True
+        scope = self._running.get(bid)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    def open_live(self, req: LiveRequest) -> LiveBroadcast:
+        """Record a live (or relayed) broadcast; the caller pushes packets into it."""
+        if self._tg is None:
+            raise LoaError("the dispatcher is not running")
+        if not self.publisher.connected:
+            raise BrokerError("the MQTT broker is not reachable; nothing was sent")
+        bid = str(uuid.uuid4())
+        live = LiveBroadcast(self, bid, req)
+        broadcast, deliveries, streams = ledger_rows(bid, live.stream_id, req, self.clock.now_us())
+        self.ledger.create(broadcast, list(req.resolution.communes), deliveries, streams)
+        self._live[bid] = live
+        return live
+
+    def finish_later(self, bid: str, end_us: int, status: str, error: str) -> None:
+        """After the last frame: wait for proof of play, then close the ledger rows."""
+        self._live.pop(bid, None)
+        if self._tg is None:  # shutting down: the next start-up sweeps it
+            return
+        self.ledger.update(bid, status="finishing")
+        self._tg.start_soon(self._finish, bid, end_us, status, error)
+
+    async def _finish(self, bid: str, end_us: int, status: str, error: str) -> None:
+        try:
+            wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
+            await self.clock.sleep(max(0.0, wait))
+            if self.before_finalize is not None:
+                self.before_finalize()
+            self._close(bid, status, error)
+        except anyio.get_cancelled_exc_class():
+            self._close(bid, "interrupted", "the controller stopped during the broadcast")
+            raise
 
     async def _run_leg(self, leg: Leg, priority: Priority) -> None:
         lead_us = self.settings.timing(priority >= Priority.LIVE)[0] * 1000
@@ -201,40 +268,49 @@ class Dispatcher:
                     priority,
                 ),
             )
-        end = StreamEnd(chunks=len(leg.frames))
-        await self._send(
-            leg.topics,
-            Frame(
-                FrameType.END,
-                leg.stream_id,
-                len(leg.frames) + 1,
-                leg.end_us,
-                self.clock.now_us(),
-                dump(end),
-                Codec.NONE,
-                priority,
-            ),
+        await self._send(leg.topics, self._end_frame(leg, priority, "complete"))
+
+    def _end_frame(self, leg: Leg, priority: Priority, reason: StopReason) -> Frame:
+        return Frame(
+            FrameType.END,
+            leg.stream_id,
+            len(leg.frames) + 1,
+            leg.end_us if reason == "complete" else self.clock.now_us(),
+            self.clock.now_us(),
+            dump(StreamEnd(chunks=len(leg.frames), reason=reason)),
+            Codec.NONE,
+            priority,
         )
 
     async def _stream(self, bid: str, legs: list[Leg], end_us: int, priority: Priority) -> None:
+        status, error = "done", ""
         try:
             try:
-                async with anyio.create_task_group() as tg:
-                    for leg in legs:
-                        tg.start_soon(self._run_leg, leg, priority)
+                with anyio.CancelScope() as scope:
+                    self._running[bid] = scope
+                    async with anyio.create_task_group() as tg:
+                        for leg in legs:
+                            tg.start_soon(self._run_leg, leg, priority)
             except BaseExceptionGroup as group:
                 err = first_loa_error(group)
                 if isinstance(err, BrokerError):
                     raise err from group
                 raise
+            finally:
+                self._running.pop(bid, None)
+            if scope.cancelled_caught:  # stopped by a user: tell the speakers at once
+                status, error = "stopped", "stopped before the end"
+                end_us = self.clock.now_us()
+                for leg in legs:
+                    await self._send(leg.topics, self._end_frame(leg, priority, "stopped"))
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))
             if self.before_finalize is not None:
                 self.before_finalize()  # write proof of play still queued
             self.ledger.finalize(bid)
-            self.ledger.update(bid, status="done")
-            logger.info("broadcast %s done", bid)
+            self.ledger.update(bid, status=status, error=error)
+            logger.info("broadcast %s %s", bid, status)
         except BrokerError as exc:
             logger.error("broadcast %s failed: %s", bid, exc.message)
             self._close(bid, "failed", exc.message)

@@ -146,3 +146,33 @@ def m004_mp3_and_streams(db: Database) -> None:
         "INSERT INTO streams (stream_id, broadcast_id, codec, chunks)"
         " SELECT stream_id, id, 'opus', chunks FROM broadcasts"
     )
+
+
+@migrations()
+def m005_media_library(db: Database) -> None:
+    """Loudness, FLAC master, waveform, kind and soft deletion for the library."""
+    media = db.table("media")
+    media.add_column("kind", str)  # upload, tts, composed, tone, live, relay
+    media.add_column("source_text", str)  # the text spoken, for TTS items
+    media.add_column("master_path", str)
+    media.add_column("master_sha256", str)
+    media.add_column("master_bytes", int)
+    media.add_column("loudness_in_lufs", float)
+    media.add_column("true_peak_in_dbtp", float)
+    media.add_column("loudness_lufs", float)
+    media.add_column("true_peak_dbtp", float)
+    media.add_column("trimmed_ms", int)
+    media.add_column("peaks", str)  # JSON list of 0..1 values
+    media.add_column("deleted_us", int)
+    db.execute("UPDATE media SET kind='upload' WHERE kind IS NULL")
+
+
+@migrations()
+def m006_live_broadcasts(db: Database) -> None:
+    """Live and relayed broadcasts have no stored item; their gaps are recorded."""
+    broadcasts = db.table("broadcasts")
+    broadcasts.add_column("kind", str)  # media, live, relay
+    broadcasts.add_column("source", str)  # relay URL (credentials removed), or ""
+    broadcasts.add_column("gaps", int)
+    broadcasts.add_column("gap_ms", int)
+    db.execute("UPDATE broadcasts SET kind='media', gaps=0, gap_ms=0 WHERE kind IS NULL")

@@ -98,6 +98,23 @@ class StreamSettings(Section):
     report_grace_s: Annotated[float, Field(ge=0)] = Field(
         5.0, description="wait this long after a stream ends for proof-of-play reports"
     )
+    live_chunk_ms: Annotated[int, Field(ge=20, le=2000)] = Field(
+        200, description="audio per frame for live microphone and relay audio"
+    )
+    live_lead_ms: Annotated[int, Field(ge=100, le=10_000)] = Field(
+        800,
+        description="live audio plays this long after it reaches the controller "
+        "(the speakers' jitter buffer for live and relay)",
+    )
+    live_idle_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
+        5.0, description="a live source that sends nothing for this long is taken off air"
+    )
+    live_max_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        3600.0, description="longest live broadcast; it is taken off air after this"
+    )
+    relay_retry_max_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0, description="longest wait between attempts to reach a relay stream again"
+    )
 
     def timing(self, urgent: bool) -> tuple[int, int, int]:
         """(lead, chunk, first chunk) in ms for normal or urgent (live, emergency) audio."""

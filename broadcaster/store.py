@@ -242,7 +242,7 @@ class Store:
         self.db.table("media").insert(row, pk="id")
 
     def media(self, media_id: str) -> MediaRow:
-        rows = self.query("SELECT * FROM media WHERE id=?", [media_id])
+        rows = self.query("SELECT * FROM media WHERE id=? AND deleted_us IS NULL", [media_id])
         if not rows:
             raise NotFound(f"media {media_id!r} does not exist")
         r = rows[0]
@@ -259,23 +259,92 @@ class Store:
             r["mp3_path"],
         )
 
+    _MEDIA_COLUMNS = (
+        "id, commune_id, kind, title, filename, source_text, duration_ms, trimmed_ms,"
+        " loudness_in_lufs, true_peak_in_dbtp, loudness_lufs, true_peak_dbtp, peak_dbfs,"
+        " codec, bitrate_kbps, frame_ms, sha256, bytes,"
+        " mp3_sha256, mp3_bytes, mp3_bitrate_kbps, master_sha256, master_bytes,"
+        " peaks, created_us"
+    )
+
+    @staticmethod
+    def _media_out(row: dict[str, Any]) -> dict[str, Any]:
+        """The API's view of an item: renditions grouped, waveform decoded."""
+        out = {
+            k: row[k]
+            for k in (
+                "id",
+                "commune_id",
+                "kind",
+                "title",
+                "filename",
+                "source_text",
+                "duration_ms",
+                "trimmed_ms",
+                "created_us",
+            )
+        }
+        out["loudness"] = {
+            "input_lufs": row["loudness_in_lufs"],
+            "input_true_peak_dbtp": row["true_peak_in_dbtp"],
+            "lufs": row["loudness_lufs"],
+            "true_peak_dbtp": row["true_peak_dbtp"],
+        }
+        out["renditions"] = [
+            {
+                "codec": "opus",
+                "bitrate_kbps": row["bitrate_kbps"],
+                "frame_ms": row["frame_ms"],
+                "sha256": row["sha256"],
+                "bytes": row["bytes"],
+            },
+            {
+                "codec": "mp3",
+                "bitrate_kbps": row["mp3_bitrate_kbps"],
+                "sha256": row["mp3_sha256"],
+                "bytes": row["mp3_bytes"],
+            },
+        ]
+        if row["master_sha256"]:
+            out["renditions"].insert(
+                0,
+                {"codec": "flac", "sha256": row["master_sha256"], "bytes": row["master_bytes"]},
+            )
+        out["waveform"] = json.loads(row["peaks"]) if row["peaks"] else []
+        return out
+
     def media_list(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
-        return self.query(
-            "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
-            " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
-            " bytes, peak_dbfs, created_us FROM media WHERE commune_id=? OR commune_id IS NULL"
-            " ORDER BY created_us DESC",
+        rows = self.query(
+            f"SELECT {self._MEDIA_COLUMNS} FROM media"  # noqa: S608 (a constant list)
+            " WHERE (commune_id=? OR commune_id IS NULL) AND deleted_us IS NULL"
+            " AND kind NOT IN ('tone', 'live', 'relay') ORDER BY created_us DESC",
             [commune_id],
         )
+        return [self._media_out(r) for r in rows]
 
     def media_info(self, media_id: str) -> dict[str, Any]:
-        rows = self.query(
-            "SELECT id, commune_id, title, filename, duration_ms, codec, bitrate_kbps, sha256,"
-            " mp3_sha256, mp3_bytes, mp3_bitrate_kbps,"
-            " bytes, peak_dbfs, created_us FROM media WHERE id=?",
-            [media_id],
-        )
+        return self._media_out(self.media_row(media_id))
+
+    def media_row(self, media_id: str) -> dict[str, Any]:
+        """Every stored column of a (not deleted) item."""
+        rows = self.query("SELECT * FROM media WHERE id=? AND deleted_us IS NULL", [media_id])
         if not rows:
             raise NotFound(f"media {media_id!r} does not exist")
         return rows[0]
+
+    def delete_media(self, media_id: str, at_us: int) -> None:
+        """Soft delete: broadcasts keep naming the item; it leaves the library."""
+        self.media_row(media_id)
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE media SET deleted_us=?, peaks=NULL WHERE id=?", [at_us, media_id]
+            )
+
+    def media_in_use(self, media_id: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM broadcasts WHERE media_id=? AND status IN"
+            " ('queued', 'streaming', 'finishing') LIMIT 1",
+            [media_id],
+        )
+        return bool(rows)

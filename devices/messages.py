@@ -51,8 +51,8 @@ class StreamStart(Message):
     frame_ms: Annotated[int, Field(ge=2, le=120)]
     pre_skip: Annotated[int, Field(ge=0, le=65535)] = 0
     chunk_ms: Annotated[int, Field(ge=20, le=10_000)]
-    chunks: Annotated[int, Field(ge=1, le=1_000_000)]
-    duration_ms: Annotated[int, Field(ge=1)]
+    chunks: Annotated[int, Field(ge=0, le=1_000_000)]  # 0: unknown (a live stream)
+    duration_ms: Annotated[int, Field(ge=0)]  # 0: unknown (a live stream)
     title: Annotated[str, Field(max_length=200)] = ""
 
 

@@ -21,6 +21,7 @@ class Chunk:
     seq: int
     pts_us: int
     duration_us: int
+    payload: bytes = b""  # kept only when the speaker records what it plays
 
 
 @dataclass

@@ -7,6 +7,7 @@ import random
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -46,6 +47,7 @@ from .clocksync import ClockSync
 from .framecache import FrameCache
 from .playlog import PlayLog
 from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
+from .recorder import Recorder
 from .spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class SpeakerOptions:
     idle_timeout_s: float = 10.0
     connect_timeout_s: float = 30.0
     remember_streams: int = 1024  # ended stream ids and command ids kept for replay checks
+    record_dir: Path | None = None  # write what was played, per stream, for tests
 
 
 class Speaker:
@@ -91,6 +94,9 @@ class Speaker:
         self.clock = SkewedClock(clock, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
         self.log = log
         self.opt = options or SpeakerOptions()
+        self.recorder = (
+            Recorder(self.opt.record_dir, spec.id) if self.opt.record_dir is not None else None
+        )
         self.sync = ClockSync(
             spec.id,
             self.clock,
@@ -275,7 +281,7 @@ class Speaker:
             st.header = self._payload(StreamStart, frame, topic)
             if st.header is None:
                 return
-            st.expected = st.header.chunks
+            st.expected = st.header.chunks or None  # 0: a live stream, told by its END
         elif frame.type is FrameType.END:
             end = self._payload(StreamEnd, frame, topic)
             if end is None:
@@ -286,6 +292,8 @@ class Speaker:
             chunk_ms = st.header.chunk_ms if st.header else 1000
             try:
                 chunk = chunk_of(frame, frame_ms, chunk_ms, packets)
+                if self.recorder is not None:
+                    chunk.payload = frame.payload
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return
@@ -440,6 +448,8 @@ class Speaker:
             # little late is the simulator's scheduling, not the speaker's, and is only
             # recorded (wake_late_us).
             del st.buffer[chunk.seq]
+            if self.recorder is not None:
+                self.recorder.played(st.id, chunk.payload)
             st.played += 1
             self.counters["played"] += 1
             st.last_played_seq = chunk.seq
@@ -470,6 +480,11 @@ class Speaker:
         if self.pending is st:
             self.pending = None
         report = st.outcome()
+        if self.recorder is not None:
+            h = st.header
+            self.recorder.finish(
+                st.id, h.codec if h else "opus", h.pre_skip if h else 312, h.frame_ms if h else 20
+            )
         self.log.add(event="report", device=self.spec.id, **report.model_dump())
         self.outbox.append(report)  # sent by _reporter, kept until the broker has it
         self._outbox_ready.set()

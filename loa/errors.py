@@ -120,6 +120,7 @@ class ToolMissing(LoaError):
     """A required external program (ffmpeg, mosquitto, espeak-ng) is not installed."""
 
     code = "tool_missing"
+    status = 503
 
 
 class BrokerError(LoaError):

@@ -24,6 +24,7 @@ from broadcaster.store import Store
 from devices.signing import Verifier
 from firmware_sim.fleet import Fleet
 from firmware_sim.playlog import PlayLog
+from firmware_sim.speaker import SpeakerOptions
 from firmware_sim.spec import DeviceSpec
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
 
 
 @asynccontextmanager
-async def fleet_of(r: Running, specs: Sequence[DeviceSpec]) -> AsyncIterator[Fleet]:
+async def fleet_of(
+    r: Running, specs: Sequence[DeviceSpec], options: SpeakerOptions | None = None
+) -> AsyncIterator[Fleet]:
     """Simulated speakers (in this process) trusting the running controller's key."""
     s = r.services
     fleet = Fleet(
@@ -102,6 +105,7 @@ async def fleet_of(r: Running, specs: Sequence[DeviceSpec]) -> AsyncIterator[Fle
         port=s.settings.mqtt.port,
         verifier=Verifier([s.signer.public]),
         log=PlayLog(),
+        options=options,
     )
     async with anyio.create_task_group() as tg:
         await tg.start(fleet.run)

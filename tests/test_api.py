@@ -348,8 +348,10 @@ async def test_upload_with_vietnamese_nfd_title_comes_back_nfc(running: Running)
     assert unicodedata.is_normalized("NFC", media["title"])
     assert media["filename"] == unicodedata.normalize("NFC", name)
     assert media["commune_id"] == COMMUNE
-    assert media["codec"] == "opus"
-    assert media_files(media_dir) - before == {f"{media['id']}.opus", f"{media['id']}.mp3"}
+    assert [r["codec"] for r in media["renditions"]] == ["flac", "opus", "mp3"]
+    assert media_files(media_dir) - before == {
+        f"{media['id']}.{ext}" for ext in ("opus", "mp3", "flac")
+    }
     got = await running.client.get(f"/api/media/{media['id']}")
     assert got.json()["media"]["title"] == "Thông báo lịch tiêm chủng Ấp 2A"
     listed = (await running.client.get(f"/api/communes/{COMMUNE}/media")).json()["media"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
-from broadcaster import api, web
+from broadcaster import api, live_api, media_api, web
 from broadcaster.cli import parser
 from broadcaster.settings import describe
 
@@ -23,12 +23,16 @@ def test_every_setting_is_documented(name: str) -> None:
     assert f"`{name}`" in read("docs/operations.md"), f"{name} missing from docs/operations.md"
 
 
+ROUTES = [*api.routes, *media_api.routes, *live_api.routes, *web.routes]
+
+
 @pytest.mark.parametrize(
-    "route", [r for r in [*api.routes, *web.routes] if isinstance(r, Route)], ids=lambda r: r.path
+    "route", [r for r in ROUTES if isinstance(r, Route | WebSocketRoute)], ids=lambda r: r.path
 )
-def test_every_endpoint_is_documented(route: Route) -> None:
+def test_every_endpoint_is_documented(route: Route | WebSocketRoute) -> None:
     doc = read("docs/api.md")
-    for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+    methods = {"WS"} if isinstance(route, WebSocketRoute) else (route.methods or {"GET"})
+    for method in sorted(methods - {"HEAD"}):
         assert f"| {method} | `{route.path}` |" in doc, f"{method} {route.path} not in docs/api.md"
 
 

@@ -80,7 +80,7 @@ async def test_upload_and_broadcast_to_hamlet_then_commune(running: Running, tmp
         )
         assert up.status_code == 201, up.text
         media = up.json()["media"]
-        assert media["codec"] == "opus" and 2500 < media["duration_ms"] < 4500
+        assert media["renditions"][1]["codec"] == "opus" and 2500 < media["duration_ms"] < 4500
         assert media["title"] == "Thông báo lịch tiêm chủng"
 
         hamlet = await broadcast(running, media["id"], [{"commune": COMMUNE, "hamlet": "ap-1"}])

@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("sync", "how far apart speakers start the same audio"),
         ("bytes", "bytes on the air per hour by codec"),
         ("fleet", "largest fleet served on time; dispatcher CPU vs naive"),
+        ("audio", "library ingest cost vs plain ffmpeg; live microphone latency"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -53,6 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name == "bytes":
             b.add_argument(
                 "--seconds", type=float, default=120.0, help="seconds of speech per trial"
+            )
+        if name == "audio":
+            b.add_argument(
+                "--seconds", type=float, default=300.0, help="seconds of speech to ingest"
+            )
+            b.add_argument(
+                "--live-seconds", type=float, default=30.0, help="seconds of live audio per trial"
             )
         if name == "fleet":
             b.add_argument("--max-speakers", type=int, default=5000)
@@ -97,6 +105,12 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             from . import bytes as bytes_bench
 
             return bytes_bench.run(seconds=args.seconds, trials=args.trials)
+        if args.bench == "audio":
+            from . import audio
+
+            return audio.run(
+                work, seconds=args.seconds, trials=args.trials, live_s=args.live_seconds
+            )
         from . import fleet
 
         return fleet.run(

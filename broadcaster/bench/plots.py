@@ -32,6 +32,14 @@ def plot(report: Report, folder: Path) -> list[Path]:
         ax.set_xlabel("MB on the air per hour of speech, per speaker")
         ax.set_title("Bytes per hour by codec")
         out.append(_save(fig, folder / "bytes-per-hour.png"))
+    if report.name == "audio" and s.get("live_latency_ms"):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.hist(s["live_latency_ms"], bins=40, color="#b0552a")
+        ax.axvline(1000, color="red", lw=0.8)
+        ax.set_xlabel("microphone → frame published (ms)")
+        ax.set_ylabel("frames")
+        ax.set_title("Live latency")
+        out.append(_save(fig, folder / "live-latency.png"))
     if report.name == "fleet" and s.get("fleet_size"):
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
         ax[0].plot(s["fleet_size"], s["late_pct"], "o-")

@@ -1,0 +1,149 @@
+"""EBU R128 loudness: measure and normalise with ffmpeg's ``loudnorm`` in two passes.
+
+Pass one measures the item (integrated loudness, true peak, loudness range and gate
+threshold); pass two applies ``loudnorm`` with those measurements, linear when the
+target can be reached without exceeding the true-peak ceiling, otherwise with the
+filter's dynamic mode. Both passes print their figures as JSON on stderr, which is
+parsed here; the output is resampled back to the internal rate (``loudnorm`` works at
+192 kHz).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import ffmpeg
+
+from loa.errors import AudioError
+
+from . import ffmpeg as ff
+from .settings import AudioSettings
+
+_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated_lufs: float
+    true_peak_dbtp: float
+    range_lu: float
+    threshold_lufs: float
+    offset_lu: float = 0.0
+
+
+def _number(raw: object) -> float:
+    value = float(str(raw))
+    if math.isnan(value):
+        raise ValueError("NaN")
+    return value
+
+
+def parse_report(stderr: str) -> tuple[Loudness, Loudness]:
+    """The (input, output) figures of a ``loudnorm`` JSON report on ffmpeg's stderr."""
+    found = _JSON.findall(stderr)
+    if not found:
+        raise AudioError("loudness measurement failed: ffmpeg printed no report", detail=stderr)
+    try:
+        r = json.loads(found[-1])
+        before = Loudness(
+            _number(r["input_i"]),
+            _number(r["input_tp"]),
+            _number(r["input_lra"]),
+            _number(r["input_thresh"]),
+            _number(r["target_offset"]),
+        )
+        after = Loudness(
+            _number(r["output_i"]),
+            _number(r["output_tp"]),
+            _number(r["output_lra"]),
+            _number(r["output_thresh"]),
+        )
+    except (KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise AudioError(
+            "loudness measurement failed: unreadable report", detail=found[-1]
+        ) from exc
+    if math.isinf(before.integrated_lufs):
+        raise AudioError("the recording is silent (no measurable loudness)")
+    return before, after
+
+
+def _targets(settings: AudioSettings) -> dict[str, float]:
+    return {
+        "I": settings.loudness_lufs,
+        "TP": settings.true_peak_dbtp,
+        "LRA": settings.loudness_range_lu,
+    }
+
+
+def _run(
+    pcm: bytes,
+    settings: AudioSettings,
+    what: str,
+    targets: dict[str, float] | None = None,
+    **options: object,
+) -> tuple[bytes, str]:
+    graph = (
+        ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1)
+        .filter("loudnorm", print_format="json", **(targets or _targets(settings)), **options)
+        .output("pipe:", format="s16le", acodec="pcm_s16le", ar=settings.sample_rate, ac=1)
+    )
+    return ff.run_with_log(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=pcm,
+        timeout=settings.decode_timeout_s,
+        what=what,
+        loglevel="info",
+    )
+
+
+def measure(pcm: bytes, settings: AudioSettings) -> Loudness:
+    """Integrated loudness and true peak of mono s16le PCM (pass one)."""
+    return parse_report(_run(pcm, settings, "measuring loudness")[1])[0]
+
+
+def measure_encoded(data: bytes, settings: AudioSettings) -> Loudness:
+    """Loudness of an encoded rendition (Ogg Opus, MP3...) as a speaker will decode it."""
+    graph = (
+        ffmpeg.input("pipe:", protocol_whitelist="pipe")
+        .filter("loudnorm", print_format="json", **_targets(settings))
+        .output("-", format="null")
+    )
+    _, log = ff.run_with_log(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=data,
+        timeout=settings.decode_timeout_s,
+        what="measuring the rendition's loudness",
+        loglevel="info",
+    )
+    return parse_report(log)[0]
+
+
+def normalise(
+    pcm: bytes, settings: AudioSettings, *, before: Loudness | None = None, aim_lu: float = 0.0
+) -> tuple[bytes, Loudness, Loudness]:
+    """Two-pass ``loudnorm``: returns (normalised PCM, input figures, output figures).
+
+    ``aim_lu`` shifts the target, to correct for what a lossy encoder then takes away
+    (a low-bitrate Opus drops high frequencies, which the K-weighting counts).
+    """
+    before = before or measure(pcm, settings)
+    targets = _targets(settings)
+    targets["I"] = min(-5.0, targets["I"] + aim_lu)
+    out, log = _run(
+        pcm,
+        settings,
+        "normalising loudness",
+        targets,
+        measured_I=before.integrated_lufs,
+        measured_TP=before.true_peak_dbtp,
+        measured_LRA=before.range_lu,
+        measured_thresh=before.threshold_lufs,
+        offset=before.offset_lu,
+        linear="true",
+    )
+    return out, before, parse_report(log)[1]

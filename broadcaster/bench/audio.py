@@ -1,0 +1,277 @@
+"""``loa bench audio``: the library's cost and the live path's latency.
+
+* Ingest: five minutes of Vietnamese speech (espeak-ng, saved as a 128 kb/s MP3 as a
+  district office would send it) through decode → trim → two-pass loudness → FLAC +
+  Opus + MP3, timed against one plain ``ffmpeg`` transcode of the same file to Opus in
+  the same run (the ratio is what Loa's extra care costs).
+* Bytes per hour of the stored renditions: Opus 24 kb/s and MP3 128 kb/s.
+* Live: a client sends MediaRecorder-like webm/opus pieces over the WebSocket at real
+  time (one piece per 250 ms of sound); a subscriber on the hamlet's topic reads each
+  frame's publish time (its ``sent_us``). Latency = publish time − the moment the last
+  sample in the frame was spoken.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import websockets
+from aiomqtt import Client
+
+from audio.ffmpeg import find_ffmpeg
+from audio.ingest import decode_file
+from audio.master import prepare
+from audio.settings import AudioSettings
+from audio.tts import EspeakEngine, speak
+from devices.frames import FrameType, decode_frame, unpack_packets
+from devices.signing import Verifier
+from devices.topics import Group, GroupKind
+from loa.clock import SystemClock
+
+from .bytes import TEXTS
+from .report import Figure, Report, percentile
+from .setup import COMMUNE, deployment
+
+PIECE_S = 0.25  # MediaRecorder timeslice
+
+
+def speech_file(work: Path, seconds: float, settings: AudioSettings) -> Path:
+    """About ``seconds`` of Vietnamese speech as a 128 kb/s MP3 (and a WAV for live)."""
+    engine = EspeakEngine(settings.tts_voice)
+    pcm = b""
+    i = 0
+    while len(pcm) < seconds * settings.sample_rate * 2:
+        pcm += speak(engine, TEXTS[i % len(TEXTS)], settings)
+        i += 1
+    pcm = pcm[: int(seconds * settings.sample_rate) * 2]
+    raw = work / "speech.pcm"
+    raw.write_bytes(pcm)
+    out = work / "speech.mp3"
+    _ffmpeg(
+        "-f",
+        "s16le",
+        "-ar",
+        str(settings.sample_rate),
+        "-ac",
+        "1",
+        "-i",
+        str(raw),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        str(out),
+    )
+    return out
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(
+        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+        check=True,
+        timeout=600,
+    )
+
+
+def time_ingest(path: Path, settings: AudioSettings) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    decoded = decode_file(path, settings)
+    prepared = prepare(decoded.pcm, settings)
+    elapsed = time.perf_counter() - t0
+    return elapsed, len(prepared.opus.data), prepared.duration_ms
+
+
+def time_plain_ffmpeg(path: Path, work: Path) -> float:
+    t0 = time.perf_counter()
+    _ffmpeg("-i", str(path), "-ac", "1", "-c:a", "libopus", "-b:a", "24k", str(work / "p.ogg"))
+    return time.perf_counter() - t0
+
+
+def mp3_128_bytes(path: Path, work: Path) -> int:
+    out = work / "m128.mp3"
+    _ffmpeg("-i", str(path), "-ac", "1", "-c:a", "libmp3lame", "-b:a", "128k", str(out))
+    return out.stat().st_size
+
+
+def live_latencies(work: Path, speech: Path, seconds: float) -> list[float]:
+    """Microphone → frame published, in ms, for every live frame of one session."""
+    webm = work / "mic.webm"
+    _ffmpeg(
+        "-i",
+        str(speech),
+        "-t",
+        f"{seconds}",
+        "-ac",
+        "1",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-vbr",
+        "off",
+        str(webm),
+    )
+    data = webm.read_bytes()
+    with deployment(work, [("mic-1", "ap-1")], stream={"report_grace_s": 0.5}) as d:
+        verifier = Verifier([d.controller.services.signer.public])
+        topic = Group(COMMUNE, GroupKind.HAMLET, "ap-1").topic_for("opus")
+        clock = SystemClock()
+        frames: list[tuple[int, int, int]] = []  # (pts, sent, packets)
+        start: list[int] = []
+        spoken_t0: list[int] = []
+        ready = threading.Event()
+
+        async def listen() -> None:
+            async with Client(d.broker.host, d.broker.port) as mqtt:
+                await mqtt.subscribe(topic, qos=1)
+                ready.set()
+                async for msg in mqtt.messages:
+                    f = decode_frame(bytes(msg.payload), verifier, str(msg.topic))
+                    if f.type is FrameType.START:
+                        start.append(f.pts_us)
+                    elif f.type is FrameType.AUDIO:
+                        frames.append((f.pts_us, f.sent_us, len(unpack_packets(f.payload))))
+                    else:
+                        return
+
+        async def speak_live() -> None:
+            await anyio.to_thread.run_sync(ready.wait)
+            url = d.url.replace("http://", "ws://") + f"/api/communes/{COMMUNE}/live"
+            async with websockets.connect(url) as ws:
+                await ws.send(json.dumps({"targets": [{"commune": COMMUNE, "hamlet": "ap-1"}]}))
+                await ws.recv()
+                pieces = max(1, int(seconds / PIECE_S))
+                step = -(-len(data) // pieces)
+                t0 = clock.now_us()
+                spoken_t0.append(t0)
+                for k in range(pieces):
+                    # piece k holds the sound up to (k + 1) × 250 ms: sent when that is spoken
+                    wait = (t0 + int((k + 1) * PIECE_S * 1e6) - clock.now_us()) / 1e6
+                    if wait > 0:
+                        await anyio.sleep(wait)
+                    await ws.send(data[k * step : (k + 1) * step])
+                await ws.send(json.dumps({"type": "stop"}))
+                with anyio.fail_after(30):
+                    async for raw in ws:
+                        if json.loads(raw)["type"] == "off_air":
+                            break
+
+        async def main() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listen)
+                await speak_live()
+                await anyio.sleep(2)  # the END frame closes the listener
+                tg.cancel_scope.cancel()
+
+        anyio.run(main)
+    if not start or not frames:
+        return []
+    t0, s0 = spoken_t0[0], start[0]
+    # The last sample of a frame, as a position in the recording, was spoken at t0 + pos.
+    return [(sent - (t0 + (pts - s0) + n * 20_000)) / 1000 for pts, sent, n in frames]
+
+
+def run(work: Path, *, seconds: float = 300.0, trials: int = 3, live_s: float = 30.0) -> Report:
+    settings = AudioSettings()
+    speech = speech_file(work, seconds, settings)
+    ratios, ingest_s, plain_s = [], [], []
+    opus_bph, durations = [], []
+    for _ in range(trials):
+        plain = time_plain_ffmpeg(speech, work)
+        ingest, opus_bytes, duration_ms = time_ingest(speech, settings)
+        ratios.append(ingest / plain)
+        ingest_s.append(ingest)
+        plain_s.append(plain)
+        opus_bph.append(opus_bytes * 3600_000 / duration_ms)
+        durations.append(duration_ms)
+    mp3_bph = mp3_128_bytes(speech, work) * 3600 / seconds
+    lat: list[float] = []
+    lat_runs: list[float] = []
+    for i in range(trials):
+        (work / f"live{i}").mkdir()
+        got = live_latencies(work / f"live{i}", speech, live_s)
+        lat += got
+        if got:
+            lat_runs.append(percentile(got, 99))
+    med = statistics.median
+    report = Report(
+        name="audio",
+        title="Bulletin library: ingest cost and live latency",
+        command=f"loa bench audio --seconds {seconds:g} --trials {trials}",
+        figures=[
+            Figure(
+                "ingest_ratio_vs_ffmpeg",
+                f"ingest + normalise + encode ÷ plain ffmpeg → Opus ({seconds:g} s of speech)",
+                round(med(ratios), 2),
+                "×",
+                [round(r, 2) for r in ratios],
+            ),
+            Figure(
+                "ingest_s",
+                "ingest + normalise + encode",
+                round(med(ingest_s), 2),
+                "s",
+                [round(x, 2) for x in ingest_s],
+            ),
+            Figure(
+                "plain_ffmpeg_s",
+                "plain ffmpeg transcode to Opus 24 kb/s",
+                round(med(plain_s), 2),
+                "s",
+                [round(x, 2) for x in plain_s],
+            ),
+            Figure(
+                "opus24_bytes_per_hour",
+                "stored Opus 24 kb/s rendition",
+                round(med(opus_bph)),
+                "B/h",
+                [round(x) for x in opus_bph],
+            ),
+            Figure(
+                "mp3_128_bytes_per_hour", "MP3 128 kb/s of the same speech", round(mp3_bph), "B/h"
+            ),
+            Figure(
+                "mp3_128_over_opus24",
+                "MP3 128 kb/s ÷ Opus 24 kb/s",
+                round(mp3_bph / med(opus_bph), 2),
+                "×",
+            ),
+            Figure(
+                "live_latency_p50_ms",
+                "live: microphone → frame published, p50",
+                round(percentile(lat, 50), 1),
+                "ms",
+            ),
+            Figure(
+                "live_latency_p99_ms",
+                "live: microphone → frame published, p99",
+                round(percentile(lat, 99), 1),
+                "ms",
+                [round(x, 1) for x in lat_runs],
+            ),
+            Figure(
+                "live_latency_max_ms",
+                "live: microphone → frame published, max",
+                round(max(lat), 1) if lat else float("nan"),
+                "ms",
+            ),
+        ],
+        notes=[
+            f"Speech: espeak-ng Vietnamese, {seconds:g} s, as a 128 kb/s MP3 file; the ingest "
+            "path is decode → silence trim → loudnorm (two passes) → FLAC master + Opus 24 kb/s "
+            "+ MP3 rendition, the same as an upload. Plain ffmpeg is one `ffmpeg -i speech.mp3 "
+            "-c:a libopus -b:a 24k` run, timed in the same trial.",
+            f"Live: {live_s:g} s sent as webm/opus in 250 ms pieces at real time over the "
+            "WebSocket; each frame (200 ms) is timed from when its last sample was spoken to "
+            "its publish time (`sent_us`, read by a subscriber on the hamlet topic). The "
+            "first piece's own 250 ms of buffering in the browser is included.",
+        ],
+    )
+    report.series = {"live_latency_ms": lat, "ingest_ratio": ratios}
+    return report
