@@ -131,3 +131,45 @@ def test_bench_bytes_prints_json_with_the_documented_keys(tmp_path: Path) -> Non
     assert 0 < figures["overhead_ratio"] < 0.06
     assert (tmp_path / "plots" / "bytes-per-hour.png").stat().st_size > 1000
     assert "<!-- bench:bytes -->" in (tmp_path / "B.md").read_text()
+
+
+def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broadcaster.cli",
+            "bench",
+            "audio",
+            "--seconds",
+            "20",
+            "--live-seconds",
+            "4",
+            "--trials",
+            "1",
+            "--json",
+            "--benchmarks",
+            str(tmp_path / "B.md"),
+            "--plots",
+            str(tmp_path / "plots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    keys = {"ingest_ratio_vs_ffmpeg", "opus24_bytes_per_hour", "mp3_128_bytes_per_hour"}
+    assert keys <= set(figures)
+    assert figures["ingest_ratio_vs_ffmpeg"] > 1  # more work than a plain transcode
+    assert figures["mp3_128_bytes_per_hour"] > 3 * figures["opus24_bytes_per_hour"]
+    # 24 kb/s is 10.8 MB/h of audio; the Ogg container adds a little.
+    assert 9e6 < figures["opus24_bytes_per_hour"] < 13e6
+    assert 0 < figures["live_latency_p50_ms"] <= figures["live_latency_max_ms"]
+    assert (tmp_path / "plots" / "live-latency.png").stat().st_size > 1000
+    assert "<!-- bench:audio -->" in (tmp_path / "B.md").read_text()

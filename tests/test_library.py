@@ -299,3 +299,33 @@ async def test_a_speaker_decodes_the_tts_bulletin_it_received(
             timeout=60,
         ).stdout
         assert len(pcm) / 96 == pytest.approx(item["duration_ms"], abs=100), f.name
+
+
+async def test_text_without_a_speech_engine_is_a_clear_503(running: Running) -> None:
+    before = await state(running.client, media_dir_of(running))
+    lib = running.services.library
+    engine, lib.engine = lib.engine, None
+    try:
+        resp = await running.client.post(
+            f"/api/communes/{COMMUNE}/media/text", json={"text": "Xin chào bà con"}
+        )
+    finally:
+        lib.engine = engine
+    body = assert_error(resp, 503, "tool_missing")
+    assert "espeak-ng" in body["error"]
+    assert await state(running.client, media_dir_of(running)) == before
+
+
+async def test_library_routes_refuse_unknown_communes_and_items(running: Running) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for resp in (
+        await running.client.post("/api/communes/xa-khac/media/text", json={"text": "Xin chào"}),
+        await running.client.post(
+            "/api/communes/xa-khac/media/compose", json={"parts": [{"kind": "pause", "ms": 5}]}
+        ),
+        await running.client.get(f"/api/media/{unknown}/waveform.png"),
+        await running.client.get(f"/api/media/{unknown}/audio"),
+        await running.client.delete(f"/api/media/{unknown}"),
+        await running.client.delete("/api/media/not-a-uuid"),
+    ):
+        assert_error(resp, 404)
