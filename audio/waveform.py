@@ -1,31 +1,45 @@
-"""Waveform preview (temporary minimal version)."""
+"""Waveform previews for the web UI: a small peaks array and a PNG (matplotlib, Agg).
+
+The PNG is drawn on a ``matplotlib.figure.Figure`` directly (not pyplot), which keeps
+no global state and is safe in the worker threads the server renders it from.
+"""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
 def peaks(pcm: bytes, *, sample_width: int = 2, buckets: int = 200) -> list[float]:
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
-    if samples.size == 0:
+    """Mono signed little-endian PCM → up to ``buckets`` peak values in [0, 1]."""
+    if sample_width != 2:
+        raise ValueError("only 16-bit PCM is supported")
+    usable = len(pcm) - len(pcm) % 2
+    samples = np.abs(np.frombuffer(pcm[:usable], dtype="<i2").astype(np.int32))
+    if samples.size == 0 or buckets < 1:
         return []
-    parts = np.array_split(np.abs(samples), min(buckets, samples.size))
-    return [round(float(p.max()) / 32768, 3) for p in parts]
+    parts = np.array_split(samples, min(buckets, samples.size))
+    return [round(min(1.0, float(p.max()) / 32768), 3) for p in parts]
 
 
 def png(
     values: list[float], *, width_px: int = 600, height_px: int = 80, color: str = "#0b6e4f"
 ) -> bytes:
-    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.axis("off")
-    xs = np.arange(len(values)) if values else np.arange(2)
-    ys = np.array(values) if values else np.zeros(2)
-    ax.fill_between(xs, -ys, ys, color=color)
-    ax.set_ylim(-1, 1)
+    """A mirrored waveform, no axes, transparent background, exactly ``width_px``×``height_px``."""
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_axis_off()
+    ys = np.clip(np.asarray(values if values else [0.0, 0.0], dtype=float), 0.0, 1.0)
+    xs = np.arange(len(ys))
+    ax.fill_between(xs, -ys, ys, color=color, linewidth=0)
+    ax.axhline(0.0, color=color, linewidth=0.5)
+    ax.set_xlim(0, max(1, len(ys) - 1))
+    ax.set_ylim(-1.05, 1.05)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", transparent=True)
+    fig.savefig(buf, format="png", dpi=dpi, transparent=True)
     return buf.getvalue()

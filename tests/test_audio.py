@@ -77,9 +77,9 @@ def write(tmp: Path, name: str, data: bytes) -> Path:
 def test_generated_wav_decodes(tmp_path: Path) -> None:
     got = decode_file(write(tmp_path, "bulletin.wav", wav(2.0)), DEFAULT)
     assert_pcm_shape(got, DEFAULT.sample_rate)
-    # chime: three 0.35 s notes each followed by a 60 ms gap, then the 2 s tone
-    assert got.duration_s == pytest.approx(3 * 0.41 + 2.0, abs=0.01)
-    assert got.peak_dbfs == pytest.approx(-12.0, abs=0.2)
+    # the 1.9 s attention chime (peak -6 dBFS), then the 2 s tone (-12 dBFS)
+    assert got.duration_s == pytest.approx(1.9 + 2.0, abs=0.01)
+    assert got.peak_dbfs == pytest.approx(-6.0, abs=0.2)
 
 
 FORMATS = [
@@ -496,10 +496,10 @@ def test_tone_length_rate_and_level() -> None:
 
 
 def test_chime_length() -> None:
-    assert len(chime()) == 3 * (350 + 60)
+    assert len(chime()) == 1900
     assert chime().frame_rate == 48000
     low = chime(rate=16000)
-    assert len(low) == 1230
+    assert len(low) == 1900
     assert low.frame_rate == 16000
 
 
@@ -509,5 +509,5 @@ def test_to_wav_decodes_through_decode_file(tmp_path: Path, rate: int) -> None:
     assert data.startswith(b"RIFF")
     got = decode_file(write(tmp_path, "bulletin.wav", data), DEFAULT)
     assert_pcm_shape(got, DEFAULT.sample_rate)
-    assert got.duration_s == pytest.approx(2.23, abs=0.01)
-    assert got.peak_dbfs == pytest.approx(-12.0, abs=0.3)
+    assert got.duration_s == pytest.approx(2.9, abs=0.01)
+    assert got.peak_dbfs == pytest.approx(-6.0, abs=0.3)
