@@ -264,13 +264,14 @@ def run(work: Path, *, seconds: float = 300.0, trials: int = 3, live_s: float = 
         ],
         notes=[
             f"Speech: espeak-ng Vietnamese, {seconds:g} s, as a 128 kb/s MP3 file; the ingest "
-            "path is decode → silence trim → loudnorm (two passes) → FLAC master + Opus 24 kb/s "
-            "+ MP3 rendition, the same as an upload. Plain ffmpeg is one `ffmpeg -i speech.mp3 "
-            "-c:a libopus -b:a 24k` run, timed in the same trial.",
+            "path is decode → silence trim → ebur128 measure → loudnorm → gain correction if "
+            "it undershot → FLAC master + Opus 24 kb/s + MP3 rendition, the same as an upload. "
+            "Plain ffmpeg is one `ffmpeg -i speech.mp3 -c:a libopus -b:a 24k` run, timed in "
+            "the same trial.",
             f"Live: {live_s:g} s sent as webm/opus in 250 ms pieces at real time over the "
             "WebSocket; each frame (200 ms) is timed from when its last sample was spoken to "
             "its publish time (`sent_us`, read by a subscriber on the hamlet topic). The "
-            "first piece's own 250 ms of buffering in the browser is included.",
+            "wait for the 250 ms MediaRecorder piece that holds a sample is included.",
         ],
     )
     report.series = {"live_latency_ms": lat, "ingest_ratio": ratios}
