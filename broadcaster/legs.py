@@ -82,7 +82,8 @@ def _leg(
         duration_ms=max(1, (end_us - t.start_us) // 1000),
         title=title[:200],
     )
-    topics = tuple(g.topic_for(audio.codec) for g in groups)
+    emergency = priority is Priority.EMERGENCY
+    topics = tuple(g.topic_for(audio.codec, emergency=emergency) for g in groups)
     return Leg(audio.codec, sid, topics, header, frames, t.start_us, end_us)
 
 

@@ -7,6 +7,8 @@ Layout (all segments validated, see docs/protocol.md, "Topics")::
     loa/v1/{commune}/audio/zone/{zone}         audio frames for one zone
     loa/v1/{commune}/audio/device/{device}     audio frames for one speaker
     loa/v1/{commune}/mp3/...                   the same groups, for MP3-only speakers
+    loa/v1/{commune}/alert/...                 emergency audio only (same groups, Opus)
+    loa/v1/{commune}/alert-mp3/...             emergency audio for MP3-only speakers
     loa/v1/{commune}/dev/{device}/presence     retained presence (device → controller)
     loa/v1/{commune}/dev/{device}/telemetry    health (device → controller)
     loa/v1/{commune}/dev/{device}/report       proof of play (device → controller)
@@ -100,19 +102,27 @@ class Group:
         """The Opus audio topic of this group."""
         return audio_topic(self)
 
-    def topic_for(self, codec: str) -> str:
-        """The audio topic for ``codec``: ``opus`` (``audio/…``) or ``mp3`` (``mp3/…``)."""
-        return audio_topic(self, codec)
+    def topic_for(self, codec: str, *, emergency: bool = False) -> str:
+        """The audio topic for ``codec``: ``opus`` (``audio/…``) or ``mp3`` (``mp3/…``);
+        emergency audio has its own area (``alert/…``, ``alert-mp3/…``)."""
+        return audio_topic(self, codec, emergency=emergency)
+
+    def topics_for(self, codec: str) -> tuple[str, str]:
+        """What a speaker of this group subscribes to: the audio and the alert topic."""
+        return (self.topic_for(codec), self.topic_for(codec, emergency=True))
 
 
 #: Audio area of the topic tree per codec: speakers that decode Opus listen under
 #: ``audio/``; speakers that only decode MP3 listen under ``mp3/``.
 AUDIO_AREAS = {"opus": "audio", "mp3": "mp3"}
+#: Emergency audio travels only here, and nothing else does, so a speaker whose normal
+#: subscriptions are lost or never made can still be reached by alerts.
+ALERT_AREAS = {"opus": "alert", "mp3": "alert-mp3"}
 
 
-def audio_topic(group: Group, codec: str = "opus") -> str:
+def audio_topic(group: Group, codec: str = "opus", *, emergency: bool = False) -> str:
     try:
-        area = AUDIO_AREAS[codec]
+        area = (ALERT_AREAS if emergency else AUDIO_AREAS)[codec]
     except KeyError:
         raise ProtocolError(f"no audio topics for codec {codec!r}") from None
     base = f"{ROOT}/{VERSION}/{group.commune}/{area}"
@@ -151,6 +161,7 @@ class ParsedTopic:
     device: str | None = None
     which: DeviceTopic | None = None
     codec: str = ""  # for audio topics: "opus" or "mp3"
+    emergency: bool = False  # an alert/… topic
 
 
 def parse_topic(topic: str) -> ParsedTopic:
@@ -161,12 +172,16 @@ def parse_topic(topic: str) -> ParsedTopic:
     commune = validate_segment(parts[2], "commune")
     area, rest = parts[3], parts[4:]
     codec = next((c for c, a in AUDIO_AREAS.items() if a == area), None)
-    if codec is not None:
+    alert = next((c for c, a in ALERT_AREAS.items() if a == area), None)
+    if codec is not None or alert is not None:
+        emergency = alert is not None
+        codec = alert or codec or ""
         if rest == ["all"]:
-            return ParsedTopic(commune, group=Group(commune, GroupKind.COMMUNE), codec=codec)
+            group = Group(commune, GroupKind.COMMUNE)
+            return ParsedTopic(commune, group=group, codec=codec, emergency=emergency)
         if len(rest) == 2 and rest[0] in {k.value for k in GroupKind if k != GroupKind.COMMUNE}:
             group = Group(commune, GroupKind(rest[0]), rest[1])
-            return ParsedTopic(commune, group=group, codec=codec)
+            return ParsedTopic(commune, group=group, codec=codec, emergency=emergency)
         raise ProtocolError(f"topic {topic!r}: unknown audio group")
     if area == "dev" and len(rest) >= 2:
         device = validate_segment(rest[0], "device")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from devices.frames import Frame, FrameType
+from devices.frames import Frame, FrameType, Priority
 from devices.messages import (
     Ack,
     CodecName,
@@ -121,7 +121,9 @@ class Speaker:
         # Decode Opus when able; a speaker that only decodes MP3 listens on the mp3/ topics.
         self.codec = "opus" if "opus" in spec.codecs else "mp3"
         self.topics = {
-            Group(spec.commune, GroupKind(g.kind), g.id).topic_for(self.codec) for g in spec.groups
+            t
+            for g in spec.groups
+            for t in Group(spec.commune, GroupKind(g.kind), g.id).topics_for(self.codec)
         }
         self.link = MqttLink(
             LinkOptions(
@@ -227,6 +229,9 @@ class Speaker:
         ):
             self._refuse(f"a {frame.type.name} frame does not belong on {topic}", topic)
             return
+        if parsed.group is not None and parsed.emergency != (frame.priority is Priority.EMERGENCY):
+            self._refuse("emergency audio travels only on alert topics, and only it", topic)
+            return
         if frame.type is FrameType.TIME:
             self._on_time(frame, topic, arrived)
             return
@@ -319,8 +324,9 @@ class Speaker:
         if cfg.volume is not None:
             self.volume = cfg.volume
         wanted = {
-            Group(self.spec.commune, GroupKind(g.kind), g.id).topic_for(self.codec)
+            t
             for g in cfg.groups
+            for t in Group(self.spec.commune, GroupKind(g.kind), g.id).topics_for(self.codec)
         }
         for t in sorted(wanted - self.topics):
             await self.link.subscribe(t)

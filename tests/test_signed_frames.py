@@ -14,7 +14,7 @@ from broadcaster.broker import Broker
 from devices.frames import Codec, Frame, FrameType, Priority, encode_frame, pack_packets
 from devices.messages import StreamEnd, StreamStart, dump
 from devices.signing import Signer, Verifier
-from devices.topics import Group, GroupKind
+from devices.topics import Group, GroupKind, parse_topic
 from firmware_sim.fleet import Fleet
 from firmware_sim.playlog import PlayLog
 from firmware_sim.spec import DeviceSpec
@@ -47,8 +47,18 @@ async def speakers(broker: Broker) -> AsyncIterator[tuple[Fleet, Signer, aiomqtt
         tg.cancel_scope.cancel()
 
 
-def stream_frames(signer: Signer, topic: str = COMMUNE_TOPIC, seconds: float = 0.6) -> list[bytes]:
-    """A complete small stream for ``topic``, signed by ``signer``, starting 300 ms from now."""
+def stream_frames(
+    signer: Signer,
+    topic: str = COMMUNE_TOPIC,
+    seconds: float = 0.6,
+    priority: Priority | None = None,
+) -> list[bytes]:
+    """A complete small stream for ``topic``, signed by ``signer``, starting 300 ms from now.
+
+    Emergency priority on alert topics, priority class elsewhere, unless told otherwise.
+    """
+    if priority is None:
+        priority = Priority.EMERGENCY if parse_topic(topic).emergency else Priority.PRIORITY
     clock = SystemClock()
     sid = uuid.uuid4()
     start = clock.now_us() + 300_000
@@ -68,9 +78,7 @@ def stream_frames(signer: Signer, topic: str = COMMUNE_TOPIC, seconds: float = 0
     now = clock.now_us()
     out = [
         encode_frame(
-            Frame(
-                FrameType.START, sid, 0, start, now, dump(header), Codec.OPUS, Priority.EMERGENCY
-            ),
+            Frame(FrameType.START, sid, 0, start, now, dump(header), Codec.OPUS, priority),
             signer,
             topic,
         )
@@ -79,9 +87,7 @@ def stream_frames(signer: Signer, topic: str = COMMUNE_TOPIC, seconds: float = 0
         payload = pack_packets(packets[c.first_packet : c.first_packet + c.packets])
         out.append(
             encode_frame(
-                Frame(
-                    FrameType.AUDIO, sid, i, c.pts_us, now, payload, Codec.OPUS, Priority.EMERGENCY
-                ),
+                Frame(FrameType.AUDIO, sid, i, c.pts_us, now, payload, Codec.OPUS, priority),
                 signer,
                 topic,
             )
@@ -97,7 +103,7 @@ def stream_frames(signer: Signer, topic: str = COMMUNE_TOPIC, seconds: float = 0
                 now,
                 dump(StreamEnd(chunks=len(chunks))),
                 Codec.NONE,
-                Priority.EMERGENCY,
+                priority,
             ),
             signer,
             topic,

@@ -7,7 +7,7 @@ import uuid
 import anyio
 
 from broadcaster.broker import Broker
-from devices.frames import Codec, Frame, FrameType, encode_frame
+from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
 from devices.messages import Ack, Command, DeviceConfig, GroupRef, dump, parse
 from devices.topics import DeviceTopic, Group, GroupKind, device_topic
 from loa.clock import SystemClock
@@ -44,7 +44,10 @@ async def test_config_moves_a_speaker_to_another_hamlet(broker: Broker) -> None:
         moved = [GroupRef(kind="all"), GroupRef(kind="hamlet", id="ap-moi")]
         await client.publish(topic, config(moved, now), qos=1)
         await wait_for(lambda: bool(fleet.log.of("config", device=sp.spec.id)))
-        want = {COMMUNE_TOPIC, Group(COMMUNE, GroupKind.HAMLET, "ap-moi").topic}
+        want = {
+            *Group(COMMUNE, GroupKind.COMMUNE).topics_for("opus"),
+            *Group(COMMUNE, GroupKind.HAMLET, "ap-moi").topics_for("opus"),
+        }
         assert set(fleet.log.of("config")[-1]["groups"]) == want
         # An older config (e.g. a replay) changes nothing; one for another device is refused.
         await client.publish(topic, config([GroupRef(kind="all")], now - 1_000_000), qos=1)
@@ -105,3 +108,24 @@ async def test_commands_are_acknowledged_once_and_expire(broker: Broker) -> None
         reasons = [e["reason"] for e in fleet.log.of("refused", device=sp.spec.id)][-2:]
         assert "another topic" in reasons[0]
         assert "does not belong" in reasons[1]
+
+
+async def test_emergency_audio_only_on_alert_topics_and_nothing_else_there(
+    broker: Broker,
+) -> None:
+    async with speakers(broker) as (fleet, controller, client):
+        alert_topic = Group(COMMUNE, GroupKind.COMMUNE).topic_for("opus", emergency=True)
+        # Emergency priority on the normal audio topic: refused.
+        for frame in stream_frames(controller, COMMUNE_TOPIC, priority=Priority.EMERGENCY):
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        # Normal priority on the alert topic: refused.
+        for frame in stream_frames(controller, alert_topic, priority=Priority.NORMAL):
+            await client.publish(alert_topic, frame, qos=1)
+        n = len(fleet.speakers)
+        await wait_for(lambda: sum(sp.counters["refused"] for sp in fleet.speakers.values()) >= n)
+        assert fleet.log.of("play") == []
+        # An emergency stream on the alert topic plays everywhere.
+        for frame in stream_frames(controller, alert_topic):
+            await client.publish(alert_topic, frame, qos=1)
+        await wait_for(lambda: len(fleet.log.of("report")) >= n)
+        assert {r["outcome"] for r in fleet.log.of("report")} == {"played"}
