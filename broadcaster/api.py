@@ -15,9 +15,10 @@ from starlette.routing import Route
 from devices.frames import Priority
 from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 
+from .directory import resolve_in
 from .dispatcher import BroadcastRequest
 from .services import Services
-from .targeting import Directory, Resolution, Target, resolve
+from .targeting import Resolution, Target
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -115,15 +116,7 @@ async def devices(request: Request) -> JSONResponse:
 
 def resolve_targets(s: Services, given: list[TargetIn]) -> Resolution:
     """Targets as the API received them → groups and devices (InvalidInput if unknown)."""
-    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in given]
-    communes = sorted({t.commune for t in targets})
-    known = {c["id"] for c in s.store.communes()}
-    directory = Directory(
-        hamlets={c: frozenset(h["id"] for h in s.store.hamlets(c)) for c in communes if c in known},
-        zones={c: frozenset(s.store.zone_ids(c)) for c in communes if c in known},
-        devices={c: s.store.devices(c) for c in communes if c in known},
-    )
-    return resolve(targets, directory)
+    return resolve_in(s.store, [Target(t.commune, t.hamlet, t.zone, t.device) for t in given])
 
 
 async def broadcast_create(request: Request) -> JSONResponse:

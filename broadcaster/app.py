@@ -21,12 +21,14 @@ from loa.clock import Clock, SystemClock
 from loa.errors import ToolMissing
 
 from . import api, live_api, media_api, web
+from .alerts import api as alerts_api
+from .alerts.service import AlertService
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
-from .services import Services
+from .services import Services, audit
 from .settings import Settings
 from .store import Store
 
@@ -94,6 +96,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 speech_engine(settings.audio),
             )
             await library.ensure_signals()
+            alerts = AlertService(
+                store,
+                ledger,
+                library,
+                dispatcher,
+                clock,
+                timezone=settings.scheduler.timezone,
+                default_expiry_s=settings.alerts.default_expiry_min * 60.0,
+                audit=audit,
+            )
+            facts.on_online.append(alerts.speaker_online)
+            app.state.alerts = alerts
             app.state.loa = Services(
                 settings,
                 clock,
@@ -105,12 +119,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 facts,
                 dispatcher,
                 __version__,
+                alerts,
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
                 tg.start_soon(link.run)
                 tg.start_soon(facts.run)
                 await tg.start(dispatcher.run)
+                await tg.start(alerts.run)
                 try:
                     await link.wait_connected(m.publish_timeout_s)
                 except TimeoutError:
@@ -128,7 +144,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             store.close()
 
     return Starlette(
-        routes=[*api.routes, *media_api.routes, *live_api.routes, *web.routes],
+        routes=[*api.routes, *media_api.routes, *live_api.routes, *alerts_api.routes, *web.routes],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from audio.mp3 import mp3_frames
@@ -104,7 +105,6 @@ class Dispatcher:
         bid = str(uuid.uuid4())
         legs = self._legs(req, timing, bid)
         end_us = max(leg.end_us for leg in legs)
-        online = {d.id for d in req.resolution.devices if d.online}
         groups = [
             {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
         ]
@@ -128,18 +128,7 @@ class Dispatcher:
                 "gap_ms": 0,
             },
             list(req.resolution.communes),
-            [
-                {
-                    "broadcast_id": bid,
-                    "device_id": d.id,
-                    "commune_id": d.commune_id,
-                    "hamlet_id": d.hamlet_id,
-                    "targeted": 1,
-                    "online_at_start": int(d.id in online),
-                    "outcome": "pending",
-                }
-                for d in req.resolution.devices
-            ],
+            [],
             [
                 {
                     "stream_id": str(leg.stream_id),
@@ -151,7 +140,28 @@ class Dispatcher:
             ],
         )
         self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
+        # The per-speaker rows are written once the first frames are on their way: the
+        # path from a request to the first publish never loops over devices.
+        self._tg.start_soon(self._record_deliveries, bid, req.resolution)
         return bid
+
+    async def _record_deliveries(self, bid: str, resolution: Resolution) -> None:
+        await anyio.lowlevel.checkpoint()
+        online = {d.id for d in resolution.devices if d.online}
+        self.ledger.add_deliveries(
+            [
+                {
+                    "broadcast_id": bid,
+                    "device_id": d.id,
+                    "commune_id": d.commune_id,
+                    "hamlet_id": d.hamlet_id,
+                    "targeted": 1,
+                    "online_at_start": int(d.id in online),
+                    "outcome": "pending",
+                }
+                for d in resolution.devices
+            ]
+        )
 
     def _legs(self, req: BroadcastRequest, timing: Timing, bid: str) -> list[Leg]:
         """The Opus leg for every group, plus an MP3 leg where MP3-only speakers are."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
@@ -56,6 +57,8 @@ class Facts:
         self.untargeted_reports = 0
         self.unknown_reports = 0
         self._reports: list[tuple[str, str, PlayReport, int]] = []
+        #: Called with (commune, device) when a speaker comes online (alerts replay).
+        self.on_online: list[Callable[[str, str], object]] = []
 
     def install(self, router: Router) -> None:
         router.on_device(DeviceTopic.PRESENCE, self.on_presence)
@@ -83,6 +86,9 @@ class Facts:
             firmware=p.fw,
             codecs=list(p.codecs),
         )
+        if p.state == "online":
+            for listener in self.on_online:
+                listener(t.commune, device)
 
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)

@@ -41,6 +41,13 @@ class Ledger:
             )
             self.db.table("deliveries").insert_all(deliveries, pk=("broadcast_id", "device_id"))
 
+    def add_deliveries(self, deliveries: list[dict[str, Any]]) -> None:
+        """One pending row per targeted speaker (a report that came first is kept)."""
+        with self.db.atomic():
+            self.db.table("deliveries").insert_all(
+                deliveries, pk=("broadcast_id", "device_id"), ignore=True
+            )
+
     def update(self, broadcast_id: str, **values: Any) -> None:
         self.db.table("broadcasts").update(broadcast_id, values)
 

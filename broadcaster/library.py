@@ -161,6 +161,54 @@ class Library:
             source_text="\n".join(dict.fromkeys(texts)),
         )
 
+    async def add_alert_audio(
+        self,
+        *,
+        siren: str,
+        text: str | None,
+        media_id: str | None,
+        repeat: int,
+        commune_id: str | None,
+        title: str,
+    ) -> dict[str, Any]:
+        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times.
+
+        Voice-alarm practice (ISO 7240-16): an attention signal before the first
+        message and no more than 30 s between messages; here 1 s after the siren and
+        2 s between readings.
+        """
+        signal = f"siren-{siren}" if f"siren-{siren}" in SIGNALS else siren
+        if signal not in SIGNALS:
+            raise NotFound(f"there is no siren called {siren!r}")
+        if media_id is not None:
+            row = self.store.media_row(media_id)
+            if row["commune_id"] not in (None, commune_id):
+                raise NotFound(f"media {media_id!r} does not exist in this library")
+            message = Step("media", media_id)
+        else:
+            self._engine()
+            message = Step("text", _nfc(text or ""))
+        steps = [Step("signal", signal), Step("pause", ms=1000)]
+        for i in range(repeat):
+            if i:
+                steps.append(Step("pause", ms=2000))
+            steps.append(message)
+        async with self._ingest_slots:
+            pcm = await anyio.to_thread.run_sync(
+                partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
+            )
+            prepared = await anyio.to_thread.run_sync(
+                partial(prepare, pcm, self._signal_settings())
+            )
+        return self._store(
+            prepared,
+            commune_id=commune_id,
+            kind="alert",
+            title=_nfc(title) or "Cảnh báo khẩn",
+            filename="",
+            source_text=message.ref if message.kind == "text" else "",
+        )
+
     async def ensure_signals(self) -> int:
         """Encode the chimes, test tone and sirens once, so an alert never waits for ffmpeg.
 

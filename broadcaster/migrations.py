@@ -176,3 +176,52 @@ def m006_live_broadcasts(db: Database) -> None:
     broadcasts.add_column("gaps", int)
     broadcasts.add_column("gap_ms", int)
     db.execute("UPDATE broadcasts SET kind='media', gaps=0, gap_ms=0 WHERE kind IS NULL")
+
+
+@migrations()
+def m007_alerts(db: Database) -> None:
+    """Emergency alerts, the broadcasts that aired them, and every change to them."""
+    db.table("alerts").create(
+        {
+            "id": str,
+            "commune_id": str,
+            "type": str,
+            "status": str,  # draft, active, cancelled, all_clear, expired
+            "risk_level": int,
+            "severity": str,
+            "urgency": str,
+            "certainty": str,
+            "title": str,
+            "message_vi": str,
+            "message_en": str,
+            "fields": str,  # JSON of the template fields
+            "siren": str,
+            "repeat": int,
+            "targets": str,  # JSON list of {commune, hamlet?, zone?, device?}
+            "media_id": str,  # siren + message × repeat, encoded at creation
+            "test": int,  # exercise / test: only to the chosen test speakers
+            "reair_hours": int,  # 0 = no re-airing
+            "next_airing_us": int,
+            "expires_us": int,
+            "created_us": int,
+            "confirmed_us": int,
+            "ended_us": int,
+            "end_reason": str,
+            "cap_identifier": str,
+            "cap_sender": str,
+            "cap_sent": str,
+            "source": str,  # api or cap
+        },
+        pk="id",
+        foreign_keys=[("media_id", "media", "id")],
+    )
+    db.table("alerts").create_index(["commune_id", "created_us"])
+    db.table("alerts").create_index(["cap_sender", "cap_identifier"])
+    db.table("alert_broadcasts").create(
+        {"alert_id": str, "broadcast_id": str, "kind": str, "at_us": int},
+        pk=("alert_id", "broadcast_id"),
+    )
+    db.table("alert_events").create(
+        {"alert_id": str, "at_us": int, "action": str, "actor": str, "detail": str}
+    )
+    db.table("alert_events").create_index(["alert_id", "at_us"])

@@ -10,6 +10,7 @@ from devices.signing import Signer
 from devices.transport import MqttLink
 from loa.clock import Clock
 
+from .alerts.service import AlertService
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .ledger import Ledger
@@ -32,7 +33,13 @@ class Services:
     facts: Facts
     dispatcher: Dispatcher
     version: str
+    alerts: AlertService
 
     def audit(self, action: str, **fields: Any) -> None:
         """Log an action (the security issue turns this into an append-only table)."""
-        logger.info("%s %s", action, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))
+        audit(action, **fields)
+
+
+def audit(action: str, **fields: Any) -> None:
+    """One audit line: the action and its fields, sorted."""
+    logger.info("%s %s", action, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))

@@ -142,6 +142,24 @@ class SecuritySettings(Section):
     )
 
 
+class AlertSettings(Section):
+    default_expiry_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
+        360, description="an alert without an expiry ends after this many minutes"
+    )
+    cap_auto_trigger: bool = Field(
+        False,
+        description="sound imported CAP alerts at once (Actual, Immediate, Severe or "
+        "Extreme) instead of holding them for an operator's confirm",
+    )
+    cap_max_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = Field(
+        262144, description="largest CAP document accepted"
+    )
+    cap_test_zone: str = Field(
+        "",
+        description="zone that Test and Exercise CAP alerts sound on (empty = they never sound)",
+    )
+
+
 class Settings(Section):
     http: HttpSettings = HttpSettings()
     db: DbSettings = DbSettings()
@@ -152,6 +170,7 @@ class Settings(Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     security: SecuritySettings = SecuritySettings()
     audio: AudioSettings = AudioSettings()
+    alerts: AlertSettings = AlertSettings()
 
     def replace(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections changed (validated again)."""

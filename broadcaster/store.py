@@ -318,7 +318,7 @@ class Store:
         rows = self.query(
             f"SELECT {self._MEDIA_COLUMNS} FROM media"  # noqa: S608 (a constant list)
             " WHERE (commune_id=? OR commune_id IS NULL) AND deleted_us IS NULL"
-            " AND COALESCE(kind, 'upload') NOT IN ('tone', 'live', 'relay')"
+            " AND COALESCE(kind, 'upload') NOT IN ('tone', 'alert', 'live', 'relay')"
             " ORDER BY created_us DESC",
             [commune_id],
         )

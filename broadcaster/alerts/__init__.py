@@ -1,0 +1,1 @@
+"""Emergency alerts: the model and templates, CAP 1.2 in and out, the service, the API."""
