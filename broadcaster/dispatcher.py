@@ -100,7 +100,9 @@ class Dispatcher:
         if not self.publisher.connected:
             raise BrokerError("the MQTT broker is not reachable; nothing was sent")
         now = self.clock.now_us()
-        lead_ms, chunk_ms, first_ms = self.settings.timing(req.priority >= Priority.LIVE)
+        lead_ms, chunk_ms, first_ms = self.settings.timing(
+            req.priority >= Priority.LIVE, req.priority is Priority.EMERGENCY
+        )
         timing = Timing(now + lead_ms * 1000, chunk_ms, first_ms)
         bid = str(uuid.uuid4())
         legs = self._legs(req, timing, bid)
@@ -246,7 +248,10 @@ class Dispatcher:
             raise
 
     async def _run_leg(self, leg: Leg, priority: Priority) -> None:
-        lead_us = self.settings.timing(priority >= Priority.LIVE)[0] * 1000
+        lead_us = (
+            self.settings.timing(priority >= Priority.LIVE, priority is Priority.EMERGENCY)[0]
+            * 1000
+        )
         codec = Codec.OPUS if leg.codec == "opus" else Codec.MP3
         await self._send(
             leg.topics,

@@ -89,6 +89,11 @@ class StreamSettings(Section):
     urgent_lead_ms: Annotated[int, Field(ge=50, le=60_000)] = Field(
         500, description="lead (jitter buffer) for live and emergency audio"
     )
+    emergency_lead_ms: Annotated[int, Field(ge=50, le=60_000)] = Field(
+        250,
+        description="lead for emergency alerts: speed over a deep jitter buffer (a late "
+        "first frame costs one frame, never the alert)",
+    )
     urgent_chunk_ms: Annotated[int, Field(ge=20, le=10_000)] = Field(
         500, description="audio per frame for live and emergency audio"
     )
@@ -116,8 +121,10 @@ class StreamSettings(Section):
         30.0, description="longest wait between attempts to reach a relay stream again"
     )
 
-    def timing(self, urgent: bool) -> tuple[int, int, int]:
+    def timing(self, urgent: bool, emergency: bool = False) -> tuple[int, int, int]:
         """(lead, chunk, first chunk) in ms for normal or urgent (live, emergency) audio."""
+        if emergency:
+            return self.emergency_lead_ms, self.urgent_chunk_ms, self.urgent_first_chunk_ms
         if urgent:
             return self.urgent_lead_ms, self.urgent_chunk_ms, self.urgent_first_chunk_ms
         return self.lead_ms, self.chunk_ms, self.first_chunk_ms

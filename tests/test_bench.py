@@ -173,3 +173,39 @@ def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> Non
     assert 0 < figures["live_latency_p50_ms"] <= figures["live_latency_max_ms"]
     assert (tmp_path / "plots" / "live-latency.png").stat().st_size > 1000
     assert "<!-- bench:audio -->" in (tmp_path / "B.md").read_text()
+
+
+def test_bench_alert_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broadcaster.cli",
+            "bench",
+            "alert",
+            "--sizes",
+            "5",
+            "--trials",
+            "1",
+            "--json",
+            "--benchmarks",
+            str(tmp_path / "B.md"),
+            "--plots",
+            str(tmp_path / "plots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"speakers", "p50_ms", "p99_ms", "max_ms", "played_fraction"} <= set(figures)
+    assert figures["speakers"] == 5 and figures["played_fraction"] == 1.0
+    # the deliberate 250 ms lead, plus a little; never before the confirm
+    assert 200 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 5000
+    assert (tmp_path / "plots" / "alert-latency.png").stat().st_size > 1000

@@ -8,6 +8,7 @@ import pytest
 from starlette.routing import Route, WebSocketRoute
 
 from broadcaster import api, live_api, media_api, web
+from broadcaster.alerts import api as alerts_api
 from broadcaster.cli import parser
 from broadcaster.settings import describe
 
@@ -23,7 +24,7 @@ def test_every_setting_is_documented(name: str) -> None:
     assert f"`{name}`" in read("docs/operations.md"), f"{name} missing from docs/operations.md"
 
 
-ROUTES = [*api.routes, *media_api.routes, *live_api.routes, *web.routes]
+ROUTES = [*api.routes, *media_api.routes, *live_api.routes, *alerts_api.routes, *web.routes]
 
 
 @pytest.mark.parametrize(

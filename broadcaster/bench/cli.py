@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("bytes", "bytes on the air per hour by codec"),
         ("fleet", "largest fleet served on time; dispatcher CPU vs naive"),
         ("audio", "library ingest cost vs plain ffmpeg; live microphone latency"),
+        ("alert", "confirm → first siren frame played, for 10, 100 and 1000 speakers"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -61,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             )
             b.add_argument(
                 "--live-seconds", type=float, default=30.0, help="seconds of live audio per trial"
+            )
+        if name == "alert":
+            b.add_argument(
+                "--sizes",
+                default="10,100,1000",
+                help="comma-separated fleet sizes (default 10,100,1000)",
             )
         if name == "fleet":
             b.add_argument("--max-speakers", type=int, default=5000)
@@ -105,6 +112,11 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             from . import bytes as bytes_bench
 
             return bytes_bench.run(seconds=args.seconds, trials=args.trials)
+        if args.bench == "alert":
+            from . import alert
+
+            sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+            return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
         if args.bench == "audio":
             from . import audio
 
