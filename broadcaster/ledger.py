@@ -41,6 +41,11 @@ class Ledger:
             )
             self.db.table("deliveries").insert_all(deliveries, pk=("broadcast_id", "device_id"))
 
+    def online_now(self, device_ids: list[str]) -> set[str]:
+        """Which of these speakers are online now (a cached resolution may be older)."""
+        online = {r["id"] for r in self.store.query("SELECT id FROM devices WHERE online=1")}
+        return online.intersection(device_ids)
+
     def add_deliveries(self, deliveries: list[dict[str, Any]]) -> None:
         """One pending row per targeted speaker (a report that came first is kept)."""
         with self.db.atomic():

@@ -338,6 +338,8 @@ class AlertService:
                 self.tick()
             except LoaError as exc:  # a broker outage must not end re-airing for good
                 logger.error("alert re-airing failed: %s", exc.message)
+            except Exception:  # a bug must not take the controller down with it
+                logger.exception("alert re-airing failed unexpectedly")
             self._wake = anyio.Event()
             with anyio.move_on_after(self._sleep_s()):
                 await self._wake.wait()
