@@ -143,8 +143,17 @@ def _run(
     )
 
 
+#: EBU R128 gates in 400 ms blocks: anything shorter is measured looped to this length
+#: (a signal repeated has the loudness of the signal).
+MIN_MEASURE_S = 1.0
+
+
 def measure(pcm: bytes, settings: AudioSettings) -> Loudness:
     """Integrated loudness, true peak, range and gate of mono s16le PCM (pass one)."""
+    pcm = pcm[: len(pcm) - len(pcm) % 2]
+    needed = int(MIN_MEASURE_S * settings.sample_rate) * 2
+    if pcm and len(pcm) < needed:
+        pcm = (pcm * (needed // len(pcm) + 1))[:needed]
     return _ebur128(pcm, settings, pcm=True, what="measuring loudness")
 
 
@@ -166,7 +175,7 @@ def normalise(
     before = before or measure(pcm, settings)
     targets = _targets(settings)
     targets["I"] = min(-5.0, targets["I"] + aim_lu)
-    out, log = _run(
+    out, _ = _run(
         pcm,
         settings,
         "normalising loudness",
@@ -178,7 +187,9 @@ def normalise(
         offset=before.offset_lu,
         linear="true",
     )
-    return out, before, parse_report(log)[1]
+    # Measured again rather than taken from loudnorm's own report, which cannot gate
+    # items shorter than 400 ms.
+    return out, before, measure(out, settings)
 
 
 def adjust(pcm: bytes, settings: AudioSettings, gain_db: float) -> tuple[bytes, Loudness]:

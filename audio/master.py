@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .encode import Rendition, encode_flac, encode_mp3, encode_opus
-from .loudness import Loudness, adjust, measure, measure_encoded, normalise
+from .loudness import MIN_MEASURE_S, Loudness, adjust, measure, measure_encoded, normalise
 from .settings import AudioSettings
 from .trim import trim
 from .waveform import peaks
@@ -67,13 +67,13 @@ def prepare(pcm: bytes, settings: AudioSettings, *, normalise_loudness: bool = T
     else:  # generated signals keep the level they were made at
         out, master = pcm, loud_in
     opus, mp3, flac = _encode_all(out, settings)
-    loud_out = measure_encoded(opus.data, settings)
+    loud_out = _on_air(opus, out, settings)
     error = settings.loudness_lufs - loud_out.integrated_lufs
     if normalise_loudness and abs(error) > AIM_TOLERANCE_LU:
         # What is on the air is what must be at the target: make up what the encoder lost.
         out, master = adjust(out, settings, error)
         opus, mp3, flac = _encode_all(out, settings)
-        loud_out = measure_encoded(opus.data, settings)
+        loud_out = _on_air(opus, out, settings)
     return Prepared(
         duration_ms=len(out) * 1000 // (2 * rate),
         trimmed_ms=trimmed_ms,
@@ -94,3 +94,10 @@ def _encode_all(pcm: bytes, settings: AudioSettings) -> tuple[Rendition, Renditi
         mp3 = pool.submit(encode_mp3, pcm, settings, settings.mp3_bitrate_kbps)
         flac = pool.submit(encode_flac, pcm, settings)
         return opus.result(), mp3.result(), flac.result()
+
+
+def _on_air(opus: Rendition, pcm: bytes, settings: AudioSettings) -> Loudness:
+    """The rendition's loudness; for a very short item, the PCM's (it cannot be gated)."""
+    if len(pcm) < int(MIN_MEASURE_S * settings.sample_rate) * 2:
+        return measure(pcm, settings)
+    return measure_encoded(opus.data, settings)

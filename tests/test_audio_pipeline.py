@@ -349,3 +349,15 @@ def test_ogg_reader_refuses_ogg_without_opus(tmp_path: Path) -> None:
     )
     with pytest.raises(AudioError, match="does not hold Opus"):
         OggReader().feed(vorbis.read_bytes())
+
+
+@pytest.mark.parametrize("seconds", [0.31, 0.5, 0.9])
+def test_items_shorter_than_a_loudness_block_are_normalised_too(seconds: float) -> None:
+    """EBU R128 gates in 400 ms blocks; a short beep is measured looped, not refused."""
+    from audio.tones import tone
+
+    keep = S.model_copy(update={"trim_silence": False})
+    p = prepare(tone(seconds, 660.0, rate=RATE, dbfs=-30.0).raw_data, keep)
+    assert p.duration_ms == pytest.approx(seconds * 1000, abs=2)
+    assert p.loudness_out.integrated_lufs == pytest.approx(S.loudness_lufs, abs=1.0)
+    assert p.loudness_in.integrated_lufs < -30
