@@ -20,7 +20,7 @@ from loa import __version__
 from loa.clock import Clock, SystemClock
 from loa.errors import ToolMissing
 
-from . import api, live_api, media_api, web
+from . import api, live_api, media_api, programmes_api, web
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
 from .dispatcher import Dispatcher
@@ -28,6 +28,7 @@ from .facts import Facts
 from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
+from .programmes import ProgrammeService
 from .services import Services, audit
 from .settings import Settings
 from .store import Store
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 audit=audit,
             )
             facts.on_online.append(alerts.speaker_online)
+            programmes = ProgrammeService(store, dispatcher, clock, settings.scheduler, audit=audit)
             app.state.alerts = alerts
             app.state.loa = Services(
                 settings,
@@ -120,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 dispatcher,
                 __version__,
                 alerts,
+                programmes,
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
@@ -127,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 tg.start_soon(facts.run)
                 await tg.start(dispatcher.run)
                 await tg.start(alerts.run)
+                await tg.start(programmes.run)
                 try:
                     await link.wait_connected(m.publish_timeout_s)
                 except TimeoutError:
@@ -144,7 +148,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             store.close()
 
     return Starlette(
-        routes=[*api.routes, *media_api.routes, *live_api.routes, *alerts_api.routes, *web.routes],
+        routes=[
+            *api.routes,
+            *media_api.routes,
+            *live_api.routes,
+            *alerts_api.routes,
+            *programmes_api.routes,
+            *web.routes,
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -225,3 +225,49 @@ def m007_alerts(db: Database) -> None:
         {"alert_id": str, "at_us": int, "action": str, "actor": str, "detail": str}
     )
     db.table("alert_events").create_index(["alert_id", "at_us"])
+
+
+@migrations()
+def m008_programmes(db: Database) -> None:
+    """Programmes (what, where, when, approval) and their occurrences, one row per firing."""
+    db.table("programmes").create(
+        {
+            "id": str,
+            "commune_id": str,
+            "title": str,
+            "what": str,  # media, text or relay
+            "media_id": str,  # the item played (text is spoken into an item when saved)
+            "text": str,
+            "relay_url": str,
+            "relay_duration_s": float,
+            "targets": str,  # JSON
+            "rule": str,  # JSON of schedules.recurrence.Rule
+            "priority": str,  # normal or priority
+            "volume": int,
+            "status": str,  # draft, submitted, approved, returned
+            "reason": str,  # why it was returned
+            "created_us": int,
+            "updated_us": int,
+            "approved_us": int,
+            "deleted_us": int,
+        },
+        pk="id",
+    )
+    db.table("programmes").create_index(["commune_id"])
+    db.table("occurrences").create(
+        {
+            "programme_id": str,
+            "fire_us": int,
+            "commune_id": str,
+            # scheduled, started, played, partial, preempted, skipped, failed, missed,
+            # interrupted
+            "status": str,
+            "late_ms": int,
+            "broadcast_id": str,
+            "reason": str,
+            "started_us": int,
+        },
+        pk=("programme_id", "fire_us"),  # a firing exists once, whatever wakes us
+    )
+    db.table("occurrences").create_index(["status", "fire_us"])
+    db.table("occurrences").create_index(["commune_id", "fire_us"])

@@ -15,6 +15,7 @@ from .dispatcher import Dispatcher
 from .facts import Facts
 from .ledger import Ledger
 from .library import Library
+from .programmes import ProgrammeService
 from .settings import Settings
 from .store import Store
 
@@ -34,6 +35,7 @@ class Services:
     dispatcher: Dispatcher
     version: str
     alerts: AlertService
+    programmes: ProgrammeService
 
     def audit(self, action: str, **fields: Any) -> None:
         """Log an action (the security issue turns this into an append-only table)."""

@@ -132,6 +132,25 @@ class StreamSettings(Section):
 
 class SchedulerSettings(Section):
     timezone: str = Field("Asia/Ho_Chi_Minh", description="default time zone of a commune")
+    grace_s: Annotated[float, Field(ge=1, le=3600)] = Field(
+        300.0,
+        description="a firing missed by less than this (a restart, a stalled loop) still "
+        "plays, marked late; older ones are marked missed",
+    )
+    tick_s: Annotated[float, Field(ge=0.2, le=300)] = Field(
+        15.0, description="how often due firings are reconciled against the database"
+    )
+    horizon_h: Annotated[float, Field(ge=1, le=24 * 14)] = Field(
+        48.0, description="firings are written as rows this far ahead"
+    )
+    same_priority: Literal["queue", "preempt"] = Field(
+        "queue",
+        description="when a firing meets a broadcast of the same class on the same "
+        "speakers: wait for it to end (queue) or take over (preempt)",
+    )
+    queue_max_s: Annotated[float, Field(ge=0, le=7200)] = Field(
+        1800.0, description="a queued firing that cannot start within this is skipped"
+    )
 
     @field_validator("timezone")
     @classmethod

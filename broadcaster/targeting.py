@@ -23,6 +23,15 @@ class Target:
     zone: str | None = None
     device: str | None = None
 
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form the API takes: ``commune`` plus at most one of the others."""
+        out = {"commune": self.commune}
+        for key in ("hamlet", "zone", "device"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
     def group(self) -> Group:
         if self.hamlet is not None:
             return Group(self.commune, GroupKind.HAMLET, self.hamlet)

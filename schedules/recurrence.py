@@ -65,7 +65,8 @@ def validate(rule: Rule) -> Rule:
         raise _bad("when.start", "'every N days' counts from a start date", "required")
     if rule.kind == "monthly" and not 1 <= rule.month_day <= 31:
         raise _bad("when.month_day", "the day of the month is 1 to 31", "range")
-    if next_fire(rule, datetime.min.replace(tzinfo=UTC) + timedelta(days=1)) is None:
+    first_day = rule.start or date(2000, 1, 1)
+    if next_fire(rule, datetime.combine(first_day, time(), UTC) - timedelta(days=2)) is None:
         raise _bad("when", "this schedule never fires (every day it could is excluded)", "never")
     return rule
 

@@ -26,6 +26,7 @@ from firmware_sim.fleet import Fleet
 from firmware_sim.playlog import PlayLog
 from firmware_sim.speaker import SpeakerOptions
 from firmware_sim.spec import DeviceSpec
+from loa.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +73,15 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, *, seed: bool = True) -> AsyncIterator[Running]:
+async def serve(
+    settings: Settings, *, seed: bool = True, clock: Clock | None = None
+) -> AsyncIterator[Running]:
     """The real app on its own thread, seeded with Xã Vị Tân, and a client for it."""
     if seed:
         store = Store(Path(settings.db.path))
         demo_data.seed(store)
         store.close()
-    st = ControllerThread(settings)
+    st = ControllerThread(settings, clock)
     url = st.start()
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:

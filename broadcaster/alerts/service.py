@@ -146,7 +146,7 @@ class AlertService:
             "fields": json.dumps(req.fields, ensure_ascii=False),
             "siren": req.siren,
             "repeat": req.repeat,
-            "targets": json.dumps([_target_json(t) for t in req.targets]),
+            "targets": json.dumps([t.as_dict() for t in req.targets]),
             "media_id": media["id"],
             "reair_hours": req.reair_hours,
             "expires_us": expires,
@@ -495,15 +495,6 @@ def hamlet_board(speakers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _severity(level: int) -> str:
     return {5: "Extreme", 4: "Severe", 3: "Moderate"}.get(level, "Minor")
-
-
-def _target_json(t: Target) -> dict[str, str]:
-    out = {"commune": t.commune}
-    for k in ("hamlet", "zone", "device"):
-        v = getattr(t, k)
-        if v:
-            out[k] = v
-    return out
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:

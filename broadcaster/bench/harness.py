@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from firmware_sim.spec import DeviceSpec, dump_fleet
+from loa.clock import Clock
 from loa.errors import LoaError
 
 from ..app import create_app
@@ -25,8 +26,8 @@ from ..settings import Settings
 class ControllerThread:
     """uvicorn + the app on their own event loop in a thread (as in production: a process)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.app: Starlette = create_app(settings)
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.app: Starlette = create_app(settings, clock=clock)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )

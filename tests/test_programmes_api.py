@@ -1,0 +1,136 @@
+"""Programmes over HTTP: impossible schedules refused with their message and nothing
+saved; approval before airing; the calendar; a programme that really fires and plays."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+
+from broadcaster import demo_data
+from loa.clock import SkewedClock, SystemClock
+from tests.conftest import Running, fleet_of, make_settings, serve
+from tests.test_api import COMMUNE, assert_error
+from tests.test_dispatch import outcomes, upload
+from tests.test_e2e import wait_online
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+URL = f"/api/communes/{COMMUNE}/programmes"
+
+
+def body(media_id: str, **when: Any) -> dict[str, Any]:
+    return {
+        "title": "Bản tin sáng",
+        "what": {"kind": "media", "media_id": media_id},
+        "targets": [{"commune": COMMUNE}],
+        "when": {"kind": "daily", "at": "06:00", **when},
+    }
+
+
+async def nothing_saved(r: Running) -> None:
+    listed = (await r.client.get(URL)).json()["programmes"]
+    assert listed == []
+
+
+@pytest.mark.parametrize(
+    ("when", "field", "message"),
+    [
+        ({"at": "25:00"}, "when.at", "HH:MM"),
+        ({"timezone": "Asia/Sai_Gon"}, "when.timezone", "unknown time zone"),
+        ({"kind": "once", "start": "2027-02-30"}, "when.start", "not a real date"),
+        ({"start": "2027-03-01", "end": "2027-02-01"}, "when.end", "end date is before"),
+        ({"kind": "weekly", "weekdays": []}, "when.weekdays", "weekdays"),
+        ({"kind": "yearly"}, "when.kind", "Input should be"),
+        ({"kind": "once"}, "when.start", "needs its date"),
+    ],
+)
+async def test_impossible_schedules_are_refused(
+    running: Running, when: dict[str, Any], field: str, message: str
+) -> None:
+    media_id = await upload(running, 0.5)
+    resp = await running.client.post(URL, json=body(media_id, **when))
+    err = assert_error(resp, 400, "invalid_input")
+    assert (
+        err["errors"][0]["field"] == field and message in err["errors"][0]["message"] + err["error"]
+    )
+    await nothing_saved(running)
+
+
+async def test_unknown_targets_and_missing_media_are_refused(running: Running) -> None:
+    media_id = await upload(running, 0.5)
+    bad = body(media_id)
+    bad["targets"] = [{"commune": COMMUNE, "hamlet": "ap-99"}]
+    assert_error(await running.client.post(URL, json=bad), 400, "invalid_input")
+    missing = body("00000000-0000-4000-8000-000000000000")
+    assert_error(await running.client.post(URL, json=missing), 404, "not_found")
+    await nothing_saved(running)
+
+
+async def test_approval_calendar_and_conflicts(running: Running) -> None:
+    media_id = await upload(running, 0.5)
+    resp = await running.client.post(URL, json=body(media_id))
+    assert resp.status_code == 201, resp.text
+    p = resp.json()["programme"]
+    assert p["status"] == "draft" and resp.json()["conflicts"] == []
+    cal = (await running.client.get(f"/api/communes/{COMMUNE}/occurrences")).json()
+    assert len(cal["occurrences"]) == 7
+    assert {o["status"] for o in cal["occurrences"]} == {"not draft"}
+    for action in ("submit", "approve"):
+        r = await running.client.post(f"/api/programmes/{p['id']}/{action}")
+        assert r.status_code == 200, r.text
+    cal = (await running.client.get(f"/api/communes/{COMMUNE}/occurrences")).json()
+    assert {o["status"] for o in cal["occurrences"]} == {"scheduled"}
+    for o in cal["occurrences"]:
+        local = datetime.fromtimestamp(o["fire_us"] / 1e6, VN)
+        assert (local.hour, local.minute) == (6, 0)
+    clash = body(media_id, at="06:00")
+    clash["targets"] = [{"commune": COMMUNE, "hamlet": "ap-1"}]
+    second = (await running.client.post(URL, json=clash)).json()
+    assert second["conflicts"][0]["programme_id"] == p["id"]
+    assert second["conflicts"][0]["speakers"] == 3
+    bad_range = await running.client.get(
+        f"/api/communes/{COMMUNE}/occurrences", params={"from": "yesterday"}
+    )
+    assert_error(bad_range, 400, "invalid_input", fields=["from"])
+    assert_error(await running.client.post(f"/api/programmes/{p['id']}/approve"), 409)
+    assert_error(await running.client.post(f"/api/programmes/{p['id']}/return"), 400)
+
+
+async def test_an_approved_programme_fires_and_plays_on_time(tmp_path: Path, broker: Any) -> None:
+    """The controller's clock is set 3 s before a minute boundary; a one-off programme
+    at that minute fires then, and the speakers' proof of play lands in the history."""
+    now = time.time()
+    boundary = (int(now) // 60 + 1) * 60
+    if boundary - now < 4:
+        boundary += 60
+    clock = SkewedClock(SystemClock(), offset_s=boundary - 3 - now)
+    fire = datetime.fromtimestamp(boundary, VN)
+    settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
+    async with serve(settings, clock=clock) as r, fleet_of(r, specs):
+        await wait_online(r, 3)
+        media_id = await upload(r, 1.0)
+        once = body(media_id, kind="once", start=fire.date().isoformat(), at=fire.strftime("%H:%M"))
+        once["targets"] = [{"commune": COMMUNE, "hamlet": "ap-1"}]
+        p = (await r.client.post(URL, json=once)).json()["programme"]
+        await r.client.post(f"/api/programmes/{p['id']}/submit")
+        await r.client.post(f"/api/programmes/{p['id']}/approve")
+        with anyio.fail_after(40):
+            while True:
+                hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
+                done = [o for o in hist["occurrences"] if o["status"] not in ("started",)]
+                if done:
+                    break
+                await anyio.sleep(0.3)
+        occ = done[0]
+        b = (await r.client.get(f"/api/broadcasts/{occ['broadcast_id']}")).json()["broadcast"]
+    assert occ["status"] == "played", occ
+    assert occ["fire_us"] == boundary * 1_000_000
+    assert 0 <= occ["started_us"] - occ["fire_us"] < 1_000_000  # started within a second
+    assert set(outcomes(b).values()) == {"played"}
+    assert timedelta(0) <= timedelta(microseconds=occ["late_ms"] * 1000) < timedelta(seconds=1)
