@@ -17,7 +17,7 @@ from devices.signing import Signer
 from devices.topics import DeviceTopic, device_filter
 from devices.transport import LinkOptions, MqttLink
 from loa import __version__
-from loa.clock import Clock, SystemClock
+from loa.clock import Clock, SkewedClock, SystemClock
 from loa.errors import ToolMissing
 
 from . import api, live_api, media_api, programmes_api, web
@@ -54,7 +54,9 @@ SUBSCRIPTIONS = (
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
-    clock = clock or SystemClock()
+    if clock is None:
+        offset = settings.scheduler.clock_offset_s
+        clock = SkewedClock(SystemClock(), offset_s=offset) if offset else SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from devices.frames import Priority
 from loa.clock import Clock
-from loa.errors import Conflict, FieldError, InvalidInput, LoaError, NotFound
+from loa.errors import BrokerError, Conflict, FieldError, InvalidInput, LoaError, NotFound
 from schedules.recurrence import Rule, fires_between, next_fire, validate
 
 from .directory import resolve_in
@@ -407,7 +407,8 @@ class ProgrammeService:
             if o["p_status"] != "approved":
                 self._set(key, "skipped", "the programme is no longer approved")
             elif now - o["fire_us"] > grace:
-                self._set(key, "missed", f"due {(now - o['fire_us']) / 1e6:.0f} s ago")
+                why = f"due {(now - o['fire_us']) / 1e6:.0f} s ago"
+                self._set(key, "missed", f"{why}: {o['reason']}" if o["reason"] else why)
             elif self._blocked(o, now):
                 if now - o["fire_us"] > self.settings.queue_max_s * 1e6:
                     self._set(key, "skipped", "the speakers were busy with the same class")
@@ -444,6 +445,14 @@ class ProgrammeService:
             bid = self.player.start(
                 BroadcastRequest(media, resolution, Priority[o["priority"].upper()], o["title"])
             )
+        except BrokerError as exc:
+            # The broker is away (a restart, an outage): keep it due; the next tick
+            # tries again until the grace runs out, when it is marked missed.
+            self.db.execute(
+                "UPDATE occurrences SET reason=? WHERE programme_id=? AND fire_us=?",
+                [exc.message, *key],
+            )
+            return 0
         except LoaError as exc:
             self._set(key, "failed", exc.message)
             return 0

@@ -148,6 +148,11 @@ class SchedulerSettings(Section):
         description="when a firing meets a broadcast of the same class on the same "
         "speakers: wait for it to end (queue) or take over (preempt)",
     )
+    clock_offset_s: Annotated[float, Field(ge=-366 * 86400, le=366 * 86400)] = Field(
+        0.0,
+        description="run the controller's clock this many seconds ahead (rehearsing a "
+        "schedule, restart tests); speakers follow it through clock sync",
+    )
     queue_max_s: Annotated[float, Field(ge=0, le=7200)] = Field(
         1800.0, description="a queued firing that cannot start within this is skipped"
     )

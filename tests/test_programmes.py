@@ -284,3 +284,32 @@ def test_impossible_targets_and_media_are_refused(world: Any) -> None:
             [Target(C)],
         )
     assert store.query("SELECT count(*) AS n FROM programmes")[0]["n"] == 0
+
+
+def test_a_broker_outage_at_fire_time_delays_within_grace_then_misses(world: Any) -> None:
+    from loa.errors import BrokerError
+
+    service, clock, rec, store = world
+    add(service, "Tin sáng", Rule("daily", "06:00"), [Target(C)])
+    add(service, "Tin trưa", Rule("daily", "11:00"), [Target(C)])
+    real_start = rec.start
+
+    def down(req: BroadcastRequest) -> str:
+        raise BrokerError("the MQTT broker is not reachable; nothing was sent")
+
+    rec.start = down  # type: ignore[method-assign]
+    clock.advance((us(MONDAY.replace(hour=6)) - clock.now_us()) / 1e6)
+    service.tick()
+    clock.advance(60)
+    service.tick()  # still down: still due, not failed
+    rec.start = real_start  # type: ignore[method-assign]
+    clock.advance(60)
+    service.tick()  # back within the 300 s grace: plays, late
+    assert rec.started == [("Tin sáng", us(MONDAY.replace(hour=6, minute=2)))]
+    rec.start = down  # type: ignore[method-assign]
+    clock.advance((us(MONDAY.replace(hour=11)) - clock.now_us()) / 1e6)
+    service.tick()
+    clock.advance(400)
+    service.tick()  # down past the grace: missed, with the reason
+    row = store.query("SELECT status, reason FROM occurrences WHERE status='missed'")[0]
+    assert "not reachable" in row["reason"]
