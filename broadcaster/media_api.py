@@ -13,7 +13,14 @@ from starlette.routing import Route
 
 from audio.compose import Part
 from audio.waveform import png
-from loa.errors import Conflict, FieldError, InvalidInput, PayloadTooLarge, UnsupportedMedia
+from loa.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+)
 
 from .api import UUID_RE, Body, ok, path_id, read_json, svc
 
@@ -128,9 +135,21 @@ async def media_compose(request: Request) -> JSONResponse:
 
 
 async def media_upload(request: Request) -> JSONResponse:
-    s = svc(request)
     commune = path_id(request, "commune")
-    s.store.require_commune(commune)
+    svc(request).store.require_commune(commune)
+    return await _upload(request, commune)
+
+
+async def province_media_upload(request: Request) -> JSONResponse:
+    """The province's own library (items any of its communes may play)."""
+    province = path_id(request, "province")
+    if not svc(request).store.query("SELECT 1 FROM provinces WHERE id=?", [province]):
+        raise NotFound(f"province {province!r} does not exist")
+    return await _upload(request, None)
+
+
+async def _upload(request: Request, commune: str | None) -> JSONResponse:
+    s = svc(request)
     limit = s.settings.audio.max_upload_bytes
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
@@ -171,7 +190,7 @@ async def media_upload(request: Request) -> JSONResponse:
             )
         finally:
             tmp.unlink(missing_ok=True)
-    s.audit("media.upload", commune=commune, media=item["id"])
+    s.audit("media.upload", commune=commune or "province", media=item["id"])
     return ok({"media": item}, status=201)
 
 
@@ -179,6 +198,7 @@ routes = [
     Route("/api/communes/{commune}/media", media_list, methods=["GET"]),
     Route("/api/communes/{commune}/media", media_upload, methods=["POST"]),
     Route("/api/communes/{commune}/media/text", media_text, methods=["POST"]),
+    Route("/api/provinces/{province}/media", province_media_upload, methods=["POST"]),
     Route("/api/communes/{commune}/media/compose", media_compose, methods=["POST"]),
     Route("/api/signals", signals),
     Route("/api/media/{media}", media_get, methods=["GET"]),

@@ -159,6 +159,50 @@ class ProgrammeService:
         self.audit("programme.save", programme=programme_id, commune=commune)
         return self.get(programme_id), self.conflicts(programme_id)
 
+    def province_bulletin(
+        self,
+        province: str,
+        communes: list[str],
+        fields: dict[str, Any],
+        rule_for: Callable[[str], Rule],
+    ) -> list[dict[str, Any]]:
+        """One programme per chosen commune, approved at province level, on each commune's
+        own schedule (its time zone) and fitted in by its priority like any other."""
+        known = {
+            r["id"]
+            for r in self.store.query("SELECT id FROM communes WHERE province_id=?", [province])
+        }
+        if not known:
+            raise NotFound(f"province {province!r} does not exist")
+        unknown = [c for c in communes if c not in known]
+        if unknown or not communes:
+            raise InvalidInput(
+                "choose communes of this province",
+                errors=[
+                    FieldError("communes", f"{c!r} is not a commune of {province}", "unknown")
+                    for c in unknown or ["(none)"]
+                ],
+            )
+        for commune in communes:  # every rule checked before anything is saved
+            validate(rule_for(commune))
+        made = []
+        for commune in communes:
+            p, _ = self.save(commune, fields, rule_for(commune), [Target(commune)])
+            with self.db.atomic():
+                self.db.table("programmes").update(
+                    p["id"],
+                    {
+                        "status": "approved",
+                        "approved_us": self.clock.now_us(),
+                        "reason": f"approved by the province ({province})",
+                    },
+                )
+            made.append(self.get(p["id"]))
+        self.audit("province.bulletin", province=province, communes=",".join(communes))
+        self.materialize()
+        self._wake.set()
+        return made
+
     def set_status(self, programme_id: str, action: str, reason: str = "") -> dict[str, Any]:
         """submit (draft/returned → submitted), approve (submitted → approved), return."""
         p = self._row(programme_id)

@@ -57,6 +57,16 @@ class ProgrammeIn(Body):
     volume: Annotated[int, Field(ge=0, le=100)] | None = None
 
 
+class ProvinceBulletinIn(Body):
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    what: WhatIn
+    communes: Annotated[
+        list[Annotated[str, Field(max_length=63)]], Field(min_length=1, max_length=500)
+    ]
+    when: WhenIn
+    priority: Literal["normal", "priority"] = "priority"
+
+
 class ReasonIn(Body):
     reason: Annotated[str, Field(max_length=500)] = ""
 
@@ -189,7 +199,37 @@ async def history(request: Request) -> JSONResponse:
     return ok({"occurrences": programmes(request).history(path_id(request, "commune"))})
 
 
+async def province_bulletin(request: Request) -> JSONResponse:
+    """A province sends one bulletin to chosen communes, approved at province level."""
+    province = path_id(request, "province")
+    s = svc(request)
+    body = await read_json(request, ProvinceBulletinIn)
+    if body.what.kind != "media":
+        raise InvalidInput(
+            "a province bulletin carries a recorded item (media)",
+            errors=[FieldError("what.kind", "use media", "kind")],
+        )
+    zones = {c["id"]: c["timezone"] for c in s.store.communes()}
+
+    def rule_for(commune: str) -> Rule:
+        return _rule(body.when, zones.get(commune) or s.settings.scheduler.timezone)
+
+    fields: dict[str, object] = {
+        "title": body.title,
+        "what": "media",
+        "media_id": body.what.media_id,
+        "text": "",
+        "relay_url": "",
+        "relay_duration_s": 0.0,
+        "priority": body.priority,
+        "volume": None,
+    }
+    made = programmes(request).province_bulletin(province, body.communes, fields, rule_for)
+    return ok({"programmes": made}, status=201)
+
+
 routes = [
+    Route("/api/provinces/{province}/bulletins", province_bulletin, methods=["POST"]),
     Route("/api/communes/{commune}/programmes", programme_list, methods=["GET"]),
     Route("/api/communes/{commune}/programmes", programme_create, methods=["POST"]),
     Route("/api/communes/{commune}/occurrences", occurrences),

@@ -134,3 +134,79 @@ async def test_an_approved_programme_fires_and_plays_on_time(tmp_path: Path, bro
     assert 0 <= occ["started_us"] - occ["fire_us"] < 1_000_000  # started within a second
     assert set(outcomes(b).values()) == {"played"}
     assert timedelta(0) <= timedelta(microseconds=occ["late_ms"] * 1000) < timedelta(seconds=1)
+
+
+async def test_a_province_bulletin_airs_in_two_communes_on_their_own_schedules(
+    tmp_path: Path, broker: Any
+) -> None:
+    from broadcaster.store import Store
+    from firmware_sim.spec import DeviceSpec
+
+    store = Store(Path(make_settings(tmp_path, broker).db.path))
+    demo_data.seed(store)
+    store.upsert_commune("vi-thanh", demo_data.PROVINCE[0], "Xã Vị Thanh", "Asia/Ho_Chi_Minh")
+    store.upsert_hamlet("vi-thanh", "ap-a", "Ấp A", 0)
+    store.upsert_device("vi-thanh", "vth-a-1", "ap-a")
+    store.close()
+    now = time.time()
+    boundary = (int(now) // 60 + 1) * 60
+    if boundary - now < 5:
+        boundary += 60
+    clock = SkewedClock(SystemClock(), offset_s=boundary - 4 - now)
+    fire = datetime.fromtimestamp(boundary, VN)
+    settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
+    specs = [
+        *[s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"],
+        DeviceSpec(id="vth-a-1", commune="vi-thanh", hamlet="ap-a"),
+    ]
+    async with serve(settings, seed=False, clock=clock) as r, fleet_of(r, specs) as fleet:
+        await wait_online(r, 3)
+        up = await r.client.post(
+            f"/api/provinces/{demo_data.PROVINCE[0]}/media",
+            files={"file": ("tinh.wav", wav_bytes(), "audio/wav")},
+        )
+        assert up.status_code == 201, up.text
+        assert up.json()["media"]["commune_id"] is None
+        resp = await r.client.post(
+            f"/api/provinces/{demo_data.PROVINCE[0]}/bulletins",
+            json={
+                "title": "Thông báo của tỉnh",
+                "what": {"kind": "media", "media_id": up.json()["media"]["id"]},
+                "communes": [COMMUNE, "vi-thanh"],
+                "when": {
+                    "kind": "once",
+                    "start": fire.date().isoformat(),
+                    "at": fire.strftime("%H:%M"),
+                },
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        made = resp.json()["programmes"]
+        assert {p["commune_id"] for p in made} == {COMMUNE, "vi-thanh"}
+        assert {p["status"] for p in made} == {"approved"}
+        assert {p["priority"] for p in made} == {"priority"}
+        wanted = {"vth-a-1", *demo_data.device_ids("ap-1")}
+        with anyio.fail_after(40):
+            while not wanted <= {e["device"] for e in fleet.log.of("play")}:
+                await anyio.sleep(0.3)
+        refused = await r.client.post(
+            f"/api/provinces/{demo_data.PROVINCE[0]}/bulletins",
+            json={
+                "title": "x",
+                "what": {"kind": "media", "media_id": up.json()["media"]["id"]},
+                "communes": ["vi-tan", "xa-khac"],
+                "when": {"kind": "daily", "at": "06:00"},
+            },
+        )
+        assert_error(refused, 400, "invalid_input", fields=["communes"])
+        listed = (await r.client.get("/api/communes/vi-thanh/programmes")).json()
+        assert len(listed["programmes"]) == 1  # nothing more was saved
+    first_plays = {e["device"]: e["true_play_us"] for e in reversed(fleet.log.of("play"))}
+    # both communes heard it at the same instant: their own 'once' at the same local time
+    assert abs(first_plays["vth-a-1"] - first_plays["vt-ap-1-1"]) < 200_000
+
+
+def wav_bytes() -> bytes:
+    from tests.conftest import wav
+
+    return wav(1.0)
