@@ -1,6 +1,8 @@
-"""Programmes, recurrence, conflicts and the timer engine (built in the schedules issue).
+"""When programmes fire: recurrence rules and their validation (pure, no I/O).
 
-Knows nothing of MQTT: it decides *when* and *what*, and asks the dispatcher to play.
+Knows nothing of MQTT or the database: :mod:`schedules.recurrence` decides *when*;
+``broadcaster.programmes`` keeps the programmes and their occurrences in the store and
+asks the dispatcher to play.
 """
 
 from __future__ import annotations
