@@ -88,7 +88,7 @@ def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> No
     first = controller(tmp_path, broker, port, boundary - 25 - time.time())
     try:
         client = wait_up(url)
-        up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(20.0))})
+        up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(6.0))})
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]
         for n, title in enumerate(("P1", "P2", "P3")):
