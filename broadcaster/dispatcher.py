@@ -29,7 +29,7 @@ from devices.signing import Signer
 from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
-from .ledger import Ledger
+from .ledger import Ledger, delivery_row
 from .legs import Leg, Timing, mp3_leg, opus_leg
 from .live import LiveBroadcast, LiveRequest, ledger_rows
 from .settings import StreamSettings
@@ -149,21 +149,8 @@ class Dispatcher:
 
     async def _record_deliveries(self, bid: str, resolution: Resolution) -> None:
         await anyio.lowlevel.checkpoint()
-        online = {d.id for d in resolution.devices if d.online}
-        self.ledger.add_deliveries(
-            [
-                {
-                    "broadcast_id": bid,
-                    "device_id": d.id,
-                    "commune_id": d.commune_id,
-                    "hamlet_id": d.hamlet_id,
-                    "targeted": 1,
-                    "online_at_start": int(d.id in online),
-                    "outcome": "pending",
-                }
-                for d in resolution.devices
-            ]
-        )
+        online = self.ledger.online_now([d.id for d in resolution.devices])
+        self.ledger.add_deliveries([delivery_row(bid, d, online) for d in resolution.devices])
 
     def _legs(self, req: BroadcastRequest, timing: Timing, bid: str) -> list[Leg]:
         """The Opus leg for every group, plus an MP3 leg where MP3-only speakers are."""

@@ -8,7 +8,7 @@ from typing import Any
 from devices.messages import PlayReport
 from loa.errors import NotFound
 
-from .store import Store
+from .store import DeviceRow, Store
 
 
 class Ledger:
@@ -194,3 +194,16 @@ def summarize(deliveries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
         else:
             s["missed"] += 1
     return out
+
+
+def delivery_row(broadcast_id: str, device: DeviceRow, online: set[str]) -> dict[str, Any]:
+    """A pending delivery: one per targeted speaker of a broadcast."""
+    return {
+        "broadcast_id": broadcast_id,
+        "device_id": device.id,
+        "commune_id": device.commune_id,
+        "hamlet_id": device.hamlet_id,
+        "targeted": 1,
+        "online_at_start": int(device.id in online),
+        "outcome": "pending",
+    }

@@ -23,6 +23,7 @@ from devices.frames import Codec, Frame, FrameType, Priority, pack_packets
 from devices.messages import StreamEnd, StreamStart, dump
 from loa.errors import BrokerError, LoaError
 
+from .ledger import delivery_row
 from .targeting import Resolution
 
 if TYPE_CHECKING:
@@ -231,13 +232,7 @@ def ledger_rows(
     }
     deliveries: list[dict[str, object]] = [
         {
-            "broadcast_id": bid,
-            "device_id": d.id,
-            "commune_id": d.commune_id,
-            "hamlet_id": d.hamlet_id,
-            "targeted": 1,
-            "online_at_start": int(d.id in online),
-            "outcome": "pending",
+            **delivery_row(bid, d, online),
             # Live audio is Opus only: an MP3-only speaker is told why it stayed silent.
             **({"reason": "live audio is sent as Opus only"} if d.needs_mp3 else {}),
         }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,60 +99,16 @@ def test_mqtt_publish_overhead(payload: int, expected: int) -> None:
     assert mqtt_publish_overhead("loa/v1/xa", payload) == expected
 
 
-@pytest.mark.e2e
-def test_bench_bytes_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+def run_bench(tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
+    """``loa bench NAME ARGS --json`` in a subprocess; the figures of its last line."""
     r = subprocess.run(
         [
             sys.executable,
             "-m",
             "broadcaster.cli",
             "bench",
-            "bytes",
-            "--seconds",
-            "30",
-            "--trials",
-            "1",
-            "--json",
-            "--benchmarks",
-            str(tmp_path / "B.md"),
-            "--plots",
-            str(tmp_path / "plots"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert r.returncode == 0, r.stderr
-    figures = json.loads(r.stdout.strip().splitlines()[-1])
-    assert {"opus24_bytes_per_hour", "mp3_128_bytes_per_hour", "overhead_ratio"} <= set(figures)
-    assert figures["mp3_128_bytes_per_hour"] > 3 * figures["opus24_bytes_per_hour"]
-    assert 0 < figures["overhead_ratio"] < 0.06
-    assert (tmp_path / "plots" / "bytes-per-hour.png").stat().st_size > 1000
-    assert "<!-- bench:bytes -->" in (tmp_path / "B.md").read_text()
-
-
-def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "broadcaster.cli",
-            "bench",
-            "audio",
-            "--seconds",
-            "20",
-            "--live-seconds",
-            "4",
-            "--trials",
-            "1",
+            name,
+            *args,
             "--json",
             "--benchmarks",
             str(tmp_path / "B.md"),
@@ -163,7 +122,24 @@ def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert f"<!-- bench:{name} -->" in (tmp_path / "B.md").read_text()
+    return figures
+
+
+@pytest.mark.e2e
+def test_bench_bytes_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
+    figures = run_bench(tmp_path, "bytes", "--seconds", "30", "--trials", "1")
+    assert {"opus24_bytes_per_hour", "mp3_128_bytes_per_hour", "overhead_ratio"} <= set(figures)
+    assert figures["mp3_128_bytes_per_hour"] > 3 * figures["opus24_bytes_per_hour"]
+    assert 0 < figures["overhead_ratio"] < 0.06
+    assert (tmp_path / "plots" / "bytes-per-hour.png").stat().st_size > 1000
+
+
+def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
+    figures = run_bench(
+        tmp_path, "audio", "--seconds", "20", "--live-seconds", "4", "--trials", "1"
+    )
     keys = {"ingest_ratio_vs_ffmpeg", "opus24_bytes_per_hour", "mp3_128_bytes_per_hour"}
     assert keys <= set(figures)
     assert figures["ingest_ratio_vs_ffmpeg"] > 1  # more work than a plain transcode
@@ -172,38 +148,10 @@ def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> Non
     assert 9e6 < figures["opus24_bytes_per_hour"] < 13e6
     assert 0 < figures["live_latency_p50_ms"] <= figures["live_latency_max_ms"]
     assert (tmp_path / "plots" / "live-latency.png").stat().st_size > 1000
-    assert "<!-- bench:audio -->" in (tmp_path / "B.md").read_text()
 
 
 def test_bench_alert_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "broadcaster.cli",
-            "bench",
-            "alert",
-            "--sizes",
-            "5",
-            "--trials",
-            "1",
-            "--json",
-            "--benchmarks",
-            str(tmp_path / "B.md"),
-            "--plots",
-            str(tmp_path / "plots"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert r.returncode == 0, r.stderr
-    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    figures = run_bench(tmp_path, "alert", "--sizes", "5", "--trials", "1")
     assert {"speakers", "p50_ms", "p99_ms", "max_ms", "played_fraction"} <= set(figures)
     assert figures["speakers"] == 5 and figures["played_fraction"] == 1.0
     # the deliberate 250 ms lead, plus a little; never before the confirm
