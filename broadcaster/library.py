@@ -146,11 +146,7 @@ class Library:
                     raise NotFound(f"media {step.ref!r} does not exist in this library")
             if step.kind == "text":
                 self._engine()
-        async with self._ingest_slots:
-            pcm = await anyio.to_thread.run_sync(
-                partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
-            )
-            prepared = await anyio.to_thread.run_sync(prepare, pcm, self.settings)
+        prepared = await self._render(steps, self.settings)
         texts = [s.ref for s in steps if s.kind == "text"]
         return self._store(
             prepared,
@@ -193,13 +189,7 @@ class Library:
             if i:
                 steps.append(Step("pause", ms=2000))
             steps.append(message)
-        async with self._ingest_slots:
-            pcm = await anyio.to_thread.run_sync(
-                partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
-            )
-            prepared = await anyio.to_thread.run_sync(
-                partial(prepare, pcm, self._signal_settings())
-            )
+        prepared = await self._render(steps, self._signal_settings())
         return self._store(
             prepared,
             commune_id=commune_id,
@@ -208,6 +198,15 @@ class Library:
             filename="",
             source_text=message.ref if message.kind == "text" else "",
         )
+
+    async def _render(self, steps: Sequence[Step], settings: AudioSettings) -> Prepared:
+        """Render a plan and prepare it, in worker threads, holding an ingest slot."""
+        async with self._ingest_slots:
+            pcm = await anyio.to_thread.run_sync(
+                partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
+            )
+            prepared: Prepared = await anyio.to_thread.run_sync(prepare, pcm, settings)
+        return prepared
 
     async def ensure_signals(self) -> int:
         """Encode the chimes, test tone and sirens once, so an alert never waits for ffmpeg.

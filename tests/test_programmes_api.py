@@ -23,6 +23,15 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 URL = f"/api/communes/{COMMUNE}/programmes"
 
 
+def clock_before_minute(seconds: float) -> tuple[SkewedClock, int]:
+    """A controller clock ``seconds`` before a minute boundary, and that boundary (s)."""
+    now = time.time()
+    boundary = (int(now) // 60 + 1) * 60
+    if boundary - now < seconds + 1:
+        boundary += 60
+    return SkewedClock(SystemClock(), offset_s=boundary - seconds - now), boundary
+
+
 def body(media_id: str, **when: Any) -> dict[str, Any]:
     return {
         "title": "Bản tin sáng",
@@ -102,13 +111,9 @@ async def test_approval_calendar_and_conflicts(running: Running) -> None:
 
 
 async def test_an_approved_programme_fires_and_plays_on_time(tmp_path: Path, broker: Any) -> None:
-    """The controller's clock is set 3 s before a minute boundary; a one-off programme
+    """The controller's clock is set 8 s before a minute boundary; a one-off programme
     at that minute fires then, and the speakers' proof of play lands in the history."""
-    now = time.time()
-    boundary = (int(now) // 60 + 1) * 60
-    if boundary - now < 4:
-        boundary += 60
-    clock = SkewedClock(SystemClock(), offset_s=boundary - 3 - now)
+    clock, boundary = clock_before_minute(8)
     fire = datetime.fromtimestamp(boundary, VN)
     settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
     specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
@@ -148,11 +153,7 @@ async def test_a_province_bulletin_airs_in_two_communes_on_their_own_schedules(
     store.upsert_hamlet("vi-thanh", "ap-a", "Ấp A", 0)
     store.upsert_device("vi-thanh", "vth-a-1", "ap-a")
     store.close()
-    now = time.time()
-    boundary = (int(now) // 60 + 1) * 60
-    if boundary - now < 5:
-        boundary += 60
-    clock = SkewedClock(SystemClock(), offset_s=boundary - 4 - now)
+    clock, boundary = clock_before_minute(10)
     fire = datetime.fromtimestamp(boundary, VN)
     settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
     specs = [
