@@ -144,6 +144,7 @@ _RANGE = re.compile(
 )
 _WITH_UNIT = re.compile(rf"(?P<neg>(?<![\w\d])-)?(?P<n>{_NUM})\s*(?P<u>{_UNIT})(?![\w])")
 _NEGATIVE = re.compile(rf"(?<![\w\d])-(?P<n>{_NUM})(?![\d])")
+_MONTH_YEAR = re.compile(r"(?<=\btháng )(?P<m>\d{1,2})/(?P<y>\d{4})\b", re.IGNORECASE)
 _PLAIN = re.compile(_NUM)
 
 
@@ -158,9 +159,18 @@ def _date(m: re.Match[str]) -> str:
     return words
 
 
+def _month_year(m: re.Match[str]) -> str:
+    mo = int(m["m"])
+    if not 1 <= mo <= 12:
+        return m[0]
+    return f"{_month(mo)} năm {number_to_words(int(m['y']))}"
+
+
 def _time(m: re.Match[str]) -> str:
     h = int(m["h"])
     minutes = int(m["min"]) if m["min"] else 0
+    if m["hh"] and h > 23:  # "24h qua", "48 giờ tới": a duration, still hours
+        return f"{number_to_words(h)} giờ"
     if h > 23 or minutes > 59:
         return m[0]
     words = f"{number_to_words(h)} giờ"
@@ -182,6 +192,7 @@ def _range(m: re.Match[str]) -> str:
 def speakable(text: str) -> str:
     """``text`` with every number, date, time and unit spelt out in Vietnamese words."""
     text = unicodedata.normalize("NFC", text)
+    text = _MONTH_YEAR.sub(_month_year, text)
     text = _DATE.sub(_date, text)
     text = _TIME.sub(_time, text)
     text = _RANGE.sub(_range, text)

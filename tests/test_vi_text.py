@@ -161,3 +161,16 @@ def test_split_keeps_every_word_in_order(text: str, max_chars: int) -> None:
 def test_split_refuses_a_zero_width() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         split_sentences("a", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("trong 24h qua", "trong hai mươi tư giờ qua"),
+        ("48 giờ tới", "bốn mươi tám giờ tới"),
+        ("tháng 4/2026", "tháng tư năm hai nghìn không trăm hai mươi sáu"),
+        ("tháng 13/2026", "tháng mười ba/hai nghìn không trăm hai mươi sáu"),
+    ],
+)
+def test_durations_in_hours_and_month_year(text: str, spoken: str) -> None:
+    assert speakable(text) == spoken
