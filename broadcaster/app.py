@@ -28,10 +28,13 @@ from .facts import Facts
 from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
+from .live import LiveRequest
 from .programmes import ProgrammeService
+from .relay import check_url, relay
 from .services import Services, audit
 from .settings import Settings
 from .store import Store
+from .targeting import Resolution
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +113,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 audit=audit,
             )
             facts.on_online.append(alerts.speaker_online)
-            programmes = ProgrammeService(store, dispatcher, clock, settings.scheduler, audit=audit)
+
+            def start_relay(title: str, url: str, seconds: float, where: Resolution) -> str:
+                live = dispatcher.open_live(
+                    LiveRequest(where, title, kind="relay", source=check_url(url))
+                )
+                dispatcher.spawn(
+                    relay,
+                    live,
+                    url,
+                    seconds,
+                    settings.audio,
+                    retry_max_s=settings.stream.relay_retry_max_s,
+                )
+                return live.id
+
+            programmes = ProgrammeService(
+                store, dispatcher, clock, settings.scheduler, audit=audit, relay=start_relay
+            )
             app.state.alerts = alerts
             app.state.loa = Services(
                 settings,

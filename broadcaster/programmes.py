@@ -35,7 +35,7 @@ from .directory import resolve_in
 from .dispatcher import BroadcastRequest
 from .settings import SchedulerSettings
 from .store import Store
-from .targeting import Target
+from .targeting import Resolution, Target
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ CONFLICT_WINDOW_DAYS = 14
 
 class Player(Protocol):
     def start(self, req: BroadcastRequest) -> str: ...
+
+
+#: (title, url, duration_s, resolution) → broadcast id: starts a relay ("tiếp sóng").
+RelayStarter = Callable[[str, str, float, Resolution], str]
 
 
 def rule_json(rule: Rule) -> str:
@@ -88,7 +92,9 @@ class ProgrammeService:
         settings: SchedulerSettings,
         *,
         audit: Callable[..., None] = lambda *a, **k: None,
+        relay: RelayStarter | None = None,
     ) -> None:
+        self.relay = relay
         self.store = store
         self.db = store.db
         self.player = player
@@ -441,7 +447,8 @@ class ProgrammeService:
         grace = int(self.settings.grace_s * 1e6)
         started = 0
         due = self.store.query(
-            "SELECT o.*, p.title, p.media_id, p.priority, p.targets, p.status AS p_status"
+            "SELECT o.*, p.title, p.what, p.media_id, p.relay_url, p.relay_duration_s,"
+            " p.priority, p.targets, p.status AS p_status"
             " FROM occurrences o JOIN programmes p ON p.id = o.programme_id"
             " WHERE o.status='scheduled' AND o.fire_us <= ? ORDER BY o.fire_us",
             [now],
@@ -484,11 +491,16 @@ class ProgrammeService:
         key = [o["programme_id"], o["fire_us"]]
         targets = [Target(**t) for t in json.loads(o["targets"])]
         try:
-            media = self.store.media(o["media_id"])
             resolution = resolve_in(self.store, targets)
-            bid = self.player.start(
-                BroadcastRequest(media, resolution, Priority[o["priority"].upper()], o["title"])
-            )
+            if o["what"] == "relay":
+                if self.relay is None:
+                    raise LoaError("relaying is not available in this controller")
+                bid = self.relay(o["title"], o["relay_url"], o["relay_duration_s"], resolution)
+            else:
+                media = self.store.media(o["media_id"])
+                bid = self.player.start(
+                    BroadcastRequest(media, resolution, Priority[o["priority"].upper()], o["title"])
+                )
         except BrokerError as exc:
             # The broker is away (a restart, an outage): keep it due; the next tick
             # tries again until the grace runs out, when it is marked missed.

@@ -17,22 +17,27 @@ from schedules.recurrence import KINDS, Kind, Rule, parse_date, validate
 
 from .api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from .programmes import ProgrammeService
+from .relay import check_url
 from .targeting import Target
 
 DateText = Annotated[str, Field(max_length=10)]
 
 
 class WhatIn(Body):
-    kind: Literal["media", "text"]
+    kind: Literal["media", "text", "relay"]
     media_id: Annotated[str, Field(pattern=UUID_RE.pattern)] | None = None
     text: Annotated[str, Field(min_length=1, max_length=5000)] | None = None
+    url: Annotated[str, Field(min_length=8, max_length=2000)] | None = None
+    duration_s: Annotated[float, Field(gt=0, le=6 * 3600)] | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> WhatIn:
-        if (self.kind == "media") != (self.media_id is not None) or (self.kind == "text") != (
-            self.text is not None
-        ):
-            raise ValueError(f"a {self.kind} programme has exactly the field for its kind")
+        needs = {"media": {"media_id"}, "text": {"text"}, "relay": {"url", "duration_s"}}
+        given = {f for f in ("media_id", "text", "url", "duration_s") if getattr(self, f)}
+        if given != needs[self.kind]:
+            raise ValueError(
+                f"a {self.kind} programme has exactly {' and '.join(sorted(needs[self.kind]))}"
+            )
         return self
 
 
@@ -95,6 +100,8 @@ def _rule(when: WhenIn, default_tz: str) -> Rule:
 async def _fields(request: Request, commune: str, body: ProgrammeIn) -> dict[str, object]:
     s = svc(request)
     media_id = body.what.media_id
+    if body.what.kind == "relay":
+        check_url(body.what.url or "")
     if body.what.kind == "text":  # spoken once, when saved, so it airs without waiting
         item = await s.library.add_text(body.what.text or "", commune_id=commune, title=body.title)
         media_id = item["id"]
@@ -103,8 +110,8 @@ async def _fields(request: Request, commune: str, body: ProgrammeIn) -> dict[str
         "what": body.what.kind,
         "media_id": media_id,
         "text": body.what.text or "",
-        "relay_url": "",
-        "relay_duration_s": 0.0,
+        "relay_url": body.what.url or "",
+        "relay_duration_s": body.what.duration_s or 0.0,
         "priority": body.priority,
         "volume": body.volume,
     }

@@ -14,7 +14,7 @@ import pytest
 
 from broadcaster import demo_data
 from loa.clock import SkewedClock, SystemClock
-from tests.conftest import Running, fleet_of, make_settings, serve
+from tests.conftest import Running, ffmpeg_make, fleet_of, make_settings, serve
 from tests.test_api import COMMUNE, assert_error
 from tests.test_dispatch import outcomes, upload
 from tests.test_e2e import wait_online
@@ -211,3 +211,52 @@ def wav_bytes() -> bytes:
     from tests.conftest import wav
 
     return wav(1.0)
+
+
+async def test_a_daily_relay_programme_relays_the_station(tmp_path: Path, broker: Any) -> None:
+    """'Tiếp sóng' as a programme: at its minute the controller pulls the stream."""
+    from tests.test_live import Radio
+
+    radio_mp3 = ffmpeg_make(
+        tmp_path,
+        "radio.mp3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=330:d=30",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "64k",
+        "-ac",
+        "1",
+    ).read_bytes()
+    clock, boundary = clock_before_minute(8)
+    fire = datetime.fromtimestamp(boundary, VN)
+    settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
+    async with Radio(radio_mp3).on_air() as radio, serve(settings, clock=clock) as r:
+        relay = {
+            "title": "Tiếp sóng VOV1",
+            "what": {"kind": "relay", "url": radio.url, "duration_s": 3},
+            "targets": [{"commune": COMMUNE}],
+            "when": {"kind": "daily", "at": fire.strftime("%H:%M")},
+        }
+        resp = await r.client.post(URL, json=relay)
+        assert resp.status_code == 201, resp.text
+        p = resp.json()["programme"]
+        await r.client.post(f"/api/programmes/{p['id']}/submit")
+        await r.client.post(f"/api/programmes/{p['id']}/approve")
+        with anyio.fail_after(40):
+            while True:
+                hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
+                done = [o for o in hist["occurrences"] if o["status"] != "started"]
+                if done:
+                    break
+                await anyio.sleep(0.3)
+        assert done[0]["broadcast_id"], done[0]["reason"]
+        b = (await r.client.get(f"/api/broadcasts/{done[0]['broadcast_id']}")).json()
+        bad = {**relay, "what": {"kind": "relay", "url": "file:///etc/passwd", "duration_s": 3}}
+        refused = await r.client.post(URL, json=bad)
+    assert b["broadcast"]["kind"] == "relay" and b["broadcast"]["source"] == radio.url
+    assert b["broadcast"]["chunks"] > 0
+    assert_error(refused, 400, "invalid_input", fields=["url"])
