@@ -29,6 +29,7 @@ from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
 from .live import LiveRequest
+from .prefetch import Prefetcher
 from .programmes import ProgrammeService
 from .relay import check_url, relay
 from .services import Services, audit
@@ -52,6 +53,7 @@ SUBSCRIPTIONS = (
     DeviceTopic.TELEMETRY,
     DeviceTopic.REPORT,
     DeviceTopic.ACK,
+    DeviceTopic.CACHE,
     DeviceTopic.TIME_REQ,
 )
 
@@ -128,8 +130,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 )
                 return live.id
 
+            prefetcher = Prefetcher(store, dispatcher.send_frame, clock, settings.stream)
+            facts.on_cache = prefetcher.record
             programmes = ProgrammeService(
-                store, dispatcher, clock, settings.scheduler, audit=audit, relay=start_relay
+                store,
+                dispatcher,
+                clock,
+                settings.scheduler,
+                audit=audit,
+                relay=start_relay,
+                prefetcher=prefetcher,
             )
             app.state.alerts = alerts
             app.state.loa = Services(

@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -26,14 +26,16 @@ from audio.ogg import opus_stream
 from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
 from devices.messages import StreamEnd, dump
 from devices.signing import Signer
+from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
 from .ledger import Ledger, delivery_row
 from .legs import Leg, Timing, mp3_leg, opus_leg
 from .live import LiveBroadcast, LiveRequest, ledger_rows
+from .prefetch import Prefetched
 from .settings import StreamSettings
-from .store import MediaRow
+from .store import DeviceRow, MediaRow
 from .targeting import Resolution, member
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,17 @@ class BroadcastRequest:
     resolution: Resolution
     priority: Priority
     title: str
+    volume: int | None = None
+    cached: Prefetched | None = None  # armed ahead on the speakers (scheduled firings)
+
+
+def devices_only(resolution: Resolution, devices: list[DeviceRow]) -> Resolution:
+    """The same broadcast for just these speakers, each on its own device topic."""
+    return Resolution(
+        tuple(Group(d.commune_id, GroupKind.DEVICE, d.id) for d in devices),
+        tuple(devices),
+        resolution.communes,
+    )
 
 
 class Dispatcher:
@@ -94,7 +107,11 @@ class Dispatcher:
                 tg.cancel_scope.cancel()
 
     def start(self, req: BroadcastRequest) -> str:
-        """Record a broadcast and begin streaming it; returns the broadcast id."""
+        """Record a broadcast and begin streaming it; returns the broadcast id.
+
+        A prefetched firing (``req.cached``) is already armed on the speakers that said
+        so; it streams only to the targeted speakers that did not arm it.
+        """
         if self._tg is None:
             raise LoaError("the dispatcher is not running")
         if not self.publisher.connected:
@@ -104,25 +121,43 @@ class Dispatcher:
             req.priority >= Priority.LIVE, req.priority is Priority.EMERGENCY
         )
         timing = Timing(now + lead_ms * 1000, chunk_ms, first_ms)
-        bid = str(uuid.uuid4())
-        legs = self._legs(req, timing, bid)
-        end_us = max(leg.end_us for leg in legs)
+        cached = req.cached
+        if cached is None:
+            bid = str(uuid.uuid4())
+            legs = self._legs(req, timing, bid)
+            streams, start_us, end_us = [], timing.start_us, max(leg.end_us for leg in legs)
+        else:
+            bid = cached.broadcast_id
+            timing = Timing(max(cached.at_us, timing.start_us), chunk_ms, first_ms)
+            rest = [d for d in req.resolution.devices if d.id not in cached.armed]
+            fallback = req.resolution if not cached.armed else devices_only(req.resolution, rest)
+            legs = self._legs(replace(req, resolution=fallback), timing, bid) if rest else []
+            streams = [
+                {
+                    "stream_id": cached.stream_id,
+                    "broadcast_id": bid,
+                    "codec": "opus",
+                    "chunks": cached.chunks,
+                }
+            ]
+            start_us = cached.at_us
+            end_us = max([cached.end_us, *(leg.end_us for leg in legs)])
         groups = [
             {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
         ]
         self.ledger.create(
             {
                 "id": bid,
-                "stream_id": str(legs[0].stream_id),
+                "stream_id": streams[0]["stream_id"] if streams else str(legs[0].stream_id),
                 "media_id": req.media.id,
                 "title": req.title,
                 "priority": req.priority.name.lower(),
                 "targets": json.dumps(groups),
                 "status": "streaming",
                 "created_us": now,
-                "start_pts_us": timing.start_us,
+                "start_pts_us": start_us,
                 "end_pts_us": end_us,
-                "chunks": len(legs[0].frames),
+                "chunks": cached.chunks if cached else len(legs[0].frames),
                 "error": "",
                 "kind": "media",
                 "source": "",
@@ -131,7 +166,8 @@ class Dispatcher:
             },
             list(req.resolution.communes),
             [],
-            [
+            streams
+            + [
                 {
                     "stream_id": str(leg.stream_id),
                     "broadcast_id": bid,
@@ -159,7 +195,11 @@ class Dispatcher:
             opus = opus_stream(Path(req.media.path).read_bytes())
         except OSError as exc:
             raise LoaError(f"media file for {req.media.id} is missing") from exc
-        legs = [opus_leg(opus, req.media.frame_ms, groups, timing, req.priority, bid, req.title)]
+        legs = [
+            opus_leg(
+                opus, req.media.frame_ms, groups, timing, req.priority, bid, req.title, req.volume
+            )
+        ]
         mp3_only = [d for d in req.resolution.devices if d.needs_mp3]
         mp3_groups = [g for g in groups if any(member(d, g) for d in mp3_only)]
         if mp3_groups:
@@ -169,7 +209,7 @@ class Dispatcher:
                 mp3 = mp3_frames(Path(req.media.mp3_path).read_bytes())
             except OSError as exc:
                 raise LoaError(f"MP3 file for {req.media.id} is missing") from exc
-            legs.append(mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title))
+            legs.append(mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume))
         return legs
 
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:

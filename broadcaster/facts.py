@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
+    CacheReport,
     DeviceConfig,
     GroupRef,
     PlayReport,
@@ -59,12 +60,15 @@ class Facts:
         self._reports: list[tuple[str, str, PlayReport, int]] = []
         #: Called with (commune, device) when a speaker comes online (alerts replay).
         self.on_online: list[Callable[[str, str], object]] = []
+        #: Called with (device, report) for prefetch answers on ``dev/{id}/cache``.
+        self.on_cache: Callable[[str, CacheReport], object] | None = None
 
     def install(self, router: Router) -> None:
         router.on_device(DeviceTopic.PRESENCE, self.on_presence)
         router.on_device(DeviceTopic.TELEMETRY, self.on_telemetry)
         router.on_device(DeviceTopic.REPORT, self.on_report)
         router.on_device(DeviceTopic.TIME_REQ, self.on_time_request)
+        router.on_device(DeviceTopic.CACHE, self.on_cache_report)
 
     def _known(self, t: ParsedTopic) -> str:
         assert t.device is not None
@@ -94,6 +98,12 @@ class Facts:
         device = self._known(t)
         m = parse(Telemetry, payload)
         self.store.set_telemetry(device, self.clock.now_us(), m.model_dump_json())
+
+    async def on_cache_report(self, t: ParsedTopic, payload: bytes) -> None:
+        device = self._known(t)
+        report = parse(CacheReport, payload)
+        if self.on_cache is not None:
+            self.on_cache(device, report)
 
     async def on_report(self, t: ParsedTopic, payload: bytes) -> None:
         """Validate now; write in batches (thousands of speakers report at the same moment)."""

@@ -80,6 +80,7 @@ class Ledger:
             "frames_late": report.frames_late,
             "reason": report.reason,
             "reported_us": now_us,
+            "source": report.source,
         }
         with self.db.atomic():
             assignments = ", ".join(f"{k}=?" for k in values)
@@ -142,7 +143,7 @@ class Ledger:
         )
         b["deliveries"] = self.store.query(
             "SELECT device_id, commune_id, hamlet_id, targeted, online_at_start, outcome,"
-            " started_us, ended_us, frames_played, frames_missing, frames_late, reason"
+            " started_us, ended_us, frames_played, frames_missing, frames_late, reason, source"
             " FROM deliveries WHERE broadcast_id=? ORDER BY commune_id, hamlet_id, device_id",
             [broadcast_id],
         )

@@ -62,6 +62,7 @@ def _leg(
     priority: Priority,
     broadcast: str,
     title: str,
+    volume: int | None = None,
 ) -> Leg:
     """Assemble a leg from (presentation time, payload) chunks."""
     sid = uuid.uuid4()
@@ -81,6 +82,7 @@ def _leg(
         chunks=len(frames),
         duration_ms=max(1, (end_us - t.start_us) // 1000),
         title=title[:200],
+        volume=volume,
     )
     emergency = priority is Priority.EMERGENCY
     topics = tuple(g.topic_for(audio.codec, emergency=emergency) for g in groups)
@@ -95,6 +97,7 @@ def opus_leg(
     priority: Priority,
     broadcast: str,
     title: str,
+    volume: int | None = None,
 ) -> Leg:
     plan = plan_chunks(
         len(stream.packets),
@@ -109,7 +112,7 @@ def opus_leg(
     ]
     end_us = plan[-1].pts_us + plan[-1].duration_us
     audio = Audio("opus", 48000, stream.channels, frame_ms, stream.pre_skip, t.chunk_ms)
-    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title)
+    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title, volume)
 
 
 def mp3_leg(
@@ -119,6 +122,7 @@ def mp3_leg(
     priority: Priority,
     broadcast: str,
     title: str,
+    volume: int | None = None,
 ) -> Leg:
     spf, rate = stream.samples_per_frame, stream.sample_rate
     frame_ms = max(1, spf * 1000 // rate)
@@ -139,4 +143,4 @@ def mp3_leg(
     end_us = t.start_us + len(stream.frames) * spf * 10**6 // rate
     chunk_ms = (plan[1] if len(plan) > 1 else plan[0]).packets * frame_ms
     audio = Audio("mp3", rate, 1, frame_ms, MP3_ENCODER_DELAY, chunk_ms)
-    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title)
+    return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title, volume)

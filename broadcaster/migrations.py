@@ -271,3 +271,34 @@ def m008_programmes(db: Database) -> None:
     )
     db.table("occurrences").create_index(["status", "fire_us"])
     db.table("occurrences").create_index(["commune_id", "fire_us"])
+
+
+@migrations()
+def m009_prefetch(db: Database) -> None:
+    """Prefetched plays of scheduled firings and what each speaker said about them."""
+    db.table("prefetches").create(
+        {
+            "programme_id": str,
+            "fire_us": int,
+            "broadcast_id": str,  # the broadcast the firing becomes
+            "stream_id": str,  # the PLAY's stream id (proof of play reports it)
+            "item_id": str,
+            "sha256": str,
+            "at_us": int,  # when the first chunk sounds
+            "end_us": int,
+            "chunks": int,
+            "groups": str,  # JSON list of the group topics the PLAY went to
+            "pushed_us": int,
+            "cancelled_us": int,
+        },
+        pk=("programme_id", "fire_us"),
+    )
+    db.table("device_items").create(
+        {"device_id": str, "item_id": str, "state": str, "detail": str, "at_us": int},
+        pk=("device_id", "item_id"),
+    )
+    db.table("play_arms").create(
+        {"broadcast_id": str, "device_id": str, "state": str, "detail": str, "at_us": int},
+        pk=("broadcast_id", "device_id"),
+    )
+    db.table("deliveries").add_column("source", str, not_null_default="stream")

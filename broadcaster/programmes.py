@@ -33,6 +33,7 @@ from schedules.recurrence import Rule, fires_between, next_fire, validate
 
 from .directory import resolve_in
 from .dispatcher import BroadcastRequest
+from .prefetch import Prefetcher
 from .settings import SchedulerSettings
 from .store import Store
 from .targeting import Resolution, Target
@@ -40,6 +41,8 @@ from .targeting import Resolution, Target
 logger = logging.getLogger(__name__)
 
 EDITABLE = ("draft", "returned", "submitted", "approved")
+#: A firing this close is streamed at its time rather than pushed ahead.
+PREFETCH_MIN_AHEAD_US = 3_000_000
 CONFLICT_WINDOW_DAYS = 14
 
 
@@ -93,8 +96,11 @@ class ProgrammeService:
         *,
         audit: Callable[..., None] = lambda *a, **k: None,
         relay: RelayStarter | None = None,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
         self.relay = relay
+        self.prefetcher = prefetcher
+        self._cancels: list[tuple[tuple[str, int], Priority]] = []
         self.store = store
         self.db = store.db
         self.player = player
@@ -251,6 +257,14 @@ class ProgrammeService:
         self.audit("programme.delete", programme=programme_id)
 
     def _drop_future(self, programme_id: str, now: int) -> None:
+        """Future firings go; any of them already pushed to speakers is called off."""
+        for r in self.store.query(
+            "SELECT f.fire_us, p.priority FROM prefetches f JOIN programmes p"
+            " ON p.id = f.programme_id WHERE f.programme_id=? AND f.fire_us>?"
+            " AND f.cancelled_us IS NULL",
+            [programme_id, now],
+        ):
+            self._cancels.append(((programme_id, r["fire_us"]), Priority[r["priority"].upper()]))
         self.db.execute(
             "DELETE FROM occurrences WHERE programme_id=? AND status='scheduled' AND fire_us>?",
             [programme_id, now],
@@ -448,7 +462,7 @@ class ProgrammeService:
         started = 0
         due = self.store.query(
             "SELECT o.*, p.title, p.what, p.media_id, p.relay_url, p.relay_duration_s,"
-            " p.priority, p.targets, p.status AS p_status"
+            " p.priority, p.volume, p.targets, p.status AS p_status"
             " FROM occurrences o JOIN programmes p ON p.id = o.programme_id"
             " WHERE o.status='scheduled' AND o.fire_us <= ? ORDER BY o.fire_us",
             [now],
@@ -463,8 +477,15 @@ class ProgrammeService:
             elif self._blocked(o, now):
                 if now - o["fire_us"] > self.settings.queue_max_s * 1e6:
                     self._set(key, "skipped", "the speakers were busy with the same class")
+                else:
+                    continue
             else:
                 started += self._start(o, now)
+                continue
+            # Not played: speakers that armed it ahead must not play it on their own.
+            self._cancels.append(
+                ((o["programme_id"], o["fire_us"]), Priority[o["priority"].upper()])
+            )
         self._record_outcomes()
         return started
 
@@ -498,8 +519,16 @@ class ProgrammeService:
                 bid = self.relay(o["title"], o["relay_url"], o["relay_duration_s"], resolution)
             else:
                 media = self.store.media(o["media_id"])
+                cached = self.prefetcher.prefetched((key[0], key[1])) if self.prefetcher else None
                 bid = self.player.start(
-                    BroadcastRequest(media, resolution, Priority[o["priority"].upper()], o["title"])
+                    BroadcastRequest(
+                        media,
+                        resolution,
+                        Priority[o["priority"].upper()],
+                        o["title"],
+                        volume=o["volume"],
+                        cached=cached,
+                    )
                 )
         except BrokerError as exc:
             # The broker is away (a restart, an outage): keep it due; the next tick
@@ -511,6 +540,7 @@ class ProgrammeService:
             return 0
         except LoaError as exc:
             self._set(key, "failed", exc.message)
+            self._cancels.append(((key[0], key[1]), Priority[o["priority"].upper()]))
             return 0
         self.db.execute(
             "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?, late_ms=?"
@@ -563,6 +593,7 @@ class ProgrammeService:
                     self.tick()
                 except Exception:  # one bad row must not stop the schedule
                     logger.exception("schedule tick failed")
+                await self.push_ahead()
                 self._set_alarm()
                 self._wake = anyio.Event()
                 with anyio.move_on_after(self.settings.tick_s):
@@ -570,6 +601,48 @@ class ProgrammeService:
         finally:
             alarm.shutdown(wait=False)
             self._alarm = None
+
+    async def push_ahead(self) -> int:
+        """Call off dropped firings, then push the next ``prefetch_s`` of audio ahead."""
+        if self.prefetcher is None:
+            return 0
+        pushed = 0
+        try:
+            while self._cancels:
+                key, priority = self._cancels[0]
+                await self.prefetcher.cancel(key, priority)
+                self._cancels.pop(0)
+            if not self.settings.prefetch_s:
+                return 0
+            now = self.clock.now_us()
+            for o in self.store.query(
+                "SELECT o.programme_id, o.fire_us, p.media_id, p.priority, p.targets, p.title,"
+                " p.volume FROM occurrences o JOIN programmes p ON p.id = o.programme_id"
+                " LEFT JOIN prefetches f ON f.programme_id = o.programme_id"
+                " AND f.fire_us = o.fire_us WHERE o.status='scheduled' AND p.status='approved'"
+                " AND p.what != 'relay' AND p.media_id IS NOT NULL AND f.programme_id IS NULL"
+                " AND o.fire_us > ? AND o.fire_us <= ? ORDER BY o.fire_us",
+                [now + PREFETCH_MIN_AHEAD_US, now + int(self.settings.prefetch_s * 1e6)],
+            ):
+                targets = [Target(**t) for t in json.loads(o["targets"])]
+                try:
+                    await self.prefetcher.push(
+                        (o["programme_id"], o["fire_us"]),
+                        self.store.media(o["media_id"]),
+                        resolve_in(self.store, targets),
+                        Priority[o["priority"].upper()],
+                        o["title"],
+                        o["volume"],
+                    )
+                    pushed += 1
+                except BrokerError as exc:  # try again at the next tick
+                    logger.warning("prefetch postponed: %s", exc.message)
+                    break
+                except LoaError as exc:  # it streams (or fails with the reason) at its time
+                    logger.warning("prefetch of %s failed: %s", o["programme_id"], exc.message)
+        except BrokerError as exc:
+            logger.warning("prefetch cancel postponed: %s", exc.message)
+        return pushed
 
     def _set_alarm(self) -> None:
         """One date job at the next firing; it only wakes the tick (the rows decide)."""

@@ -156,6 +156,11 @@ class SchedulerSettings(Section):
     queue_max_s: Annotated[float, Field(ge=0, le=7200)] = Field(
         1800.0, description="a queued firing that cannot start within this is skipped"
     )
+    prefetch_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        600.0,
+        description="scheduled audio is pushed to its speakers this long before it plays, "
+        "so a bad link at the time still plays it (0: stream at the time instead)",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -51,6 +51,9 @@ class FrameType(IntEnum):
     COMMAND = 4  # payload: JSON Command
     CONFIG = 5  # payload: JSON DeviceConfig
     TIME = 6  # payload: JSON TimeResponse
+    ITEM = 7  # payload: JSON ItemOffer (prefetch: an item is coming)
+    ITEM_DATA = 8  # payload: the next slice of the item's bytes
+    PLAY = 9  # payload: JSON PlayItem (play a cached item at a time, or cancel that)
 
 
 class Codec(IntEnum):

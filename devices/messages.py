@@ -28,6 +28,8 @@ Uuid = Annotated[
 Us = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Count = Annotated[int, Field(ge=0, le=2**32 - 1)]
 CodecName = Literal["opus", "mp3"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Volume = Annotated[int, Field(ge=0, le=100)]
 
 
 class Strict(BaseModel):
@@ -54,6 +56,7 @@ class StreamStart(Message):
     chunks: Annotated[int, Field(ge=0, le=1_000_000)]  # 0: unknown (a live stream)
     duration_ms: Annotated[int, Field(ge=0)]  # 0: unknown (a live stream)
     title: Annotated[str, Field(max_length=200)] = ""
+    volume: Volume | None = None  # play this stream at this volume (the programme's)
 
 
 class StreamEnd(Message):
@@ -61,6 +64,43 @@ class StreamEnd(Message):
 
     chunks: Count
     reason: Literal["complete", "preempted", "cancelled", "stopped"] = "complete"
+
+
+class ItemOffer(Message):
+    """Payload of an ITEM frame: an item follows in ITEM_DATA slices (prefetch).
+
+    The item's bytes are the AUDIO payloads of one stream, each preceded by its length
+    as a u32 (big-endian); chunk *i* plays ``frame_ms`` × (packets before it) after the
+    time a PLAY names. ``sha256`` is over the whole item.
+    """
+
+    item: Uuid
+    sha256: Sha256
+    size: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)]
+    slices: Annotated[int, Field(ge=1, le=1_000_000)]
+    codec: Literal["opus"]
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)]
+    channels: Annotated[int, Field(ge=1, le=2)]
+    frame_ms: Annotated[int, Field(ge=2, le=120)]
+    pre_skip: Annotated[int, Field(ge=0, le=65535)] = 0
+    chunks: Annotated[int, Field(ge=1, le=1_000_000)]
+    duration_ms: Annotated[int, Field(ge=1)]
+    title: Annotated[str, Field(max_length=200)] = ""
+
+
+class PlayItem(Message):
+    """Payload of a PLAY frame: play a cached item at ``at_us`` (or cancel that play).
+
+    The frame's stream id names this play: proof of play reports it like a stream.
+    """
+
+    broadcast: Uuid
+    item: Uuid
+    sha256: Sha256
+    at_us: Us  # controller clock: when the first chunk sounds
+    action: Literal["play", "cancel"] = "play"
+    volume: Volume | None = None
+    title: Annotated[str, Field(max_length=200)] = ""
 
 
 class GroupRef(Strict):
@@ -139,6 +179,17 @@ class PlayReport(Message):
     frames_missing: Count = 0
     frames_late: Count = 0
     reason: Annotated[str, Field(max_length=200)] = ""
+    source: Literal["stream", "cache"] = "stream"  # cache: played from a prefetched item
+
+
+class CacheReport(Message):
+    """Prefetch results on ``dev/{id}/cache``: an item stored (hash verified) or refused;
+    a play armed (the item is here) or missing (send me the stream instead)."""
+
+    item: Uuid
+    state: Literal["stored", "refused", "armed", "missing", "cancelled"]
+    broadcast: Uuid | None = None  # for armed / missing / cancelled
+    detail: Annotated[str, Field(max_length=200)] = ""
 
 
 class Ack(Message):
@@ -164,11 +215,14 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for m in (
         StreamStart,
         StreamEnd,
+        ItemOffer,
+        PlayItem,
         DeviceConfig,
         Command,
         Presence,
         Telemetry,
         PlayReport,
+        CacheReport,
         Ack,
         TimeRequest,
         TimeResponse,

@@ -13,6 +13,7 @@ Layout (all segments validated, see docs/protocol.md, "Topics")::
     loa/v1/{commune}/dev/{device}/telemetry    health (device → controller)
     loa/v1/{commune}/dev/{device}/report       proof of play (device → controller)
     loa/v1/{commune}/dev/{device}/ack          command results (device → controller)
+    loa/v1/{commune}/dev/{device}/cache        prefetch results (device → controller)
     loa/v1/{commune}/dev/{device}/time/req     clock-sync request (device → controller)
     loa/v1/{commune}/dev/{device}/time/resp    clock-sync answer (controller → device)
     loa/v1/{commune}/dev/{device}/cmd          signed commands (controller → device)
@@ -48,6 +49,7 @@ class DeviceTopic(StrEnum):
     TELEMETRY = "telemetry"
     REPORT = "report"
     ACK = "ack"
+    CACHE = "cache"
     TIME_REQ = "time/req"
     TIME_RESP = "time/resp"
     CMD = "cmd"
@@ -61,6 +63,7 @@ DEVICE_PUBLISHES = frozenset(
         DeviceTopic.TELEMETRY,
         DeviceTopic.REPORT,
         DeviceTopic.ACK,
+        DeviceTopic.CACHE,
         DeviceTopic.TIME_REQ,
     }
 )

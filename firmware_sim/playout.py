@@ -43,6 +43,8 @@ class StreamState:
     suppressed: bool = False  # a higher-priority stream owned the speaker
     last_activity_us: int = 0
     takes_over_us: int | None = None  # pre-empting stream: when it starts to sound
+    source: Literal["stream", "cache"] = "stream"
+    item: str | None = None  # the cached item a prefetched play plays
 
     def outcome(self) -> PlayReport:
         total = self.expected if self.expected is not None else max(self.seen, default=0)
@@ -65,6 +67,7 @@ class StreamState:
             frames_missing=missing,
             frames_late=self.late,
             reason="pre-empted by a higher-priority stream" if outcome == "preempted" else "",
+            source=self.source,
         )
 
 

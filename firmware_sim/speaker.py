@@ -12,14 +12,17 @@ from typing import Any, TypeVar
 
 import anyio
 
-from devices.frames import Frame, FrameType, Priority
+from devices.frames import Frame, FrameType, Priority, unpack_packets
 from devices.messages import (
     Ack,
+    CacheReport,
     CodecName,
     Command,
     Counters,
     DeviceConfig,
+    ItemOffer,
     Message,
+    PlayItem,
     PlayReport,
     Presence,
     StreamEnd,
@@ -43,10 +46,19 @@ from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock, SkewedClock
 from loa.errors import BrokerError, ProtocolError
 
+from .cache import CachedItem, ItemCache
 from .clocksync import ClockSync
 from .framecache import FrameCache
 from .playlog import PlayLog
-from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
+from .playout import (
+    Arrival,
+    Chunk,
+    StreamState,
+    accept_audio,
+    chunk_of,
+    finished,
+    should_preempt,
+)
 from .recorder import Recorder
 from .spec import DeviceSpec
 
@@ -59,6 +71,9 @@ TOPIC_FRAMES = {
     DeviceTopic.TIME_RESP: FrameType.TIME,
 }
 AUDIO_FRAMES = (FrameType.START, FrameType.AUDIO, FrameType.END)
+PREFETCH_FRAMES = (FrameType.ITEM, FrameType.ITEM_DATA, FrameType.PLAY)
+#: An armed play enters the player this long before it sounds.
+ARM_LEAD_US = 1_000_000
 M = TypeVar("M", bound=Message)
 
 
@@ -75,6 +90,18 @@ class SpeakerOptions:
     connect_timeout_s: float = 30.0
     remember_streams: int = 1024  # ended stream ids and command ids kept for replay checks
     record_dir: Path | None = None  # write what was played, per stream, for tests
+    cache_bytes: int = 16 * 1024 * 1024  # prefetched items kept (least recently used go)
+    cache_items: int = 32
+    corrupt_items: bool = False  # fault injection: every download arrives damaged
+
+
+@dataclass
+class Armed:
+    """A PLAY this speaker accepted: the item plays at ``play.at_us`` without the network."""
+
+    play: PlayItem
+    priority: Priority
+    item: CachedItem
 
 
 class Speaker:
@@ -118,6 +145,13 @@ class Speaker:
         self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
         self._wake = anyio.Event()
         self._commands: OrderedDict[str, None] = OrderedDict()
+        self.cache = ItemCache(
+            self.opt.cache_bytes, self.opt.cache_items, corrupt=self.opt.corrupt_items
+        )
+        self.armed: dict[uuid.UUID, Armed] = {}
+        self._armed_changed = anyio.Event()
+        self._link_up = anyio.Event()
+        self._link_up.set()
         # Decode Opus when able; a speaker that only decodes MP3 listens on the mp3/ topics.
         self.codec = "opus" if "opus" in spec.codecs else "mp3"
         self.topics = {
@@ -158,6 +192,21 @@ class Speaker:
     def controller_now(self) -> int:
         return self.sync.controller_now()
 
+    @property
+    def link_cut(self) -> bool:
+        return not self._link_up.is_set()
+
+    def cut_link(self) -> None:
+        """Fault injection: drop all traffic both ways (a dead 4G link); the MQTT session
+        itself stays up, as it does until keep-alive notices."""
+        if self._link_up.is_set():
+            self._link_up = anyio.Event()
+        self.log.add(event="link_cut", device=self.spec.id, true_us=self.clock.true_us())
+
+    def restore_link(self) -> None:
+        self._link_up.set()
+        self.log.add(event="link_restored", device=self.spec.id, true_us=self.clock.true_us())
+
     def _net_delay(self) -> float:
         """Injected one-way network delay for this message, seconds."""
         jitter = self._rng.random() * self.spec.jitter_ms if self.spec.jitter_ms else 0.0
@@ -172,6 +221,7 @@ class Speaker:
             tg.start_soon(self._telemetry_loop)
             tg.start_soon(self._sync_loop)
             tg.start_soon(self._reporter)
+            tg.start_soon(self._armer)
             try:
                 await self.link.wait_connected(self.opt.connect_timeout_s)
             except TimeoutError:
@@ -213,7 +263,7 @@ class Speaker:
             parsed = parse_topic(topic)
         except ProtocolError:
             return
-        if self.spec.loss and self._rng.random() < self.spec.loss:
+        if self.link_cut or (self.spec.loss and self._rng.random() < self.spec.loss):
             return
         if self.spec.delay_ms or self.spec.jitter_ms:
             await self.clock.sleep(self._net_delay())
@@ -225,7 +275,9 @@ class Speaker:
             return
         expected = TOPIC_FRAMES.get(parsed.which) if parsed.which else None
         if (expected is not None and frame.type is not expected) or (
-            parsed.which is None and frame.type not in AUDIO_FRAMES
+            parsed.which is None
+            and frame.type not in AUDIO_FRAMES
+            and not (frame.type in PREFETCH_FRAMES and not parsed.emergency)
         ):
             self._refuse(f"a {frame.type.name} frame does not belong on {topic}", topic)
             return
@@ -243,6 +295,8 @@ class Speaker:
             return
         if frame.type is FrameType.COMMAND:
             await self._on_command(frame, topic)
+        elif frame.type in PREFETCH_FRAMES:
+            await self._on_prefetch(frame, topic)
         elif frame.type in (FrameType.START, FrameType.AUDIO, FrameType.END):
             await self._on_stream_frame(frame, topic, packets)
 
@@ -256,11 +310,15 @@ class Speaker:
             else:
                 self._refuse("frame of a stream that already ended (replay)", topic)
             return None
-        st = StreamState(frame.stream_id, frame.priority, last_activity_us=self.controller_now())
-        self.streams[frame.stream_id] = st
+        return self._admit(frame.stream_id, frame.priority, frame.pts_us)
+
+    def _admit(self, sid: uuid.UUID, priority: Priority, first_pts_us: int) -> StreamState:
+        """A new stream competes for the speaker by priority (pre-emption rules)."""
+        st = StreamState(sid, priority, last_activity_us=self.controller_now())
+        self.streams[sid] = st
         cur, pending = self.current, self.pending
         # A newcomer competes with what is about to play (pending) or else what plays.
-        if not should_preempt(pending or cur, frame.priority):
+        if not should_preempt(pending or cur, priority):
             st.suppressed = True
         elif pending is None and (cur is None or (cur.ended and not cur.buffer)):
             self.current = st
@@ -270,7 +328,7 @@ class Speaker:
                 pending.preempted = True
                 pending.buffer.clear()
                 self.pending = None
-            st.takes_over_us = frame.pts_us
+            st.takes_over_us = first_pts_us
             self.pending = st
         self._wake.set()
         return st
@@ -309,6 +367,114 @@ class Speaker:
                 self.counters["duplicate"] += 1
             elif result == Arrival.LATE:
                 self.counters["late"] += 1
+        self._wake.set()
+
+    async def _on_prefetch(self, frame: Frame, topic: str) -> None:
+        """ITEM / ITEM_DATA fill the cache; PLAY arms (or calls off) a cached play."""
+        report: CacheReport | None = None
+        if frame.type is FrameType.ITEM:
+            offer = self._payload(ItemOffer, frame, topic)
+            if offer is None:
+                return
+            if offer.item != str(frame.stream_id):
+                self._refuse("item offer under another stream id", topic)
+                return
+            report = self.cache.offer(offer)
+        elif frame.type is FrameType.ITEM_DATA:
+            report = self.cache.slice(str(frame.stream_id), frame.seq, frame.payload)
+        else:
+            play = self._payload(PlayItem, frame, topic)
+            if play is None:
+                return
+            report = self._on_play(frame, play, topic)
+        if report is not None:
+            if report.state == "refused":
+                self.log.add(event="cache_refused", device=self.spec.id, detail=report.detail)
+            await self._send_cache(report)
+
+    def _on_play(self, frame: Frame, play: PlayItem, topic: str) -> CacheReport | None:
+        sid = frame.stream_id
+        if play.action == "cancel":
+            armed = self.armed.pop(sid, None)
+            if armed is not None:
+                self.cache.unpin(play.item)
+            st = self.streams.get(sid)
+            if st is not None:  # already sounding: stop it
+                st.preempted = True
+                st.buffer.clear()
+                self._wake.set()
+            elif armed is None:
+                return None
+            return CacheReport(item=play.item, state="cancelled", broadcast=play.broadcast)
+        if sid in self.armed or sid in self.streams or sid in self.closed:
+            self._refuse("PLAY replayed", topic)
+            return None
+        item = self.cache.get(play.item, play.sha256)
+        if item is None:
+            return CacheReport(
+                item=play.item,
+                state="missing",
+                broadcast=play.broadcast,
+                detail="item not in cache; send the stream",
+            )
+        self.cache.pin(play.item)
+        self.armed[sid] = Armed(play, frame.priority, item)
+        self._armed_changed.set()
+        return CacheReport(item=play.item, state="armed", broadcast=play.broadcast)
+
+    async def _send_cache(self, report: CacheReport) -> None:
+        if self.link_cut:
+            return  # lost on the air, like everything else while the link is down
+        try:
+            await self.link.publish(self._topic(DeviceTopic.CACHE), dump(report))
+        except BrokerError:
+            logger.info("speaker %s: cache report lost (broker away)", self.spec.id)
+
+    async def _armer(self) -> None:
+        """Hand each armed play to the player shortly before it sounds (no network)."""
+        while True:
+            self._armed_changed = anyio.Event()
+            now = self.controller_now()
+            for sid, armed in sorted(self.armed.items(), key=lambda kv: kv[1].play.at_us):
+                if armed.play.at_us - ARM_LEAD_US <= now:
+                    del self.armed[sid]
+                    self._inject(sid, armed)
+            nxt = min((a.play.at_us for a in self.armed.values()), default=None)
+            wait = 3600.0 if nxt is None else max(0.0, (nxt - ARM_LEAD_US - now) / 1e6)
+            with anyio.move_on_after(min(wait, 1.0)):
+                await self._armed_changed.wait()
+
+    def _inject(self, sid: uuid.UUID, armed: Armed) -> None:
+        """Play a cached item as if its stream had arrived: the same rules and report."""
+        play, offer = armed.play, armed.item.offer
+        st = self._admit(sid, armed.priority, play.at_us)
+        st.source = "cache"
+        st.item = play.item
+        st.header = StreamStart(
+            broadcast=play.broadcast,
+            codec="opus",
+            sample_rate=offer.sample_rate,
+            channels=offer.channels,
+            frame_ms=offer.frame_ms,
+            pre_skip=offer.pre_skip,
+            chunk_ms=max(20, offer.frame_ms),
+            chunks=offer.chunks,
+            duration_ms=offer.duration_ms,
+            title=play.title,
+            volume=play.volume,
+        )
+        now = self.controller_now()
+        pts = play.at_us
+        for seq, payload in enumerate(armed.item.payloads, start=1):
+            frames = len(unpack_packets(payload))
+            chunk = Chunk(seq, pts, frames * offer.frame_ms * 1000)
+            if self.recorder is not None:
+                chunk.payload = payload
+            if accept_audio(st, chunk, now, self.opt.late_tolerance_ms * 1000) == Arrival.LATE:
+                self.counters["late"] += 1
+            pts += chunk.duration_us
+        st.expected, st.ended, st.end_pts_us = offer.chunks, True, pts
+        self.log.add(event="armed_play", device=self.spec.id, stream=str(sid), at_us=play.at_us)
         self._wake.set()
 
     async def _on_config(self, frame: Frame, topic: str) -> None:
@@ -374,7 +540,8 @@ class Speaker:
     async def _send_time_request(self, req: TimeRequest) -> None:
         if self.spec.delay_ms or self.spec.jitter_ms:
             await self.clock.sleep(self._net_delay())  # the uplink leg
-        await self.link.publish(self._topic(DeviceTopic.TIME_REQ), dump(req), qos=0)
+        if not self.link_cut:
+            await self.link.publish(self._topic(DeviceTopic.TIME_REQ), dump(req), qos=0)
 
     async def _sync_loop(self) -> None:
         await self.link.wait_connected(3600)
@@ -383,6 +550,7 @@ class Speaker:
     async def _telemetry_loop(self) -> None:
         while True:
             await self.link.wait_connected(3600)
+            await self._link_up.wait()
             t = Telemetry(
                 at_us=self.controller_now(),
                 uptime_s=int(self.clock.monotonic() - self.started_mono),
@@ -474,10 +642,15 @@ class Speaker:
                 true_us=self.clock.true_us(),
                 true_play_us=self.clock.true_of(local_target),
                 wake_late_us=now - chunk.pts_us,
+                volume=st.header.volume
+                if st.header and st.header.volume is not None
+                else self.volume,
             )
 
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)
+        if st.item is not None:
+            self.cache.unpin(st.item)
         self.closed[st.id] = st.preempted or st.suppressed
         while len(self.closed) > self.opt.remember_streams:
             self.closed.popitem(last=False)
@@ -501,6 +674,7 @@ class Speaker:
             await self._outbox_ready.wait()
             self._outbox_ready = anyio.Event()
             while self.outbox:
+                await self._link_up.wait()  # a dead link: keep the proof until it is back
                 try:
                     await self.link.publish(self._topic(DeviceTopic.REPORT), dump(self.outbox[0]))
                 except BrokerError:

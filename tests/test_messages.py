@@ -12,11 +12,14 @@ from devices.messages import (
     MAX_JSON_BYTES,
     MESSAGE_TYPES,
     Ack,
+    CacheReport,
     Command,
     Counters,
     DeviceConfig,
     GroupRef,
+    ItemOffer,
     Message,
+    PlayItem,
     PlayReport,
     Presence,
     StreamEnd,
@@ -35,6 +38,7 @@ uuids = st.uuids().map(str)
 us = st.integers(0, 2**63 - 1)
 counts = st.integers(0, 2**32 - 1)
 codecs = st.sampled_from(["opus", "mp3"])
+shas = st.binary(min_size=32, max_size=32).map(bytes.hex)
 
 VIETNAMESE = (
     "aăâbcdđeêghiklmnoôơpqrstuưvxy"
@@ -74,6 +78,39 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         chunks=st.integers(0, 1_000_000),
         duration_ms=st.integers(0, 2**62),
         title=titles,
+        volume=_opt(st.integers(0, 100)),
+    ),
+    "ItemOffer": st.builds(
+        ItemOffer,
+        item=uuids,
+        sha256=shas,
+        size=st.integers(1, 64 * 1024 * 1024),
+        slices=st.integers(1, 1_000_000),
+        codec=st.just("opus"),
+        sample_rate=st.integers(8000, 48000),
+        channels=st.integers(1, 2),
+        frame_ms=st.integers(2, 120),
+        pre_skip=st.integers(0, 65535),
+        chunks=st.integers(1, 1_000_000),
+        duration_ms=st.integers(1, 2**62),
+        title=titles,
+    ),
+    "PlayItem": st.builds(
+        PlayItem,
+        broadcast=uuids,
+        item=uuids,
+        sha256=shas,
+        at_us=us,
+        action=st.sampled_from(["play", "cancel"]),
+        volume=_opt(st.integers(0, 100)),
+        title=titles,
+    ),
+    "CacheReport": st.builds(
+        CacheReport,
+        item=uuids,
+        state=st.sampled_from(["stored", "refused", "armed", "missing", "cancelled"]),
+        broadcast=_opt(uuids),
+        detail=st.text(max_size=200),
     ),
     "StreamEnd": st.builds(
         StreamEnd,
@@ -137,6 +174,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         frames_missing=counts,
         frames_late=counts,
         reason=st.text(max_size=200),
+        source=st.sampled_from(["stream", "cache"]),
     ),
     "Ack": st.builds(Ack, id=uuids, ok=st.booleans(), detail=st.text(max_size=500)),
     "TimeRequest": st.builds(TimeRequest, id=counts, t1_us=us),

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from broadcaster import demo_data
-from broadcaster.broker import Broker, free_port
+from broadcaster.broker import Broker, free_port, start_broker
 from broadcaster.store import Store
 from tests.conftest import wav
 from tests.test_api import COMMUNE
@@ -27,8 +27,10 @@ pytestmark = pytest.mark.e2e
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def controller(tmp: Path, broker: Broker, port: int, offset_s: float) -> subprocess.Popen[bytes]:
-    sets = {
+def controller(
+    tmp: Path, broker: Broker, port: int, offset_s: float, **extra: object
+) -> subprocess.Popen[bytes]:
+    sets: dict[str, object] = {
         "db.path": tmp / "loa.db",
         "storage.media_dir": tmp / "media",
         "security.signing_key": tmp / "signing.key",
@@ -40,6 +42,7 @@ def controller(tmp: Path, broker: Broker, port: int, offset_s: float) -> subproc
         "scheduler.grace_s": 30,
         "scheduler.tick_s": 0.5,
         "stream.report_grace_s": 0.5,
+        **extra,
     }
     argv = [sys.executable, "-m", "broadcaster.cli", "serve"]
     for k, v in sets.items():
@@ -77,6 +80,21 @@ def history(client: httpx.Client) -> dict[str, dict[str, Any]]:
     return {r["title"]: r for r in rows}
 
 
+def approve_daily(client: httpx.Client, media: str, title: str, at_unix: float) -> None:
+    at = datetime.fromtimestamp(at_unix, VN)
+    p = client.post(
+        f"/api/communes/{COMMUNE}/programmes",
+        json={
+            "title": title,
+            "what": {"kind": "media", "media_id": media},
+            "targets": [{"commune": COMMUNE}],
+            "when": {"kind": "daily", "at": at.strftime("%H:%M")},
+        },
+    ).json()["programme"]
+    client.post(f"/api/programmes/{p['id']}/submit")
+    assert client.post(f"/api/programmes/{p['id']}/approve").status_code == 200
+
+
 def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> None:
     store = Store(tmp_path / "loa.db")
     demo_data.seed(store)
@@ -92,18 +110,7 @@ def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> No
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]
         for n, title in enumerate(("P1", "P2", "P3")):
-            at = datetime.fromtimestamp(boundary + 60 * n, VN)
-            p = client.post(
-                f"/api/communes/{COMMUNE}/programmes",
-                json={
-                    "title": title,
-                    "what": {"kind": "media", "media_id": media},
-                    "targets": [{"commune": COMMUNE}],
-                    "when": {"kind": "daily", "at": at.strftime("%H:%M")},
-                },
-            ).json()["programme"]
-            client.post(f"/api/programmes/{p['id']}/submit")
-            assert client.post(f"/api/programmes/{p['id']}/approve").status_code == 200
+            approve_daily(client, media, title, boundary + 60 * n)
         # P1 fires at the boundary and is playing...
         wait_for(lambda: history(client).get("P1", {}).get("status") == "started")
         time.sleep(1.0)
@@ -138,3 +145,60 @@ def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> No
     finally:
         store.close()
     assert os.path.exists(tmp_path / "loa.db")
+
+
+def test_broker_restarts_around_firings(tmp_path: Path) -> None:
+    """The broker goes away across P1's time and comes back within the grace: P1 plays
+    late, once. It goes away across P2's time for longer than the grace: P2 is missed.
+    Nothing is lost or doubled, and the controller process never restarts."""
+    store = Store(tmp_path / "loa.db")
+    demo_data.seed(store)
+    store.close()
+    mqtt_port, port = free_port(), free_port()
+    broker = start_broker("mosquitto", port=mqtt_port)
+    url = f"http://127.0.0.1:{port}"
+    boundary = (int(time.time()) // 60 + 10) * 60
+    start = time.time()
+    offset = boundary - 14 - start  # the controller's clock: 14 s before P1
+
+    def at(t: float) -> None:  # sleep until controller time boundary + t
+        time.sleep(max(0.0, boundary + t - (time.time() + offset)))
+
+    ctl = controller(
+        tmp_path,
+        broker,
+        port,
+        offset,
+        **{"scheduler.grace_s": 8, "mqtt.backoff_max_s": 0.3, "mqtt.backoff_min_s": 0.1},
+    )
+    try:
+        client = wait_up(url)
+        up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(1.0))})
+        assert up.status_code == 201, up.text
+        media = up.json()["media"]["id"]
+        approve_daily(client, media, "P1", boundary)
+        approve_daily(client, media, "P2", boundary + 60)
+        at(-3)
+        broker.stop()  # down across P1's time...
+        at(4)
+        broker = start_broker("mosquitto", port=mqtt_port)  # ...back 4 s after it
+        wait_for(lambda: history(client).get("P1", {}).get("status") not in (None, "started"))
+        at(55)
+        broker.stop()  # down across P2's time for longer than the 8 s grace
+        at(70)
+        broker = start_broker("mosquitto", port=mqtt_port)
+        done = wait_for(lambda: (h := history(client)).get("P2") and h, timeout=20)
+    finally:
+        ctl.send_signal(signal.SIGTERM)
+        ctl.wait(15)
+        broker.stop()
+    assert done["P1"]["status"] == "skipped"  # played (to no speaker), late
+    assert 3_500 <= done["P1"]["late_ms"] <= 8_000, done["P1"]
+    assert done["P2"]["status"] == "missed" and "broker" in done["P2"]["reason"], done["P2"]
+    store = Store(tmp_path / "loa.db")
+    try:
+        assert len(store.query("SELECT id FROM broadcasts")) == 1  # P1 once, P2 never
+        occ = store.query("SELECT status FROM occurrences WHERE status != 'scheduled'")
+        assert len(occ) == 2
+    finally:
+        store.close()
