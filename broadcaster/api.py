@@ -7,6 +7,7 @@ import re
 import unicodedata
 from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -15,6 +16,8 @@ from starlette.routing import Route
 from devices.frames import Priority
 from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 
+from .auth.guard import principal, require_targets
+from .auth.roles import Principal
 from .directory import resolve_in
 from .dispatcher import BroadcastRequest
 from .services import Services
@@ -102,6 +105,24 @@ async def health(request: Request) -> JSONResponse:
     return ok({"mqtt": s.link.connected, "version": s.version})
 
 
+async def device_credentials(request: Request) -> JSONResponse:
+    """Issue broker credentials for a speaker (the password is shown only this once)."""
+    s = svc(request)
+    device = path_id(request, "device")
+    password = await anyio.to_thread.run_sync(s.broker_access.provision, device)
+    s.audit("device.credentials", device=device)
+    note = "shown once: put it in the speaker's provisioning now"
+    return ok({"username": device, "password": password, "note": note}, 201)
+
+
+async def device_revoke(request: Request) -> JSONResponse:
+    s = svc(request)
+    device = path_id(request, "device")
+    await anyio.to_thread.run_sync(s.broker_access.revoke, device)
+    s.audit("device.revoke", device=device)
+    return ok({})
+
+
 async def communes(request: Request) -> JSONResponse:
     return ok({"communes": svc(request).store.communes()})
 
@@ -114,16 +135,19 @@ async def devices(request: Request) -> JSONResponse:
     return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
 
 
-def resolve_targets(s: Services, given: list[TargetIn]) -> Resolution:
-    """Targets as the API received them → groups and devices (InvalidInput if unknown)."""
-    return resolve_in(s.store, [Target(t.commune, t.hamlet, t.zone, t.device) for t in given])
+def resolve_targets(s: Services, given: list[TargetIn], who: Principal) -> Resolution:
+    """Targets as the API received them → groups and devices (InvalidInput if unknown,
+    Forbidden if outside the caller's area)."""
+    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in given]
+    require_targets(who, targets, s.store)
+    return resolve_in(s.store, targets)
 
 
 async def broadcast_create(request: Request) -> JSONResponse:
     s = svc(request)
     body = await read_json(request, BroadcastIn)
     media = s.store.media(body.media_id)
-    resolution = resolve_targets(s, body.targets)
+    resolution = resolve_targets(s, body.targets, principal(request))
     if media.commune_id is not None and set(resolution.communes) != {media.commune_id}:
         raise InvalidInput(
             "this recording belongs to another commune's library",
@@ -153,6 +177,8 @@ routes = [
     Route("/api/communes", communes),
     Route("/api/communes/{commune}/hamlets", hamlets),
     Route("/api/communes/{commune}/devices", devices),
+    Route("/api/devices/{device}/credentials", device_credentials, methods=["POST"]),
+    Route("/api/devices/{device}/credentials", device_revoke, methods=["DELETE"]),
     Route("/api/communes/{commune}/broadcasts", broadcast_list),
     Route("/api/broadcasts", broadcast_create, methods=["POST"]),
     Route("/api/broadcasts/{broadcast}", broadcast_get),

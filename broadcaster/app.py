@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import shlex
+import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from audio.settings import AudioSettings
 from audio.tts import EspeakEngine, SpeechEngine
@@ -23,6 +26,12 @@ from loa.errors import ToolMissing
 from . import api, live_api, media_api, programmes_api, web
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
+from .auth import api as auth_api
+from .auth.accounts import Accounts
+from .auth.audit import AuditLog
+from .auth.limits import RateLimit
+from .auth.middleware import AuthMiddleware
+from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .http_errors import HANDLERS
@@ -32,7 +41,7 @@ from .live import LiveRequest
 from .prefetch import Prefetcher
 from .programmes import ProgrammeService
 from .relay import check_url, relay
-from .services import Services, audit
+from .services import Services
 from .settings import Settings
 from .store import Store
 from .targeting import Resolution
@@ -48,6 +57,17 @@ def speech_engine(settings: AudioSettings) -> SpeechEngine | None:
         return None
 
 
+#: Every route; each has an access rule in :data:`broadcaster.auth.policy.POLICY`.
+ROUTES = [
+    *auth_api.routes,
+    *api.routes,
+    *media_api.routes,
+    *live_api.routes,
+    *alerts_api.routes,
+    *programmes_api.routes,
+    *web.routes,
+]
+
 SUBSCRIPTIONS = (
     DeviceTopic.PRESENCE,
     DeviceTopic.TELEMETRY,
@@ -58,7 +78,33 @@ SUBSCRIPTIONS = (
 )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+def reloader(settings: Settings, broker_reload: Callable[[], None] | None) -> Callable[[], None]:
+    """How the broker is told to re-read its password file and ACL."""
+    command = settings.security.broker_reload
+
+    def run() -> None:
+        if broker_reload is not None:
+            broker_reload()
+        elif command:
+            done = subprocess.run(
+                shlex.split(command), check=False, capture_output=True, timeout=30
+            )
+            if done.returncode:
+                logger.error("broker reload command failed: %s", done.stderr[-500:])
+        else:
+            logger.warning(
+                "broker access files changed: reload the broker (security.broker_reload)"
+            )
+
+    return run
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    broker_reload: Callable[[], None] | None = None,
+) -> Starlette:
     if clock is None:
         offset = settings.scheduler.clock_offset_s
         clock = SkewedClock(SystemClock(), offset_s=offset) if offset else SystemClock()
@@ -87,6 +133,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 router,
                 clock,
             )
+            audit = AuditLog(store, clock)
             ledger = Ledger(store)
             swept = ledger.sweep_interrupted()
             if swept:
@@ -155,6 +202,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
                 __version__,
                 alerts,
                 programmes,
+                Accounts(store, clock, settings.security),
+                audit,
+                RateLimit(clock, settings.security.login_per_min, "login attempts"),
+                RateLimit(clock, settings.security.alerts_per_min, "alerts"),
+                BrokerAccess(
+                    store,
+                    clock,
+                    Path(settings.security.broker_auth_dir),
+                    reloader(settings, broker_reload),
+                ),
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
@@ -180,14 +237,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             store.close()
 
     return Starlette(
-        routes=[
-            *api.routes,
-            *media_api.routes,
-            *live_api.routes,
-            *alerts_api.routes,
-            *programmes_api.routes,
-            *web.routes,
-        ],
+        routes=ROUTES,
+        middleware=[Middleware(AuthMiddleware, routes=ROUTES)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -6,8 +6,10 @@ the controller and the tests treat them the same way.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,12 +77,31 @@ class Broker:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def reload(self) -> None:
+        """Make Mosquitto re-read its password file and ACL (SIGHUP): a revoked device
+        is disconnected and refused, without restarting the broker."""
+        if self.kind == "mosquitto" and self.running:
+            self.process.send_signal(signal.SIGHUP)
 
-def mosquitto_config(port: int, host: str = "127.0.0.1") -> str:
+
+def mosquitto_config(port: int, host: str = "127.0.0.1", auth_dir: Path | None = None) -> str:
+    access = (
+        [
+            "allow_anonymous false",
+            f"password_file {auth_dir / 'passwd'}",
+            f"acl_file {auth_dir / 'acl'}",
+        ]
+        if auth_dir is not None
+        else ["allow_anonymous true"]
+    )
     return "\n".join(
         [
             f"listener {port} {host}",
-            "allow_anonymous true",
+            # Run as root, Mosquitto would switch to the user "mosquitto", who cannot read
+            # Loa's 0600 files: keep the user that started it.
+            f"user {getpass.getuser()}",
+            *access,
+            "max_packet_size 1048576",
             "persistence false",
             "log_dest stderr",
             "log_type error",
@@ -98,8 +119,10 @@ def start_broker(
     mosquitto: str = "",
     host: str = "127.0.0.1",
     timeout: float = 10.0,
+    auth_dir: Path | None = None,
 ) -> Broker:
-    """Start a broker; ``mode`` is auto, mosquitto or amqtt."""
+    """Start a broker; ``mode`` is auto, mosquitto or amqtt. With ``auth_dir`` (Mosquitto
+    only) anonymous access is off and the password file and ACL there apply."""
     port = port or free_port(host)
     binary = find_mosquitto(mosquitto)
     if mode == "mosquitto" and binary is None:
@@ -108,9 +131,11 @@ def start_broker(
     workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
     if mode in ("auto", "mosquitto") and binary is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, host))
+        conf.write_text(mosquitto_config(port, host, auth_dir))
         argv = [binary, "-c", str(conf)]
         kind = "mosquitto"
+    elif auth_dir is not None:
+        raise BrokerError("broker access control (passwords, ACL) needs mosquitto installed")
     elif mode in ("auto", "amqtt"):
         logger.warning(
             "%s: starting the embedded pure-Python amqtt broker instead "

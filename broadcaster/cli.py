@@ -100,9 +100,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         import uvicorn
 
+        from loa.clock import SystemClock
+
         from .app import create_app
+        from .auth.accounts import first_admin_line
+        from .store import Store
 
         s = load_settings(args)
+        store = Store(Path(s.db.path))
+        try:
+            print(
+                f"Loa control plane on {s.http.host}:{s.http.port}; "
+                f"{first_admin_line(store, SystemClock(), s.security)}",
+                flush=True,
+            )
+        finally:
+            store.close()
         uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info")
         return 0
     if args.command == "sim":

@@ -18,10 +18,12 @@ from audio.tones import chime, to_wav, tone
 from audio.tts import EspeakEngine
 from devices.signing import Signer, Verifier
 from firmware_sim.fleet import Fleet
+from loa.clock import SystemClock
 from loa.errors import LoaError, ToolMissing
 
 from . import demo_data
 from .app import create_app
+from .auth.accounts import first_admin_line, service_token
 from .broker import Broker, start_broker
 from .settings import Settings
 from .store import Store
@@ -80,6 +82,17 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None]:
     return settings, broker
 
 
+def logins(settings: Settings) -> tuple[str, str]:
+    """(the login line to print, an API token for the demo's own script)."""
+    store = Store(Path(settings.db.path))
+    try:
+        clock = SystemClock()
+        line = first_admin_line(store, clock, settings.security)
+        return line, service_token(store, clock, "demo", settings.security)
+    finally:
+        store.close()
+
+
 async def _wait_all_final(client: httpx.AsyncClient, bid: str, timeout: float) -> dict[str, Any]:
     with anyio.move_on_after(timeout):
         while True:
@@ -93,13 +106,14 @@ async def _wait_all_final(client: httpx.AsyncClient, bid: str, timeout: float) -
     return result
 
 
-async def script(url: str, timeout: float) -> DemoResult:
+async def script(url: str, timeout: float, token: str) -> DemoResult:
     """Upload a spoken bulletin, play it to two hamlets, then to the whole commune."""
     commune = demo_data.COMMUNE[0]
     lines: list[str] = []
     ok = True
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         with anyio.move_on_after(max(1.0, deadline - time.monotonic())):
             while True:
                 devs = (await client.get(f"/api/communes/{commune}/devices")).json()["devices"]
@@ -159,6 +173,7 @@ async def script(url: str, timeout: float) -> DemoResult:
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
     settings, broker = prepare(settings)
     try:
+        login_line, token = logins(settings)
         signer = Signer.load_or_create(Path(settings.security.signing_key))
         fleet = Fleet(
             demo_data.fleet_specs(),
@@ -199,9 +214,9 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                         f"{settings.mqtt.host}:{settings.mqtt.port}",
                         flush=True,
                     )
-                    print(f"Open {url}  (login: none yet; the API is open on loopback)", flush=True)
+                    print(f"Open {url}  ({login_line})", flush=True)
                     if headless:
-                        result = await script(url, duration or 60.0)
+                        result = await script(url, duration or 60.0, token)
                         print("\n".join(result.lines), flush=True)
                         code = 0 if result.ok else 1
                         print(

@@ -29,6 +29,7 @@ from audio.live import LiveEncoder
 from loa.errors import FieldError, InvalidInput, LoaError
 
 from .api import UUID_RE, Body, TargetIn, ok, parse_json, path_id, read_json, resolve_targets, svc
+from .auth.guard import principal
 from .live import LiveBroadcast, LiveRequest
 from .relay import check_url, relay
 from .services import Services
@@ -76,7 +77,7 @@ async def live_socket(ws: WebSocket) -> None:
             raise InvalidInput('send {"targets": [...], "title": "..."} as the first message')
         body = parse_json(text, LiveIn)
         _scoped(s, commune, body.targets)
-        resolution = resolve_targets(s, body.targets)
+        resolution = resolve_targets(s, body.targets, principal(ws))
         title = unicodedata.normalize("NFC", body.title).strip() or "Phát trực tiếp"
         live = s.dispatcher.open_live(LiveRequest(resolution, title))
     except LoaError as exc:
@@ -168,7 +169,7 @@ async def relay_start(request: Request) -> JSONResponse:
     body = await read_json(request, RelayIn)
     _scoped(s, commune, body.targets)
     safe_url = check_url(body.url)
-    resolution = resolve_targets(s, body.targets)
+    resolution = resolve_targets(s, body.targets, principal(request))
     title = unicodedata.normalize("NFC", body.title).strip() or "Tiếp sóng"
     live = s.dispatcher.open_live(LiveRequest(resolution, title, kind="relay", source=safe_url))
     st = s.settings.stream

@@ -302,3 +302,69 @@ def m009_prefetch(db: Database) -> None:
         pk=("broadcast_id", "device_id"),
     )
     db.table("deliveries").add_column("source", str, not_null_default="stream")
+
+
+@migrations()
+def m010_auth(db: Database) -> None:
+    """Accounts, sessions, API tokens, broker credentials, and the append-only audit log."""
+    db.table("users").create(
+        {
+            "id": str,
+            "username": str,
+            "password_hash": str,  # argon2id
+            "roles": str,  # JSON list
+            "province_id": str,
+            "commune_id": str,  # null: the whole province
+            "hamlets": str,  # JSON list; empty: the whole commune
+            "full_name": str,
+            "failed_logins": int,
+            "locked_until_us": int,
+            "disabled": int,
+            "created_us": int,
+        },
+        pk="id",
+    )
+    db.table("users").create_index(["username"], unique=True)
+    db.table("sessions").create(
+        {"token_sha": str, "user_id": str, "csrf": str, "created_us": int, "expires_us": int},
+        pk="token_sha",
+    )
+    db.table("api_tokens").create(
+        {
+            "token_sha": str,
+            "id": str,
+            "user_id": str,
+            "name": str,
+            "created_us": int,
+            "last_used_us": int,
+            "revoked_us": int,
+        },
+        pk="token_sha",
+    )
+    db.table("device_credentials").create(
+        {"device_id": str, "hash": str, "created_us": int, "revoked_us": int},
+        pk="device_id",
+    )
+    db.table("audit").create(
+        {
+            "seq": int,
+            "at_us": int,
+            "actor": str,
+            "action": str,
+            "target": str,
+            "detail": str,  # JSON
+            "ip": str,
+        },
+        pk="seq",
+    )
+    db.table("audit").create_index(["actor", "at_us"])
+    db.table("audit").create_index(["action", "at_us"])
+    # Append-only: the database itself refuses to change or remove a record.
+    db.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+        " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+        " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )

@@ -16,6 +16,7 @@ from loa.errors import FieldError, InvalidInput
 from schedules.recurrence import KINDS, Kind, Rule, parse_date, validate
 
 from .api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
+from .auth.guard import principal, require_targets
 from .programmes import ProgrammeService
 from .relay import check_url
 from .targeting import Target
@@ -117,8 +118,10 @@ async def _fields(request: Request, commune: str, body: ProgrammeIn) -> dict[str
     }
 
 
-def _targets(body: ProgrammeIn) -> list[Target]:
-    return [Target(t.commune, t.hamlet, t.zone, t.device) for t in body.targets]
+def _targets(request: Request, body: ProgrammeIn) -> list[Target]:
+    targets = [Target(t.commune, t.hamlet, t.zone, t.device) for t in body.targets]
+    require_targets(principal(request), targets, svc(request).store)
+    return targets
 
 
 async def programme_create(request: Request) -> JSONResponse:
@@ -130,7 +133,7 @@ async def programme_create(request: Request) -> JSONResponse:
     service = programmes(request)
     validate(rule)  # before any text is spoken
     fields = await _fields(request, commune, body)
-    programme, conflicts = service.save(commune, fields, rule, _targets(body))
+    programme, conflicts = service.save(commune, fields, rule, _targets(request, body))
     return ok({"programme": programme, "conflicts": conflicts}, status=201)
 
 
@@ -145,7 +148,7 @@ async def programme_update(request: Request) -> JSONResponse:
     validate(rule)
     fields = await _fields(request, current["commune_id"], body)
     programme, conflicts = service.save(
-        current["commune_id"], fields, rule, _targets(body), programme_id=pid
+        current["commune_id"], fields, rule, _targets(request, body), programme_id=pid
     )
     return ok({"programme": programme, "conflicts": conflicts})
 

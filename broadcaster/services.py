@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,10 @@ from devices.transport import MqttLink
 from loa.clock import Clock
 
 from .alerts.service import AlertService
+from .auth.accounts import Accounts
+from .auth.audit import AuditLog
+from .auth.limits import RateLimit
+from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .ledger import Ledger
@@ -18,8 +21,6 @@ from .library import Library
 from .programmes import ProgrammeService
 from .settings import Settings
 from .store import Store
-
-logger = logging.getLogger("loa.audit")
 
 
 @dataclass
@@ -36,12 +37,12 @@ class Services:
     version: str
     alerts: AlertService
     programmes: ProgrammeService
+    accounts: Accounts
+    audit_log: AuditLog
+    login_limit: RateLimit
+    alert_limit: RateLimit
+    broker_access: BrokerAccess
 
     def audit(self, action: str, **fields: Any) -> None:
-        """Log an action (the security issue turns this into an append-only table)."""
-        audit(action, **fields)
-
-
-def audit(action: str, **fields: Any) -> None:
-    """One audit line: the action and its fields, sorted."""
-    logger.info("%s %s", action, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))
+        """Record an action in the append-only audit log (actor from the request)."""
+        self.audit_log.record(action, **fields)

@@ -176,6 +176,33 @@ class SecuritySettings(Section):
     signing_key: str = Field(
         "loa-data/signing.key", description="controller's Ed25519 private key (created if absent)"
     )
+    session_ttl_h: Annotated[float, Field(gt=0, le=24 * 30)] = Field(
+        12.0, description="a login session lasts this long"
+    )
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="wrong passwords in a row before an account is locked"
+    )
+    lockout_s: Annotated[float, Field(ge=1, le=86400)] = Field(
+        900.0, description="how long a locked account stays locked"
+    )
+    login_per_min: Annotated[int, Field(ge=1, le=10000)] = Field(
+        20, description="login attempts allowed per client address per minute"
+    )
+    alerts_per_min: Annotated[int, Field(ge=1, le=1000)] = Field(
+        10, description="alerts one account may trigger per minute"
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="mark the session cookie Secure: auto = when the request is HTTPS"
+    )
+    broker_auth_dir: str = Field(
+        "loa-data/broker",
+        description="where Loa writes Mosquitto's password file and ACL (broker access)",
+    )
+    broker_reload: str = Field(
+        "",
+        description="command that makes an external broker re-read those files, e.g. "
+        "'systemctl reload mosquitto' (a broker Loa spawns is sent SIGHUP itself)",
+    )
 
 
 class AlertSettings(Section):

@@ -128,3 +128,28 @@ class BrokerError(LoaError):
 
     status = 503
     code = "broker_unavailable"
+
+
+class Unauthorized(LoaError):
+    """No valid session or token: log in first."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(LoaError):
+    """Logged in, but this account may not do this (role, area, CSRF)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(LoaError):
+    """A rate limit or a lock-out; ``retry_after_s`` says when to try again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float = 60.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

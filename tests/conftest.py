@@ -16,6 +16,7 @@ import pytest
 
 from audio.tones import chime, to_wav, tone
 from broadcaster import demo_data
+from broadcaster.auth.accounts import service_token
 from broadcaster.bench.harness import ControllerThread
 from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
 from broadcaster.services import Services
@@ -26,7 +27,7 @@ from firmware_sim.fleet import Fleet
 from firmware_sim.playlog import PlayLog
 from firmware_sim.speaker import SpeakerOptions
 from firmware_sim.spec import DeviceSpec
-from loa.clock import Clock
+from loa.clock import Clock, SystemClock
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,12 @@ def settings(tmp_path: Path, broker: Broker) -> Settings:
 class Running:
     url: str
     services: Services
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient  # an admin's API token (province-wide)
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @asynccontextmanager
@@ -77,15 +83,19 @@ async def serve(
     settings: Settings, *, seed: bool = True, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
     """The real app on its own thread, seeded with Xã Vị Tân, and a client for it."""
-    if seed:
-        store = Store(Path(settings.db.path))
-        demo_data.seed(store)
+    store = Store(Path(settings.db.path))
+    try:
+        if seed:
+            demo_data.seed(store)
+        token = service_token(store, SystemClock(), "tests", settings.security)
+    finally:
         store.close()
     st = ControllerThread(settings, clock)
     url = st.start()
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield Running(url, st.services, client)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
+            yield Running(url, st.services, client, token)
     finally:
         st.stop()
 

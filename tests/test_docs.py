@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.routing import Route, WebSocketRoute
 
-from broadcaster import api, live_api, media_api, programmes_api, web
-from broadcaster.alerts import api as alerts_api
+from broadcaster.app import ROUTES
 from broadcaster.cli import parser
 from broadcaster.settings import describe
 
@@ -22,16 +21,6 @@ def read(name: str) -> str:
 @pytest.mark.parametrize("name", [n for n, _, _ in describe()])
 def test_every_setting_is_documented(name: str) -> None:
     assert f"`{name}`" in read("docs/operations.md"), f"{name} missing from docs/operations.md"
-
-
-ROUTES = [
-    *api.routes,
-    *media_api.routes,
-    *live_api.routes,
-    *alerts_api.routes,
-    *programmes_api.routes,
-    *web.routes,
-]
 
 
 @pytest.mark.parametrize(

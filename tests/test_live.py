@@ -95,7 +95,7 @@ async def test_live_microphone_plays_on_the_targeted_hamlet_only(
     specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2")]
     async with serve(live_settings(tmp_path, broker)) as r, fleet_of(r, specs) as fleet:
         await wait_online(r, len(specs))
-        async with websockets.connect(ws_url(r)) as ws:
+        async with websockets.connect(ws_url(r), additional_headers=r.auth) as ws:
             await ws.send(json.dumps({"targets": AP1, "title": "Loa trực tiếp"}))
             first = json.loads(await ws.recv())
             assert first["type"] == "on_air", first
@@ -118,7 +118,7 @@ async def test_dead_man_takes_a_silent_microphone_off_air(
     tmp_path: Path, broker: Any, webm: bytes
 ) -> None:
     async with serve(live_settings(tmp_path, broker)) as r:
-        async with websockets.connect(ws_url(r)) as ws:
+        async with websockets.connect(ws_url(r), additional_headers=r.auth) as ws:
             await ws.send(json.dumps({"targets": AP1}))
             first = json.loads(await ws.recv())
             await ws.send(webm[: len(webm) // 3])  # then the phone goes quiet
@@ -136,7 +136,7 @@ async def test_live_maximum_duration_ends_the_broadcast(
     tmp_path: Path, broker: Any, webm: bytes
 ) -> None:
     async with serve(live_settings(tmp_path, broker, live_max_s=2.0)) as r:
-        async with websockets.connect(ws_url(r)) as ws:
+        async with websockets.connect(ws_url(r), additional_headers=r.auth) as ws:
             await ws.send(json.dumps({"targets": AP1}))
             await ws.recv()
             with pytest.raises(websockets.ConnectionClosed):
@@ -147,7 +147,7 @@ async def test_live_maximum_duration_ends_the_broadcast(
 
 async def test_dropped_phone_ends_the_broadcast(tmp_path: Path, broker: Any, webm: bytes) -> None:
     async with serve(live_settings(tmp_path, broker)) as r:
-        ws = await websockets.connect(ws_url(r))
+        ws = await websockets.connect(ws_url(r), additional_headers=r.auth)
         await ws.send(json.dumps({"targets": AP1}))
         first = json.loads(await ws.recv())
         await ws.send(webm[: len(webm) // 2])
@@ -170,7 +170,7 @@ async def test_dropped_phone_ends_the_broadcast(tmp_path: Path, broker: Any, web
 async def test_bad_live_requests_are_refused_and_nothing_is_recorded(
     running: Running, first: str | bytes, message: str
 ) -> None:
-    async with websockets.connect(ws_url(running)) as ws:
+    async with websockets.connect(ws_url(running), additional_headers=running.auth) as ws:
         await ws.send(first)
         reply = json.loads(await ws.recv())
         with pytest.raises(websockets.ConnectionClosed):
@@ -182,7 +182,7 @@ async def test_bad_live_requests_are_refused_and_nothing_is_recorded(
 
 async def test_garbage_audio_ends_the_live_broadcast_cleanly(tmp_path: Path, broker: Any) -> None:
     async with serve(live_settings(tmp_path, broker)) as r:
-        async with websockets.connect(ws_url(r)) as ws:
+        async with websockets.connect(ws_url(r), additional_headers=r.auth) as ws:
             await ws.send(json.dumps({"targets": AP1}))
             first = json.loads(await ws.recv())
             await ws.send(b"this is not audio at all " * 2000)

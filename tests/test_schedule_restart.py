@@ -18,8 +18,11 @@ import httpx
 import pytest
 
 from broadcaster import demo_data
+from broadcaster.auth.accounts import service_token
 from broadcaster.broker import Broker, free_port, start_broker
+from broadcaster.settings import SecuritySettings
 from broadcaster.store import Store
+from loa.clock import SystemClock
 from tests.conftest import wav
 from tests.test_api import COMMUNE
 
@@ -52,8 +55,19 @@ def controller(
     )
 
 
-def wait_up(url: str, timeout: float = 30) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=10)
+def seeded(tmp: Path) -> str:
+    """Seed Xã Vị Tân; returns an admin API token for the test's requests."""
+    store = Store(tmp / "loa.db")
+    try:
+        demo_data.seed(store)
+        return service_token(store, SystemClock(), "tests", SecuritySettings())
+    finally:
+        store.close()
+
+
+def wait_up(url: str, token: str, timeout: float = 30) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"}
+    client = httpx.Client(base_url=url, timeout=10, headers=headers)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -96,16 +110,14 @@ def approve_daily(client: httpx.Client, media: str, title: str, at_unix: float) 
 
 
 def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> None:
-    store = Store(tmp_path / "loa.db")
-    demo_data.seed(store)
-    store.close()
+    token = seeded(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     boundary = (int(time.time()) // 60 + 10) * 60  # a minute boundary, controller time
     # the controller starts 25 s before the boundary: time to upload and approve
     first = controller(tmp_path, broker, port, boundary - 25 - time.time())
     try:
-        client = wait_up(url)
+        client = wait_up(url, token)
         up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(6.0))})
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]
@@ -121,7 +133,7 @@ def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> No
     # P3 (20 s ago) is not.
     second = controller(tmp_path, broker, port, boundary + 140 - time.time())
     try:
-        client = wait_up(url)
+        client = wait_up(url, token)
         done = wait_for(
             lambda: (
                 (h := history(client)).get("P3", {}).get("status") not in (None, "started") and h
@@ -151,9 +163,7 @@ def test_broker_restarts_around_firings(tmp_path: Path) -> None:
     """The broker goes away across P1's time and comes back within the grace: P1 plays
     late, once. It goes away across P2's time for longer than the grace: P2 is missed.
     Nothing is lost or doubled, and the controller process never restarts."""
-    store = Store(tmp_path / "loa.db")
-    demo_data.seed(store)
-    store.close()
+    token = seeded(tmp_path)
     mqtt_port, port = free_port(), free_port()
     broker = start_broker("mosquitto", port=mqtt_port)
     url = f"http://127.0.0.1:{port}"
@@ -172,7 +182,7 @@ def test_broker_restarts_around_firings(tmp_path: Path) -> None:
         **{"scheduler.grace_s": 8, "mqtt.backoff_max_s": 0.3, "mqtt.backoff_min_s": 0.1},
     )
     try:
-        client = wait_up(url)
+        client = wait_up(url, token)
         up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(1.0))})
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from loa.errors import FieldError, PayloadTooLarge, UnsupportedMedia
 
 from ..api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
+from ..auth.guard import principal, require_targets
 from ..targeting import Target
 from . import cap
 from .model import AlertType
@@ -76,9 +77,12 @@ def _request(commune: str, body: AlertIn, now_us: int) -> AlertRequest:
 
 async def alert_create(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
+    svc(request).alert_limit.hit(principal(request).user_id)
     body = await read_json(request, AlertIn)
     s = alerts(request)
-    alert = await s.create(_request(commune, body, s.clock.now_us()))
+    req = _request(commune, body, s.clock.now_us())
+    require_targets(principal(request), req.targets, svc(request).store)
+    alert = await s.create(req)
     return ok({"alert": alert}, status=201)
 
 
@@ -109,7 +113,9 @@ async def alert_update(request: Request) -> JSONResponse:
     body = await read_json(request, AlertIn)
     s = alerts(request)
     current = s.get(alert_id)
-    alert = await s.update(alert_id, _request(current["commune_id"], body, s.clock.now_us()))
+    req = _request(current["commune_id"], body, s.clock.now_us())
+    require_targets(principal(request), req.targets, svc(request).store)
+    alert = await s.update(alert_id, req)
     return ok({"alert": alert}, status=202)
 
 
@@ -146,6 +152,7 @@ async def alert_events(request: Request) -> StreamingResponse:
 
 async def cap_import(request: Request) -> JSONResponse:
     """POST a CAP 1.2 document (``application/cap+xml`` or ``application/xml``)."""
+    svc(request).alert_limit.hit(principal(request).user_id)
     commune = path_id(request, "commune")
     limit = svc(request).settings.alerts.cap_max_bytes
     kind = request.headers.get("content-type", "")

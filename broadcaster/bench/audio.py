@@ -143,7 +143,8 @@ def live_latencies(work: Path, speech: Path, seconds: float) -> list[float]:
         async def speak_live() -> None:
             await anyio.to_thread.run_sync(ready.wait)
             url = d.url.replace("http://", "ws://") + f"/api/communes/{COMMUNE}/live"
-            async with websockets.connect(url) as ws:
+            auth = {"Authorization": d.client.headers["Authorization"]}
+            async with websockets.connect(url, additional_headers=auth) as ws:
                 await ws.send(json.dumps({"targets": [{"commune": COMMUNE, "hamlet": "ap-1"}]}))
                 await ws.recv()
                 pieces = max(1, int(seconds / PIECE_S))

@@ -13,8 +13,10 @@ import httpx
 
 from audio.tones import chime, to_wav, tone
 from firmware_sim.spec import DeviceSpec
+from loa.clock import SystemClock
 from loa.errors import LoaError
 
+from ..auth.accounts import service_token
 from ..broker import Broker, start_broker
 from ..settings import Settings, build
 from ..store import Store
@@ -67,12 +69,14 @@ def deployment(
         store = Store(Path(settings.db.path))
         try:
             seed(store, devices)
+            token = service_token(store, SystemClock(), "bench", settings.security)
         finally:
             store.close()
         ctl = ControllerThread(settings)
         url = ctl.start()
         try:
-            with httpx.Client(base_url=url, timeout=60) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
                 yield Deployment(broker, ctl, url, client, settings)
         finally:
             ctl.stop()

@@ -1,0 +1,1 @@
+"""Who may do what: accounts, roles, areas (scopes), sessions, tokens and the audit log."""
