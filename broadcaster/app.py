@@ -138,7 +138,7 @@ def create_app(
             swept = ledger.sweep_interrupted()
             if swept:
                 logger.warning("%d broadcasts were interrupted by the last shutdown", swept)
-            facts = Facts(store, ledger, link, signer, clock)
+            facts = Facts(store, ledger, link, signer, clock, tuple(settings.security.trusted_keys))
             facts.install(router)
             link.on_connect(facts.push_configs)
             dispatcher = Dispatcher(ledger, link, signer, clock, settings.stream, qos=m.qos)

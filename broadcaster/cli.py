@@ -61,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     from .bench.cli import add_arguments as bench_arguments
 
     bench_arguments(bench)
+    kg = sub.add_parser("keygen", help="make a new controller signing key (for a key rotation)")
+    kg.add_argument("path", type=Path, help="file to write the private key to (must not exist)")
     st = sub.add_parser("settings", help="list every setting with its default")
     _common(st)
     return p
@@ -77,6 +79,7 @@ def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
             f"db.path={data / 'loa.db'}",
             f"storage.media_dir={data / 'media'}",
             f"security.signing_key={data / 'signing.key'}",
+            f"security.broker_auth_dir={data / 'broker'}",
         ]
         overrides = pre + overrides
     return settings_mod.load(config, os.environ, overrides)
@@ -117,6 +120,14 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             store.close()
         uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info")
+        return 0
+    if args.command == "keygen":
+        from devices.signing import Signer
+
+        if args.path.exists():
+            raise LoaError(f"{args.path} exists: choose a new file (keys are never overwritten)")
+        signer = Signer.load_or_create(args.path)
+        print(f"new signing key in {args.path}; public key: {signer.public_hex()}")
         return 0
     if args.command == "sim":
         from firmware_sim.__main__ import run

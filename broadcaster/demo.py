@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,15 @@ from audio.tones import chime, to_wav, tone
 from audio.tts import EspeakEngine
 from devices.signing import Signer, Verifier
 from firmware_sim.fleet import Fleet
+from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 from loa.errors import LoaError, ToolMissing
 
 from . import demo_data
 from .app import create_app
 from .auth.accounts import first_admin_line, service_token
-from .broker import Broker, start_broker
+from .broker import Broker, find_mosquitto, start_broker
+from .broker_access import CONTROLLER_USER, BrokerAccess
 from .settings import Settings
 from .store import Store
 
@@ -66,20 +68,36 @@ def bulletin_wav() -> tuple[bytes, str]:
         return to_wav(chime() + tone(3.0, 440.0)), "chuong.wav"
 
 
-def prepare(settings: Settings) -> tuple[Settings, Broker | None]:
-    """Start the broker (unless external) and seed the demo commune."""
-    broker = None
-    if settings.broker.mode != "external":
-        broker = start_broker(
-            settings.broker.mode, port=settings.broker.port, mosquitto=settings.broker.mosquitto
-        )
-        settings = settings.replace(mqtt={"host": broker.host, "port": broker.port})
+def prepare(settings: Settings) -> tuple[Settings, Broker | None, list[DeviceSpec]]:
+    """Seed the demo commune; start the broker (unless external) with access control:
+    every simulated speaker gets its own credentials, anonymous clients are refused."""
+    specs = demo_data.fleet_specs()
     store = Store(Path(settings.db.path))
     try:
         demo_data.seed(store, settings.scheduler.timezone)
+        if settings.broker.mode == "external":
+            return settings, None, specs
+        secured = find_mosquitto(settings.broker.mosquitto) is not None and (
+            settings.broker.mode != "amqtt"
+        )
+        auth_dir = Path(settings.security.broker_auth_dir)
+        mqtt: dict[str, object] = {}
+        if secured:
+            access = BrokerAccess(store, SystemClock(), auth_dir)
+            specs = [replace(s, password=access.provision(s.id)) for s in specs]
+            mqtt = {"username": CONTROLLER_USER, "password": access.controller_password()}
+        else:
+            logger.warning("no mosquitto: the demo broker has no access control (amqtt)")
     finally:
         store.close()
-    return settings, broker
+    broker = start_broker(
+        settings.broker.mode,
+        port=settings.broker.port,
+        mosquitto=settings.broker.mosquitto,
+        auth_dir=auth_dir if secured else None,
+    )
+    settings = settings.replace(mqtt={"host": broker.host, "port": broker.port, **mqtt})
+    return settings, broker, specs
 
 
 def logins(settings: Settings) -> tuple[str, str]:
@@ -171,17 +189,17 @@ async def script(url: str, timeout: float, token: str) -> DemoResult:
 
 
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
-    settings, broker = prepare(settings)
+    settings, broker, specs = prepare(settings)
     try:
         login_line, token = logins(settings)
         signer = Signer.load_or_create(Path(settings.security.signing_key))
         fleet = Fleet(
-            demo_data.fleet_specs(),
+            specs,
             host=settings.mqtt.host,
             port=settings.mqtt.port,
             verifier=Verifier([signer.public]),
         )
-        app = create_app(settings)
+        app = create_app(settings, broker_reload=broker.reload if broker else None)
         config = uvicorn.Config(
             app,
             host=settings.http.host,

@@ -47,8 +47,16 @@ class Facts:
     """Handlers for device → controller topics, and retained config pushes."""
 
     def __init__(
-        self, store: Store, ledger: Ledger, link: MqttLink, signer: Signer, clock: Clock
+        self,
+        store: Store,
+        ledger: Ledger,
+        link: MqttLink,
+        signer: Signer,
+        clock: Clock,
+        trusted_keys: tuple[str, ...] = (),
     ) -> None:
+        #: Announced in every config: this controller's key, then any others to trust.
+        self.keys = [signer.public_hex(), *(k for k in trusted_keys if k != signer.public_hex())]
         self.store = store
         self.ledger = ledger
         self.link = link
@@ -158,7 +166,11 @@ class Facts:
         groups.append(GroupRef(kind="device", id=device.id))
         now = self.clock.now_us()
         cfg = DeviceConfig(
-            device=device.id, commune=device.commune_id, groups=groups, issued_us=now
+            device=device.id,
+            commune=device.commune_id,
+            groups=groups,
+            issued_us=now,
+            keys=self.keys,
         )
         topic = device_topic(device.commune_id, device.id, DeviceTopic.CONFIG)
         frame = Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg), Codec.NONE)

@@ -8,6 +8,7 @@ setting; a test keeps that list complete.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -176,6 +177,11 @@ class SecuritySettings(Section):
     signing_key: str = Field(
         "loa-data/signing.key", description="controller's Ed25519 private key (created if absent)"
     )
+    trusted_keys: list[str] = Field(
+        [],
+        description="other controller public keys (64 hex) speakers should trust, announced "
+        "in their signed config: a key rotation lists the next (then the previous) key here",
+    )
     session_ttl_h: Annotated[float, Field(gt=0, le=24 * 30)] = Field(
         12.0, description="a login session lasts this long"
     )
@@ -203,6 +209,16 @@ class SecuritySettings(Section):
         description="command that makes an external broker re-read those files, e.g. "
         "'systemctl reload mosquitto' (a broker Loa spawns is sent SIGHUP itself)",
     )
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _hex_keys(cls, value: list[str]) -> list[str]:
+        for k in value:
+            if not re.fullmatch(r"[0-9a-f]{64}", k):
+                raise ValueError(f"{k!r} is not a public key (64 lowercase hex characters)")
+        if len(value) > 3:
+            raise ValueError("at most 3 other keys")
+        return value
 
 
 class AlertSettings(Section):

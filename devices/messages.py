@@ -122,6 +122,13 @@ class DeviceConfig(Message):
     groups: Annotated[list[GroupRef], Field(max_length=64)]
     volume: Annotated[int, Field(ge=0, le=100)] | None = None
     issued_us: Us
+    # Key rotation: the controller public keys (64 hex) to trust from now on. Announced
+    # in a config signed by a key the device already trusts; both old and new are
+    # listed during the changeover, then the old one is left out.
+    keys: (
+        Annotated[list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]], Field(max_length=4)]
+        | None
+    ) = None
 
 
 class Command(Message):

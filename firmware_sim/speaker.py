@@ -33,7 +33,7 @@ from devices.messages import (
     dump,
     parse,
 )
-from devices.signing import Verifier
+from devices.signing import Verifier, public_from_hex
 from devices.topics import (
     DeviceTopic,
     Group,
@@ -44,7 +44,7 @@ from devices.topics import (
 )
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock, SkewedClock
-from loa.errors import BrokerError, ProtocolError
+from loa.errors import BrokerError, LoaError, ProtocolError
 
 from .cache import CachedItem, ItemCache
 from .clocksync import ClockSync
@@ -164,6 +164,8 @@ class Speaker:
                 host=host,
                 port=port,
                 client_id=f"loa-sim-{spec.id}",
+                username=spec.id if spec.password else None,
+                password=spec.password or None,
                 will_topic=self._topic(DeviceTopic.PRESENCE),
                 will_payload=dump(Presence(state="offline", reason="connection lost")),
                 farewell_payload=dump(Presence(state="offline", reason="shut down")),
@@ -489,6 +491,14 @@ class Speaker:
         self.config_sent_us = frame.sent_us
         if cfg.volume is not None:
             self.volume = cfg.volume
+        if cfg.keys:  # key rotation: trust exactly these from now on
+            try:
+                verifier = Verifier([public_from_hex(k) for k in cfg.keys])
+            except LoaError as exc:
+                self._refuse(f"config keys: {exc.message}", topic)
+                return
+            self.frames = FrameCache(verifier, 8)
+            self.log.add(event="keys", device=self.spec.id, keys=len(cfg.keys))
         wanted = {
             t
             for g in cfg.groups

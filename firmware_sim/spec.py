@@ -26,6 +26,7 @@ class DeviceSpec:
     codecs: tuple[str, ...] = ("opus", "mp3")
     firmware: str = "loa-sim/0.1"
     groups: tuple[GroupRef, ...] = field(default=())
+    password: str = field(default="", repr=False)  # MQTT password (user name = id); "" = none
 
     def __post_init__(self) -> None:
         try:
@@ -61,6 +62,7 @@ _FIELDS = {
     "jitter_ms",
     "codecs",
     "firmware",
+    "password",
 }
 
 
@@ -81,6 +83,7 @@ def spec_from_dict(d: dict[str, Any]) -> DeviceSpec:
             jitter_ms=float(d.get("jitter_ms", 0.0)),
             codecs=tuple(d.get("codecs", ("opus", "mp3"))),
             firmware=str(d.get("firmware", "loa-sim/0.1")),
+            password=str(d.get("password", "")),
         )
     except KeyError as exc:
         raise ConfigError(f"fleet file: a device lacks {exc.args[0]!r}") from None
@@ -122,6 +125,7 @@ def dump_fleet(specs: list[DeviceSpec]) -> str:
                     "delay_ms": s.delay_ms,
                     "jitter_ms": s.jitter_ms,
                     "codecs": list(s.codecs),
+                    **({"password": s.password} if s.password else {}),
                 }
                 for s in specs
             ]

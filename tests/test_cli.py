@@ -93,8 +93,26 @@ def test_headless_demo_plays_to_every_speaker(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "demo: OK" in r.stdout
+    assert "login: admin / " in r.stdout  # the generated first password, shown once
+    acl = (tmp_path / "demo" / "broker" / "acl").read_text()
+    assert "user vt-ap-1-1" in acl and "user loa-controller" in acl  # the broker is locked
     rows = re.findall(r"vi-tan/(ap-\w+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", r.stdout)
     # two hamlets, then all nine: every speaker targeted played, none missed
     assert len(rows) == 2 + len(demo_data.HAMLETS)
     assert all(t == p == "3" and m == "0" for _, t, p, m, _ in rows), rows
     assert "Traceback" not in r.stderr
+
+
+def test_keygen_makes_a_key_and_never_overwrites_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broadcaster.cli import main
+
+    path = tmp_path / "next.key"
+    assert main(["keygen", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert path.exists() and len(out.split("public key: ")[1].strip()) == 64
+    before = path.read_bytes()
+    assert main(["keygen", str(path)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert path.read_bytes() == before

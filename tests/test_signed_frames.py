@@ -185,3 +185,39 @@ async def test_frames_moved_to_another_group_are_refused(broker: Broker) -> None
         await wait_for(lambda: len(fleet.log.of("refused")) >= 3 * len(frames))
         assert fleet.log.of("play") == []
         assert all("another topic" in e["reason"] for e in fleet.log.of("refused"))
+
+
+async def test_ten_thousand_attack_frames_play_nothing(broker: Broker) -> None:
+    """Forged (random keys, or the controller's key id with a bad signature), replayed
+    and old frames, published straight to the broker: 10 000 attempts, zero played."""
+    async with speakers(broker) as (fleet, controller, client):
+        genuine = stream_frames(controller)
+        for frame in genuine:
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        await wait_for(lambda: len(fleet.log.of("report")) == 3)
+        plays = len(fleet.log.of("play"))
+        rogues = [Signer.generate() for _ in range(20)]
+        attacks: list[bytes] = []
+        while len(attacks) < 2500:  # forged with unknown keys
+            attacks += stream_frames(rogues[len(attacks) % 20])
+        while len(attacks) < 5000:  # the right key id, a wrong signature
+            for f in stream_frames(controller):
+                attacks.append(f[:-64] + bytes(64))
+        now = SystemClock().now_us()
+        while len(attacks) < 7500:  # genuinely signed, but from an hour ago
+            sid = uuid.uuid4()
+            old = now - 3_600_000_000
+            payload = pack_packets([b"\xfc" + bytes(40)] * 10)
+            frame = Frame(FrameType.AUDIO, sid, 1, now + 500_000, old, payload, Codec.OPUS)
+            attacks.append(encode_frame(frame, controller, COMMUNE_TOPIC))
+        while len(attacks) < 10_000:  # the genuine stream, recorded and replayed
+            attacks += genuine
+        attacks = attacks[:10_000]
+        for frame in attacks:
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        refused = lambda: sum(sp.counters["refused"] for sp in fleet.speakers.values())  # noqa: E731
+        await wait_for(lambda: refused() >= 3 * 10_000, timeout=120)
+        assert len(fleet.log.of("play")) == plays  # nothing more played, anywhere
+        reasons = " ".join({e["reason"] for e in fleet.log.of("refused")})
+        for why in ("unknown key", "does not verify", "replay window", "replay"):
+            assert why in reasons, why

@@ -9,6 +9,7 @@ import anyio
 from broadcaster.broker import Broker
 from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
 from devices.messages import Ack, Command, DeviceConfig, GroupRef, dump, parse
+from devices.signing import Signer
 from devices.topics import DeviceTopic, Group, GroupKind, device_topic
 from loa.clock import SystemClock
 from tests.test_signed_frames import COMMUNE, COMMUNE_TOPIC, speakers, stream_frames, wait_for
@@ -129,3 +130,45 @@ async def test_emergency_audio_only_on_alert_topics_and_nothing_else_there(
             await client.publish(alert_topic, frame, qos=1)
         await wait_for(lambda: len(fleet.log.of("report")) >= n)
         assert {r["outcome"] for r in fleet.log.of("report")} == {"played"}
+
+
+async def test_key_rotation_announced_by_the_old_key(broker: Broker) -> None:
+    """A config signed by the old key announces old + new; both are accepted during the
+    changeover; a config signed by the new key listing only it retires the old one."""
+    async with speakers(broker) as (fleet, old, client):
+        new = Signer.generate()
+        before = len(fleet.log.of("report"))
+        for frame in stream_frames(new):  # not trusted yet
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        await wait_for(lambda: sum(sp.counters["refused"] for sp in fleet.speakers.values()) >= 15)
+        assert fleet.log.of("play") == []
+
+        async def announce(signer: Signer, keys: list[str], at: int) -> None:
+            for sp in fleet.speakers.values():
+                topic = device_topic(COMMUNE, sp.spec.id, DeviceTopic.CONFIG)
+                groups = [GroupRef(kind="all")]
+                cfg = DeviceConfig(
+                    device=sp.spec.id, commune=COMMUNE, groups=groups, issued_us=at, keys=keys
+                )
+                frame = Frame(FrameType.CONFIG, NIL, 0, at, at, dump(cfg), Codec.NONE)
+                await client.publish(topic, encode_frame(frame, signer, topic), qos=1)
+
+        now = SystemClock().now_us()
+        await announce(old, [old.public_hex(), new.public_hex()], now)
+        await wait_for(lambda: len(fleet.log.of("keys")) == 3)
+        for signer in (new, old):  # both play during the changeover
+            for frame in stream_frames(signer):
+                await client.publish(COMMUNE_TOPIC, frame, qos=1)
+            await wait_for(lambda n=before: len(fleet.log.of("report")) >= n + 3)
+            before = len(fleet.log.of("report"))
+        assert {r["outcome"] for r in fleet.log.of("report")} == {"played"}
+        await announce(new, [new.public_hex()], now + 1_000)
+        await wait_for(lambda: len(fleet.log.of("keys")) == 6)
+        refused = sum(sp.counters["refused"] for sp in fleet.speakers.values())
+        plays = len(fleet.log.of("play"))
+        for frame in stream_frames(old):  # the retired key no longer works
+            await client.publish(COMMUNE_TOPIC, frame, qos=1)
+        await wait_for(
+            lambda: sum(sp.counters["refused"] for sp in fleet.speakers.values()) >= refused + 15
+        )
+        assert len(fleet.log.of("play")) == plays

@@ -18,7 +18,6 @@ from .guard import principal
 from .middleware import COOKIE, client_ip
 from .roles import Area, Role
 
-
 RoleIn = Annotated[Role, Field(strict=False)]  # from its name
 
 
