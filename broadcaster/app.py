@@ -34,6 +34,8 @@ from .auth.middleware import AuthMiddleware
 from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
+from .fleet import api as fleet_api
+from .fleet.service import FleetService
 from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
@@ -65,6 +67,7 @@ ROUTES = [
     *live_api.routes,
     *alerts_api.routes,
     *programmes_api.routes,
+    *fleet_api.routes,
     *web.routes,
 ]
 
@@ -188,6 +191,8 @@ def create_app(
                 relay=start_relay,
                 prefetcher=prefetcher,
             )
+            fleet = FleetService(store, clock, settings.fleet, signer, link.publish, audit=audit)
+            facts.on_command_ack = fleet.on_ack
             app.state.alerts = alerts
             app.state.loa = Services(
                 settings,
@@ -212,6 +217,9 @@ def create_app(
                     Path(settings.security.broker_auth_dir),
                     reloader(settings, broker_reload),
                 ),
+                fleet,
+                RateLimit(clock, settings.fleet.commands_per_min, "commands"),
+                router,
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
@@ -220,6 +228,7 @@ def create_app(
                 await tg.start(dispatcher.run)
                 await tg.start(alerts.run)
                 await tg.start(programmes.run)
+                await tg.start(fleet.run)
                 try:
                     await link.wait_connected(m.publish_timeout_s)
                 except TimeoutError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
+    Ack,
     CacheReport,
     DeviceConfig,
     GroupRef,
@@ -68,6 +69,8 @@ class Facts:
         self._reports: list[tuple[str, str, PlayReport, int]] = []
         #: Called with (commune, device) when a speaker comes online (alerts replay).
         self.on_online: list[Callable[[str, str], object]] = []
+        #: Called with (device, ack) for command results on ``dev/{id}/ack``.
+        self.on_command_ack: Callable[[str, Ack], object] | None = None
         #: Called with (device, report) for prefetch answers on ``dev/{id}/cache``.
         self.on_cache: Callable[[str, CacheReport], object] | None = None
 
@@ -77,6 +80,7 @@ class Facts:
         router.on_device(DeviceTopic.REPORT, self.on_report)
         router.on_device(DeviceTopic.TIME_REQ, self.on_time_request)
         router.on_device(DeviceTopic.CACHE, self.on_cache_report)
+        router.on_device(DeviceTopic.ACK, self.on_ack)
 
     def _known(self, t: ParsedTopic) -> str:
         assert t.device is not None
@@ -97,6 +101,7 @@ class Facts:
             at_us=self.clock.now_us(),
             firmware=p.fw,
             codecs=list(p.codecs),
+            reason=p.reason,
         )
         if p.state == "online":
             for listener in self.on_online:
@@ -105,7 +110,13 @@ class Facts:
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
         m = parse(Telemetry, payload)
-        self.store.set_telemetry(device, self.clock.now_us(), m.model_dump_json())
+        self.store.set_telemetry(device, self.clock.now_us(), m)
+
+    async def on_ack(self, t: ParsedTopic, payload: bytes) -> None:
+        device = self._known(t)
+        ack = parse(Ack, payload)
+        if self.on_command_ack is not None:
+            self.on_command_ack(device, ack)
 
     async def on_cache_report(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -176,16 +187,20 @@ class Facts:
         frame = Frame(FrameType.CONFIG, CONFIG_STREAM, 0, now, now, dump(cfg), Codec.NONE)
         return encode_frame(frame, self.signer, topic)
 
+    async def push_config(self, device: DeviceRow) -> None:
+        """Publish one device's retained config (after a move to another hamlet)."""
+        await self.link.publish(
+            device_topic(device.commune_id, device.id, DeviceTopic.CONFIG),
+            self.config_frame(device),
+            qos=1,
+            retain=True,
+        )
+
     async def push_configs(self) -> None:
         """Publish every device's retained config (after each connect)."""
         count = 0
         for commune in self.store.communes():
             for device in self.store.devices(commune["id"]):
-                await self.link.publish(
-                    device_topic(device.commune_id, device.id, DeviceTopic.CONFIG),
-                    self.config_frame(device),
-                    qos=1,
-                    retain=True,
-                )
+                await self.push_config(device)
                 count += 1
         logger.info("pushed config to %d devices", count)

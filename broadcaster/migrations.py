@@ -368,3 +368,70 @@ def m010_auth(db: Database) -> None:
         "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
         " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
     )
+
+
+@migrations()
+def m011_fleet(db: Database) -> None:
+    """Presence history, the controller's own runs, telemetry series, alarms, commands,
+    and the registry fields of a speaker."""
+    db.table("presence_log").create(
+        {"device_id": str, "commune_id": str, "at_us": int, "online": int, "reason": str}
+    )
+    db.table("presence_log").create_index(["device_id", "at_us"])
+    db.table("controller_runs").create({"started_us": int, "alive_us": int}, pk="started_us")
+    db.table("telemetry").create(
+        {
+            "device_id": str,
+            "at_us": int,
+            "rssi_dbm": int,
+            "temperature_c": float,
+            "supply_v": float,
+            "amp_fault": int,
+            "volume": int,
+            "free_storage_kb": int,
+            "uptime_s": int,
+        }
+    )
+    db.table("telemetry").create_index(["device_id", "at_us"])
+    db.table("alarms").create(
+        {
+            "id": str,
+            "device_id": str,
+            "commune_id": str,
+            "hamlet_id": str,
+            "kind": str,
+            "detail": str,
+            "raised_us": int,
+            "cleared_us": int,
+            "acked_us": int,
+            "acked_by": str,
+        },
+        pk="id",
+    )
+    db.table("alarms").create_index(["device_id", "kind", "cleared_us"])
+    db.table("commands").create(
+        {
+            "id": str,
+            "device_id": str,
+            "action": str,
+            "args": str,
+            "actor": str,
+            "sent_us": int,
+            "expires_us": int,
+            "status": str,  # sent, ok, failed, timeout
+            "detail": str,
+            "acked_us": int,
+        },
+        pk="id",
+    )
+    db.table("commands").create_index(["device_id", "sent_us"])
+    for column, kind in (
+        ("lat", float),
+        ("lon", float),
+        ("model", str),
+        ("sim", str),
+        ("network", str),
+        ("installed", str),
+        ("notes", str),
+    ):
+        db.table("devices").add_column(column, kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from devices.router import Router
 from devices.signing import Signer
 from devices.transport import MqttLink
 from loa.clock import Clock
@@ -16,6 +17,7 @@ from .auth.limits import RateLimit
 from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
+from .fleet.service import FleetService
 from .ledger import Ledger
 from .library import Library
 from .programmes import ProgrammeService
@@ -42,6 +44,9 @@ class Services:
     login_limit: RateLimit
     alert_limit: RateLimit
     broker_access: BrokerAccess
+    fleet: FleetService
+    command_limit: RateLimit
+    router: Router
 
     def audit(self, action: str, **fields: Any) -> None:
         """Record an action in the append-only audit log (actor from the request)."""

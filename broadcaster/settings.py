@@ -221,6 +221,42 @@ class SecuritySettings(Section):
         return value
 
 
+class FleetSettings(Section):
+    heartbeat_s: Annotated[float, Field(ge=0.2, le=300)] = Field(
+        10.0, description="the controller marks itself alive this often (uptime 'unknown')"
+    )
+    check_s: Annotated[float, Field(ge=0.2, le=300)] = Field(
+        5.0, description="alarm rules are evaluated this often"
+    )
+    silent_s: Annotated[float, Field(ge=1, le=86400)] = Field(
+        90.0, description="a speaker offline, or silent (no heartbeat), this long raises an alarm"
+    )
+    temperature_max_c: Annotated[float, Field(ge=0, le=150)] = Field(
+        70.0, description="a speaker hotter than this raises an alarm"
+    )
+    weak_rssi_dbm: Annotated[int, Field(ge=-150, le=0)] = Field(
+        -105, description="a signal weaker than this (dBm) for fleet.weak_signal_s alarms"
+    )
+    weak_signal_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        600.0, description="how long a weak signal lasts before it raises an alarm"
+    )
+    delivery_window_h: Annotated[float, Field(gt=0, le=24 * 31)] = Field(
+        24.0, description="a programme or alert a speaker failed in this window raises an alarm"
+    )
+    telemetry_keep_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        31.0, description="telemetry older than this is deleted"
+    )
+    command_timeout_s: Annotated[float, Field(ge=1, le=86400)] = Field(
+        30.0, description="a command not acknowledged within this is marked timed out"
+    )
+    commands_per_min: Annotated[int, Field(ge=1, le=100000)] = Field(
+        120, description="device commands one account may send per minute"
+    )
+    webhook_url: str = Field(
+        "", description="alarms raised and cleared are POSTed here as JSON (empty = off)"
+    )
+
+
 class AlertSettings(Section):
     default_expiry_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
         360, description="an alert without an expiry ends after this many minutes"
@@ -250,6 +286,7 @@ class Settings(Section):
     security: SecuritySettings = SecuritySettings()
     audio: AudioSettings = AudioSettings()
     alerts: AlertSettings = AlertSettings()
+    fleet: FleetSettings = FleetSettings()
 
     def replace(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections changed (validated again)."""

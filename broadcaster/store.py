@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from devices.messages import Telemetry
 from loa.errors import NotFound
 
 from .migrations import migrations
@@ -173,7 +174,8 @@ class Store:
         self.require_commune(commune_id)
         rows = self.query(
             "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
-            " d.last_seen_us, d.presence_changed_us, t.payload AS telemetry"
+            " d.last_seen_us, d.presence_changed_us, d.lat, d.lon, d.model, d.sim, d.network,"
+            " d.installed, d.notes, t.payload AS telemetry"
             " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
             " WHERE d.commune_id=? ORDER BY d.hamlet_id, d.id",
             [commune_id],
@@ -201,8 +203,15 @@ class Store:
         at_us: int,
         firmware: str,
         codecs: list[str],
+        reason: str = "",
     ) -> bool:
-        """Record presence; False if the device is unknown in that commune."""
+        """Record presence (and, when it changes, a presence_log row); False if the device
+        is unknown in that commune."""
+        before = self.query(
+            "SELECT online FROM devices WHERE commune_id=? AND id=?", [commune_id, device_id]
+        )
+        if not before:
+            return False
         values: dict[str, Any] = {
             "online": int(online),
             "last_seen_us": at_us,
@@ -212,8 +221,23 @@ class Store:
             values.update(firmware=firmware, codecs=json.dumps(codecs))
         assignments = ", ".join(f"{k}=?" for k in values)
         sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
-        with self.relaxed():
+        changed = bool(before[0]["online"]) != online
+        if not changed:
+            del values["presence_changed_us"]
+            assignments = ", ".join(f"{k}=?" for k in values)
+            sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
+        with self.relaxed(), self.db.atomic():
             cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
+            if changed:
+                self.db.table("presence_log").insert(
+                    {
+                        "device_id": device_id,
+                        "commune_id": commune_id,
+                        "at_us": at_us,
+                        "online": int(online),
+                        "reason": reason[:200],
+                    }
+                )
         return cur.rowcount > 0
 
     @contextmanager
@@ -229,10 +253,25 @@ class Store:
         finally:
             self.db.execute("PRAGMA synchronous=FULL")
 
-    def set_telemetry(self, device_id: str, at_us: int, payload: str) -> None:
-        with self.relaxed(), self.db.atomic():  # one commit, not two
+    def set_telemetry(self, device_id: str, at_us: int, t: Telemetry) -> None:
+        """The latest report, and one row of the bounded time series."""
+        with self.relaxed(), self.db.atomic():  # one commit
             self.db.table("telemetry_last").upsert(
-                {"device_id": device_id, "at_us": at_us, "payload": payload}, pk="device_id"
+                {"device_id": device_id, "at_us": at_us, "payload": t.model_dump_json()},
+                pk="device_id",
+            )
+            self.db.table("telemetry").insert(
+                {
+                    "device_id": device_id,
+                    "at_us": at_us,
+                    "rssi_dbm": t.rssi_dbm,
+                    "temperature_c": t.temperature_c,
+                    "supply_v": t.supply_v,
+                    "amp_fault": int(t.amp_fault),
+                    "volume": t.volume,
+                    "free_storage_kb": t.free_storage_kb,
+                    "uptime_s": t.uptime_s,
+                }
             )
             self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
 

@@ -534,6 +534,11 @@ class Speaker:
             self.pending = None
         elif cmd.action == "resync_clock":
             self.sync.reset()  # the clock may have been stepped
+        elif cmd.action == "test_tone":
+            self.log.add(event="test_tone", device=self.spec.id, true_us=self.clock.true_us())
+        elif cmd.action == "reboot":
+            self.started_mono = self.clock.monotonic()  # uptime since boot starts again
+            self.log.add(event="reboot", device=self.spec.id, true_us=self.clock.true_us())
         else:
             ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
         await self.link.publish(

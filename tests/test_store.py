@@ -15,7 +15,7 @@ from broadcaster import demo_data
 from broadcaster.ledger import Ledger, summarize
 from broadcaster.migrations import migrations
 from broadcaster.store import Store
-from devices.messages import PlayReport
+from devices.messages import PlayReport, Telemetry
 from loa.errors import NotFound
 
 COMMUNE = demo_data.COMMUNE[0]
@@ -523,7 +523,7 @@ def test_summarize_counts():
 def test_device_facts_relax_durability_but_the_ledger_stays_full(tmp_path: Path):
     store = Store(tmp_path / "facts.db")
     demo_data.seed(store)
-    store.set_telemetry("vt-ap-1-1", 5, '{"v":1}')
+    store.set_telemetry("vt-ap-1-1", 5, Telemetry(at_us=5, uptime_s=1, volume=80))
     store.set_presence(COMMUNE, "vt-ap-1-1", online=True, at_us=6, firmware="x", codecs=["opus"])
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     store.close()

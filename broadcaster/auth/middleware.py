@@ -209,6 +209,9 @@ class Areas:
             case "alert":
                 rows = q("SELECT commune_id FROM alerts WHERE id=?", [value])
                 return [rows[0]["commune_id"]] if rows else None
+            case "alarm":
+                rows = q("SELECT commune_id FROM alarms WHERE id=?", [value])
+                return [rows[0]["commune_id"]] if rows else None
             case "device":
                 rows = q("SELECT commune_id FROM devices WHERE id=?", [value])
                 return [rows[0]["commune_id"]] if rows else None

@@ -1,0 +1,1 @@
+"""The speakers as a fleet: registry, presence and uptime, health, alarms, commands."""

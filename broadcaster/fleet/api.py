@@ -1,0 +1,189 @@
+"""Fleet routes: the registry, uptime, alarms, commands, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from loa.errors import Conflict, FieldError, InvalidInput, NotFound
+
+from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
+from ..auth.guard import principal
+from .metrics import render
+
+Text = Annotated[str, Field(max_length=500)]
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+class DeviceIn(Body):
+    hamlet: Id | None = None
+    name: Annotated[str, Field(max_length=100)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90, strict=False)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180, strict=False)] | None = None
+    model: Annotated[str, Field(max_length=100)] | None = None
+    sim: Annotated[str, Field(max_length=40)] | None = None
+    network: Annotated[str, Field(max_length=20)] | None = None
+    installed: Annotated[str, Field(pattern=DATE)] | None = None
+    notes: Text | None = None
+
+
+class NewDeviceIn(DeviceIn):
+    id: Id
+    hamlet: Id
+
+
+class CommandIn(Body):
+    action: Annotated[str, Field(max_length=40)]
+    args: Annotated[dict[str, int | str | bool], Field(max_length=16)] = Field(default_factory=dict)
+
+
+def _period(request: Request) -> tuple[int, int]:
+    q = request.query_params
+    now = svc(request).clock.now_us()
+    out = []
+    for name, default in (("from_us", now - 30 * 86_400_000_000), ("to_us", now)):
+        value = q.get(name)
+        if value is None:
+            out.append(default)
+        elif re.fullmatch(r"\d{1,19}", value):
+            out.append(int(value))
+        else:
+            raise InvalidInput(
+                f"{name} must be µs since the epoch",
+                errors=[FieldError(name, "digits", "invalid")],
+            )
+    if out[1] <= out[0]:
+        raise InvalidInput(
+            "the period must end after it starts", errors=[FieldError("to_us", "range", "range")]
+        )
+    return out[0], out[1]
+
+
+def _device(request: Request) -> dict[str, Any]:
+    device = path_id(request, "device")
+    rows = svc(request).store.query("SELECT * FROM devices WHERE id=?", [device])
+    if not rows:
+        raise NotFound(f"speaker {device!r} does not exist")
+    return rows[0]
+
+
+async def device_get(request: Request) -> JSONResponse:
+    s = svc(request)
+    d = _device(request)
+    details = next(x for x in s.store.device_details(d["commune_id"]) if x["id"] == d["id"])
+    series = s.store.query(
+        "SELECT * FROM telemetry WHERE device_id=? ORDER BY at_us DESC LIMIT 500", [d["id"]]
+    )
+    return ok({"device": {**details, "commune": d["commune_id"]}, "telemetry": series[::-1]})
+
+
+async def device_create(request: Request) -> JSONResponse:
+    s = svc(request)
+    commune = path_id(request, "commune")
+    s.store.require_commune(commune)
+    body = await read_json(request, NewDeviceIn)
+    if s.store.device_commune(body.id) is not None:
+        raise Conflict(f"speaker {body.id!r} already exists")
+    s.store.require_hamlet(commune, body.hamlet)
+    s.store.upsert_device(commune, body.id, body.hamlet, body.name or "")
+    _update(request, body.id, body)
+    s.audit("device.create", device=body.id, hamlet=body.hamlet)
+    return ok({"device": _public(request, body.id)}, 201)
+
+
+def _update(request: Request, device: str, body: DeviceIn) -> dict[str, Any]:
+    values = {k: v for k, v in body.model_dump(exclude={"id", "hamlet"}).items() if v is not None}
+    if values:
+        svc(request).store.db.table("devices").update(
+            (svc(request).store.device_commune(device), device), values
+        )
+    return values
+
+
+def _public(request: Request, device: str) -> dict[str, Any]:
+    s = svc(request)
+    commune = s.store.device_commune(device)
+    assert commune is not None
+    return next(x for x in s.store.device_details(commune) if x["id"] == device)
+
+
+async def device_update(request: Request) -> JSONResponse:
+    """Change registry fields; a move to another hamlet reaches the speaker at once
+    (its retained config and its broker ACL are rewritten)."""
+    s = svc(request)
+    d = _device(request)
+    body = await read_json(request, DeviceIn)
+    changed = sorted(_update(request, d["id"], body))
+    if body.hamlet is not None and body.hamlet != d["hamlet_id"]:
+        s.store.require_hamlet(d["commune_id"], body.hamlet)
+        s.store.db.table("devices").update((d["commune_id"], d["id"]), {"hamlet_id": body.hamlet})
+        row = next(x for x in s.store.devices(d["commune_id"]) if x.id == d["id"])
+        await s.facts.push_config(row)
+        s.broker_access.apply()
+        changed.append("hamlet")
+    s.audit("device.update", device=d["id"], changed=",".join(changed))
+    return ok({"device": _public(request, d["id"])})
+
+
+async def uptime_device(request: Request) -> JSONResponse:
+    s = svc(request)
+    d = _device(request)
+    start, end = _period(request)
+    u = s.fleet.device_uptime(d["id"], start, end, s.fleet.watched())
+    return ok({"uptime": u.as_dict(), "from_us": start, "to_us": end})
+
+
+async def uptime_commune(request: Request) -> JSONResponse:
+    s = svc(request)
+    start, end = _period(request)
+    out = s.fleet.area_uptime(path_id(request, "commune"), start, end)
+    return ok({"uptime": out, "from_us": start, "to_us": end})
+
+
+async def alarm_list(request: Request) -> JSONResponse:
+    s = svc(request)
+    open_only = request.query_params.get("open", "1") not in ("0", "false", "no")
+    return ok({"alarms": s.fleet.alarms(path_id(request, "commune"), open_only)})
+
+
+async def alarm_ack(request: Request) -> JSONResponse:
+    s = svc(request)
+    alarm = s.fleet.ack(path_id(request, "alarm", UUID_RE), principal(request).username)
+    return ok({"alarm": alarm})
+
+
+async def command_send(request: Request) -> JSONResponse:
+    s = svc(request)
+    s.command_limit.hit(principal(request).user_id)
+    d = _device(request)
+    body = await read_json(request, CommandIn)
+    row = await s.fleet.command(d["id"], body.action, dict(body.args), principal(request).username)
+    return ok({"command": row}, 202)
+
+
+async def command_list(request: Request) -> JSONResponse:
+    return ok({"commands": svc(request).fleet.commands(_device(request)["id"])})
+
+
+async def metrics(request: Request) -> Response:
+    body, content_type = render(svc(request))
+    return Response(body, media_type=content_type)
+
+
+routes = [
+    Route("/api/communes/{commune}/devices", device_create, methods=["POST"]),
+    Route("/api/devices/{device}", device_get, methods=["GET"]),
+    Route("/api/devices/{device}", device_update, methods=["PUT"]),
+    Route("/api/devices/{device}/uptime", uptime_device),
+    Route("/api/communes/{commune}/uptime", uptime_commune),
+    Route("/api/communes/{commune}/alarms", alarm_list),
+    Route("/api/alarms/{alarm}/ack", alarm_ack, methods=["POST"]),
+    Route("/api/devices/{device}/commands", command_send, methods=["POST"]),
+    Route("/api/devices/{device}/commands", command_list, methods=["GET"]),
+    Route("/metrics", metrics),
+]

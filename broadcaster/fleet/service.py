@@ -1,0 +1,303 @@
+"""Fleet upkeep: the controller's own runs (for "unknown" uptime), alarms raised and
+cleared from device facts, signed commands with acknowledgement and timeout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from devices.frames import Codec, Frame, FrameType, encode_frame
+from devices.messages import Ack, Command, dump
+from devices.signing import Signer
+from devices.topics import DeviceTopic, device_topic
+from loa.clock import Clock
+from loa.errors import FieldError, InvalidInput, NotFound
+
+from ..settings import FleetSettings
+from ..store import Store
+from .alarms import KINDS, Facts, evaluate
+from .uptime import Interval, Uptime, uptime
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+ACTIONS = ("set_volume", "test_tone", "reboot", "resync_clock", "stop", "update_config")
+FAILED = ("no_report", "missed")
+
+
+class FleetService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: FleetSettings,
+        signer: Signer,
+        publish: Publish,
+        *,
+        audit: Callable[..., None] = lambda *a, **k: None,
+    ) -> None:
+        self.store = store
+        self.db = store.db
+        self.clock = clock
+        self.settings = settings
+        self.signer = signer
+        self.publish = publish
+        self.audit = audit
+        self._run: int | None = None
+        self.webhook_failures = 0
+
+    # --- the controller's own runs ---------------------------------------------------
+
+    def start_run(self) -> None:
+        now = self.clock.now_us()
+        self.db.table("controller_runs").insert({"started_us": now, "alive_us": now}, replace=True)
+        self._run = now
+
+    def alive(self) -> None:
+        if self._run is not None:
+            self.db.execute(
+                "UPDATE controller_runs SET alive_us=? WHERE started_us=?",
+                [self.clock.now_us(), self._run],
+            )
+
+    def watched(self) -> list[Interval]:
+        now = self.clock.now_us()
+        return [
+            (r["started_us"], now if r["started_us"] == self._run else r["alive_us"])
+            for r in self.store.query("SELECT * FROM controller_runs ORDER BY started_us")
+        ]
+
+    # --- uptime ------------------------------------------------------------------------
+
+    def device_uptime(self, device: str, start: int, end: int, watched: list[Interval]) -> Uptime:
+        events = [
+            (r["at_us"], bool(r["online"]))
+            for r in self.store.query(
+                "SELECT at_us, online FROM presence_log WHERE device_id=? AND at_us>=? AND at_us<?"
+                " ORDER BY at_us",
+                [device, start, end],
+            )
+        ]
+        prior = self.store.query(
+            "SELECT online FROM presence_log WHERE device_id=? AND at_us<? ORDER BY at_us DESC"
+            " LIMIT 1",
+            [device, start],
+        )
+        return uptime(events, bool(prior and prior[0]["online"]), watched, start, end)
+
+    def area_uptime(self, commune: str, start: int, end: int) -> dict[str, Any]:
+        """Per speaker, per hamlet and for the commune: online, offline, unknown, ratio."""
+        if end <= start:
+            raise InvalidInput(
+                "the period must end after it starts",
+                errors=[FieldError("to_us", "before from_us", "range")],
+            )
+        self.store.require_commune(commune)
+        watched = self.watched()
+        hamlets: dict[str, Uptime] = {}
+        devices = {}
+        total = Uptime(0, 0, 0)
+        for d in self.store.devices(commune):
+            u = self.device_uptime(d.id, start, end, watched)
+            devices[d.id] = u.as_dict()
+            hamlets[d.hamlet_id] = hamlets.get(d.hamlet_id, Uptime(0, 0, 0)) + u
+            total = total + u
+        return {
+            "commune": total.as_dict(),
+            "hamlets": {h: u.as_dict() for h, u in sorted(hamlets.items())},
+            "devices": devices,
+        }
+
+    # --- alarms ---------------------------------------------------------------------------
+
+    def _facts(self, d: dict[str, Any], now: int) -> Facts:
+        last = self.store.query("SELECT payload FROM telemetry_last WHERE device_id=?", [d["id"]])
+        t = json.loads(last[0]["payload"]) if last else {}
+        weak_since = None
+        if t.get("rssi_dbm") is not None and t["rssi_dbm"] < self.settings.weak_rssi_dbm:
+            good = self.store.query(
+                "SELECT MAX(at_us) AS t FROM telemetry WHERE device_id=? AND rssi_dbm>=?",
+                [d["id"], self.settings.weak_rssi_dbm],
+            )[0]["t"]
+            first = self.store.query(
+                "SELECT MIN(at_us) AS t FROM telemetry WHERE device_id=? AND at_us>?",
+                [d["id"], good or 0],
+            )[0]["t"]
+            weak_since = first
+        since = now - int(self.settings.delivery_window_h * 3600e6)
+        return Facts(
+            online=bool(d["online"]),
+            presence_changed_us=d["presence_changed_us"],
+            last_seen_us=d["last_seen_us"],
+            amp_fault=bool(t.get("amp_fault")),
+            temperature_c=t.get("temperature_c"),
+            weak_since_us=weak_since,
+            missed_programme=self._latest_failure(d["id"], since, "occurrences"),
+            failed_alert=self._latest_failure(d["id"], since, "alert_broadcasts"),
+            watching_since_us=self._run,
+        )
+
+    def _latest_failure(self, device: str, since: int, link: str) -> str:
+        rows = self.store.query(
+            f"SELECT d.outcome, d.reason, b.title FROM deliveries d JOIN broadcasts b"  # noqa: S608
+            f" ON b.id = d.broadcast_id WHERE d.device_id=? AND d.targeted=1"
+            f" AND d.outcome NOT IN ('pending', 'offline') AND b.created_us>?"
+            f" AND d.broadcast_id IN (SELECT broadcast_id FROM {link})"
+            f" ORDER BY b.created_us DESC LIMIT 1",
+            [device, since],
+        )
+        if rows and rows[0]["outcome"] in FAILED:
+            return f"{rows[0]['title']}: {rows[0]['reason'] or rows[0]['outcome']}"
+        return ""
+
+    def check(self) -> list[dict[str, Any]]:
+        """Raise alarms whose rule now holds, clear those whose rule no longer does."""
+        now = self.clock.now_us()
+        events: list[dict[str, Any]] = []
+        open_alarms: dict[tuple[str, str], dict[str, Any]] = {
+            (a["device_id"], a["kind"]): a
+            for a in self.store.query("SELECT * FROM alarms WHERE cleared_us IS NULL")
+        }
+        for d in self.store.query("SELECT * FROM devices"):
+            holds = evaluate(self._facts(d, now), now, self.settings)
+            for kind, detail in holds.items():
+                if (d["id"], kind) in open_alarms:
+                    continue
+                alarm = {
+                    "id": str(uuid.uuid4()),
+                    "device_id": d["id"],
+                    "commune_id": d["commune_id"],
+                    "hamlet_id": d["hamlet_id"],
+                    "kind": kind,
+                    "detail": detail[:300],
+                    "raised_us": now,
+                    "cleared_us": None,
+                    "acked_us": None,
+                    "acked_by": None,
+                }
+                self.db.table("alarms").insert(alarm, pk="id")
+                events.append({"event": "raised", **alarm, "what": KINDS[kind]})
+            for kind in [k for (dev, k) in open_alarms if dev == d["id"] and k not in holds]:
+                a = open_alarms[(d["id"], kind)]
+                self.db.execute("UPDATE alarms SET cleared_us=? WHERE id=?", [now, a["id"]])
+                events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
+        for e in events:
+            logger.warning("alarm %s: %s %s %s", e["event"], e["device_id"], e["kind"], e["detail"])
+        return events
+
+    def alarms(self, commune: str, open_only: bool) -> list[dict[str, Any]]:
+        self.store.require_commune(commune)
+        sql = "SELECT * FROM alarms WHERE commune_id=?"
+        if open_only:
+            sql += " AND cleared_us IS NULL"
+        return self.store.query(sql + " ORDER BY raised_us DESC LIMIT 1000", [commune])
+
+    def ack(self, alarm_id: str, who: str) -> dict[str, Any]:
+        rows = self.store.query("SELECT * FROM alarms WHERE id=?", [alarm_id])
+        if not rows:
+            raise NotFound(f"alarm {alarm_id!r} does not exist")
+        if rows[0]["acked_us"] is None:
+            self.db.execute(
+                "UPDATE alarms SET acked_us=?, acked_by=? WHERE id=?",
+                [self.clock.now_us(), who, alarm_id],
+            )
+            self.audit("alarm.ack", alarm=alarm_id, device=rows[0]["device_id"])
+        return self.store.query("SELECT * FROM alarms WHERE id=?", [alarm_id])[0]
+
+    async def notify(self, events: list[dict[str, Any]]) -> None:
+        """POST raised/cleared alarms to the webhook, if one is set (failures only logged)."""
+        if not events or not self.settings.webhook_url:
+            return
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await client.post(self.settings.webhook_url, json={"alarms": events})
+        except httpx.HTTPError as exc:
+            self.webhook_failures += 1
+            logger.warning("alarm webhook failed: %s", exc)
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def command(
+        self, device: str, action: str, args: dict[str, int | str | bool], actor: str
+    ) -> dict[str, Any]:
+        commune = self.store.device_commune(device)
+        if commune is None:
+            raise NotFound(f"speaker {device!r} does not exist")
+        if action not in ACTIONS:
+            raise InvalidInput(
+                f"unknown action {action!r}",
+                errors=[FieldError("action", f"one of {', '.join(ACTIONS)}", "unknown")],
+            )
+        now = self.clock.now_us()
+        expires = now + int(self.settings.command_timeout_s * 1e6)
+        cid = uuid.uuid4()
+        cmd = Command(id=str(cid), action=action, args=args, expires_us=expires)  # type: ignore[arg-type]
+        topic = device_topic(commune, device, DeviceTopic.CMD)
+        frame = Frame(FrameType.COMMAND, cid, 0, now, now, dump(cmd), Codec.NONE)
+        row = {
+            "id": str(cid),
+            "device_id": device,
+            "action": action,
+            "args": json.dumps(args),
+            "actor": actor,
+            "sent_us": now,
+            "expires_us": expires,
+            "status": "sent",
+            "detail": "",
+            "acked_us": None,
+        }
+        self.db.table("commands").insert(row, pk="id")
+        await self.publish(topic, encode_frame(frame, self.signer, topic))
+        self.audit("device.command", device=device, command=str(cid), op=action)
+        return row
+
+    def on_ack(self, device: str, ack: Ack) -> None:
+        self.db.execute(
+            "UPDATE commands SET status=?, detail=?, acked_us=? WHERE id=? AND device_id=?"
+            " AND status='sent'",
+            ["ok" if ack.ok else "failed", ack.detail, self.clock.now_us(), ack.id, device],
+        )
+
+    def expire(self) -> int:
+        return int(
+            self.db.execute(
+                "UPDATE commands SET status='timeout', detail='no acknowledgement in time'"
+                " WHERE status='sent' AND expires_us<?",
+                [self.clock.now_us()],
+            ).rowcount
+        )
+
+    def commands(self, device: str) -> list[dict[str, Any]]:
+        return self.store.query(
+            "SELECT * FROM commands WHERE device_id=? ORDER BY sent_us DESC LIMIT 200", [device]
+        )
+
+    def prune(self) -> int:
+        keep = self.clock.now_us() - int(self.settings.telemetry_keep_days * 86400e6)
+        return int(self.db.execute("DELETE FROM telemetry WHERE at_us<?", [keep]).rowcount)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        self.start_run()
+        task_status.started()
+        beat = 0.0
+        while True:
+            try:
+                if beat <= 0:
+                    self.alive()
+                    beat = self.settings.heartbeat_s
+                events = self.check()
+                self.expire()
+            except Exception:  # a bad row must not stop the checks
+                logger.exception("fleet check failed")
+                events = []
+            await self.notify(events)
+            await self.clock.sleep(self.settings.check_s)
+            beat -= self.settings.check_s

@@ -1,0 +1,247 @@
+"""The fleet, end to end: killed speakers go offline and raise alarms that clear when
+they return, uptime shows the gap; commands are acknowledged or time out; the registry
+moves a speaker without re-flashing; metrics; device payloads never break ingest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from broadcaster import demo_data
+from broadcaster.bench.harness import SimProcess
+from broadcaster.store import Store
+from devices.router import Router
+from firmware_sim.speaker import SpeakerOptions
+from firmware_sim.spec import DeviceSpec
+from tests.conftest import Running, fleet_of, make_settings, serve
+from tests.test_api import COMMUNE, assert_error
+from tests.test_e2e import wait_online
+
+FLEET = {"silent_s": 2, "check_s": 0.3, "heartbeat_s": 0.3, "command_timeout_s": 1.5}
+
+
+def thirty(tmp: Path) -> list[DeviceSpec]:
+    """The demo's 27 speakers and three more in Ấp 1: 30 in all."""
+    store = Store(tmp / "loa.db")
+    demo_data.seed(store)
+    for n in (4, 5, 6):
+        store.upsert_device(COMMUNE, f"vt-ap-1-{n}", "ap-1")
+    store.close()
+    extra = [DeviceSpec(id=f"vt-ap-1-{n}", commune=COMMUNE, hamlet="ap-1") for n in (4, 5, 6)]
+    return [*demo_data.fleet_specs(), *extra]
+
+
+async def open_alarms(r: Running) -> list[dict[str, Any]]:
+    resp = await r.client.get(f"/api/communes/{COMMUNE}/alarms")
+    return list(resp.json()["alarms"])
+
+
+async def test_killed_speakers_raise_alarms_that_clear_and_uptime_shows_the_gap(
+    tmp_path: Path, broker: Any
+) -> None:
+    specs = thirty(tmp_path)
+    five = [s for s in specs if s.hamlet in ("ap-2", "ap-3")][:5]
+    names = {s.id for s in five}
+    rest = [s for s in specs if s.id not in names]
+    settings = make_settings(tmp_path, broker, fleet=FLEET)
+    beat = SpeakerOptions(telemetry_interval_s=0.5)  # the heartbeat, well inside silent_s
+    async with serve(settings, seed=False) as r, fleet_of(r, rest, beat):
+        start_us = r.services.clock.now_us()
+        sim = SimProcess(
+            five,
+            host=broker.host,
+            port=broker.port,
+            pubkey_hex=r.services.signer.public_hex(),
+            workdir=tmp_path / "sim",
+            extra=["--telemetry-interval", "0.5"],
+        )
+        try:
+            await wait_online(r, 30, timeout=30)
+            await anyio.sleep(1.0)
+            assert await open_alarms(r) == []
+            killed_us = r.services.clock.now_us()
+            sim.proc.kill()  # SIGKILL: no clean disconnect, the broker sends their wills
+            sim.proc.wait(10)
+            with anyio.fail_after(15):
+                while {a["device_id"] for a in await open_alarms(r)} != names:
+                    await anyio.sleep(0.2)
+            alarms = await open_alarms(r)
+            assert {a["kind"] for a in alarms} == {"offline"}
+            for a in alarms:  # within silent_s (+ a check interval and some slack)
+                assert a["raised_us"] - killed_us < (2 + 0.3 + 1.5) * 1e6, a
+            devs = (await r.client.get(f"/api/communes/{COMMUNE}/devices")).json()["devices"]
+            assert {d["id"] for d in devs if not d["online"]} == names
+            ack = await r.client.post(f"/api/alarms/{alarms[0]['id']}/ack")
+            assert ack.json()["alarm"]["acked_by"] == "svc-tests"
+            await anyio.sleep(1.0)
+            sim = SimProcess(
+                five,
+                host=broker.host,
+                port=broker.port,
+                pubkey_hex=r.services.signer.public_hex(),
+                workdir=tmp_path / "sim2",
+                extra=["--telemetry-interval", "0.5"],
+            )
+            await wait_online(r, 30, timeout=30)
+            back_us = r.services.clock.now_us()
+            with anyio.fail_after(10):
+                while await open_alarms(r):
+                    await anyio.sleep(0.2)
+            end_us = r.services.clock.now_us()
+            resp = await r.client.get(
+                f"/api/communes/{COMMUNE}/uptime",
+                params={"from_us": start_us, "to_us": end_us},
+            )
+            up = resp.json()["uptime"]
+        finally:
+            sim.stop()
+    gap_s = (back_us - killed_us) / 1e6
+    for d, u in up["devices"].items():
+        if d in names:
+            assert abs(u["offline_s"] - gap_s) < 1.5, (d, u, gap_s)
+            assert u["uptime"] < 1.0
+        else:
+            assert u["offline_s"] < 0.01 or u["uptime"] > 0.99, (d, u)
+    assert 0 < up["commune"]["uptime"] < 1
+
+
+async def test_commands_are_acknowledged_time_out_and_refuse_bad_input(
+    tmp_path: Path, broker: Any
+) -> None:
+    settings = make_settings(tmp_path, broker, fleet=FLEET, security={})
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"][:2]
+    beat = SpeakerOptions(telemetry_interval_s=0.5)
+    async with serve(settings) as r, fleet_of(r, specs, beat) as fleet:
+        await wait_online(r, 2)
+        url = "/api/devices/vt-ap-1-1/commands"
+        sent = await r.client.post(url, json={"action": "set_volume", "args": {"volume": 35}})
+        assert sent.status_code == 202, sent.text
+        tone = await r.client.post("/api/devices/vt-ap-1-2/commands", json={"action": "test_tone"})
+        assert tone.status_code == 202
+        offline = await r.client.post("/api/devices/vt-ap-2-1/commands", json={"action": "reboot"})
+        with anyio.fail_after(10):
+            while True:
+                rows = {
+                    c["action"]: c
+                    for d in ("vt-ap-1-1", "vt-ap-1-2", "vt-ap-2-1")
+                    for c in (await r.client.get(f"/api/devices/{d}/commands")).json()["commands"]
+                }
+                if all(c["status"] != "sent" for c in rows.values()):
+                    break
+                await anyio.sleep(0.2)
+        assert rows["set_volume"]["status"] == "ok"
+        assert fleet.speakers["vt-ap-1-1"].volume == 35
+        assert rows["test_tone"]["status"] == "ok" and fleet.log.of("test_tone")
+        assert offline.status_code == 202 and rows["reboot"]["status"] == "timeout"
+        bad = await r.client.post(url, json={"action": "self_destruct"})
+        assert "unknown action" in assert_error(bad, 400, "invalid_input")["error"]
+        assert_error(await r.client.post(url, json={"action": 5}), 400, "invalid_input")
+        missing = await r.client.post("/api/devices/khong-co/commands", json={"action": "stop"})
+        assert_error(missing, 404, "not_found")
+
+
+async def test_commands_are_rate_limited(tmp_path: Path, broker: Any) -> None:
+    settings = make_settings(tmp_path, broker, fleet={**FLEET, "commands_per_min": 2})
+    async with serve(settings) as r:
+        url = "/api/devices/vt-ap-1-1/commands"
+        for _ in range(2):
+            await r.client.post(url, json={"action": "test_tone"})
+        resp = await r.client.post(url, json={"action": "test_tone"})
+        assert "too many commands" in assert_error(resp, 429, "rate_limited")["error"]
+
+
+async def test_registry_moves_a_speaker_without_reflashing(tmp_path: Path, broker: Any) -> None:
+    settings = make_settings(tmp_path, broker)
+    specs = [s for s in demo_data.fleet_specs() if s.id == "vt-ap-1-1"]
+    async with serve(settings) as r, fleet_of(r, specs) as fleet:
+        await wait_online(r, 1)
+        made = await r.client.post(
+            f"/api/communes/{COMMUNE}/devices",
+            json={"id": "vt-moi-1", "hamlet": "ap-2", "lat": 9.95, "lon": 105.7, "model": "IP-30W"},
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["device"]["model"] == "IP-30W"
+        again = await r.client.post(
+            f"/api/communes/{COMMUNE}/devices", json={"id": "vt-moi-1", "hamlet": "ap-2"}
+        )
+        assert_error(again, 409, "conflict")
+        bad = await r.client.put("/api/devices/vt-ap-1-1", json={"hamlet": "ap-99"})
+        assert_error(bad, 404)
+        wrong = await r.client.put("/api/devices/vt-ap-1-1", json={"lat": 123})
+        assert_error(wrong, 400, "invalid_input", fields=["lat"])
+        moved = await r.client.put(
+            "/api/devices/vt-ap-1-1", json={"hamlet": "ap-3", "notes": "chuyển sang ấp 3"}
+        )
+        assert moved.status_code == 200, moved.text
+        with anyio.fail_after(10):
+            while not any(
+                any("hamlet/ap-3" in g for g in e["groups"]) for e in fleet.log.of("config")
+            ):
+                await anyio.sleep(0.1)
+        got = (await r.client.get("/api/devices/vt-ap-1-1")).json()["device"]
+        assert got["hamlet"] == "ap-3" and got["notes"] == "chuyển sang ấp 3"
+
+
+async def test_metrics_are_exposed(running: Running) -> None:
+    resp = await running.client.get("/metrics")
+    assert resp.status_code == 200
+    text = resp.text
+    for name in (
+        'loa_speakers_online{commune="vi-tan",hamlet="ap-1"}',
+        "loa_alert_latency_seconds_bucket",
+        "loa_late_frames_total",
+        "loa_alarms_open",
+    ):
+        assert name in text, name
+
+
+payloads = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    st.dictionaries(
+        st.sampled_from(["v", "state", "at_us", "uptime_s", "volume", "rssi_dbm", "stream",
+                         "outcome", "id", "ok", "item", "counters", "fw", "codecs"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.booleans(), st.floats()),
+    ).map(lambda d: __import__("json").dumps(d).encode()),
+)  # fmt: skip
+
+
+async def test_no_device_payload_breaks_ingest_or_touches_another_device(
+    running: Running,
+) -> None:
+    s = running.services
+    router: Router = s.router
+    tails = ["presence", "telemetry", "report", "ack", "cache", "time/req", "cmd", "bogus"]
+    other = "vt-ap-2-1"
+
+    def state() -> list[dict[str, Any]]:
+        return s.store.query(
+            "SELECT d.*, t.payload FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
+            " WHERE d.id=?",
+            [other],
+        )
+
+    before = state()
+    seen: list[tuple[str, bytes]] = []
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(tail=st.sampled_from(tails), payload=payloads, huge=st.booleans())
+    def feed(tail: str, payload: bytes, huge: bool) -> None:
+        seen.append(
+            (f"loa/v1/{COMMUNE}/dev/vt-ap-1-1/{tail}", payload + (b" " * 70_000 if huge else b""))
+        )
+
+    feed()
+    for topic, payload in seen:
+        await router(topic, payload)  # never raises
+    await router("loa/v1/vi-tan/dev/khong-ai/telemetry", b"{}")
+    await router("rác", b"\x00")
+    assert state() == before
+    assert router.dropped["vt-ap-1-1"] > 0
+    assert (await running.client.get("/api/health")).status_code == 200
+    time.sleep(0)
