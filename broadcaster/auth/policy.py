@@ -44,6 +44,8 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("POST", "/api/devices/{device}/commands"): D,
     ("GET", "/api/devices/{device}/commands"): R,
     ("GET", "/metrics"): R,
+    ("GET", "/api/communes/{commune}/report"): R,
+    ("GET", "/api/provinces/{province}/report"): R,
     ("POST", "/api/devices/{device}/credentials"): D,
     ("DELETE", "/api/devices/{device}/credentials"): D,
     ("GET", "/api/communes/{commune}/broadcasts"): R,

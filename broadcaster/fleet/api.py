@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
+import anyio
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from loa.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -15,6 +18,7 @@ from loa.errors import Conflict, FieldError, InvalidInput, NotFound
 from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal
 from .metrics import render
+from .report import as_csv, as_html, commune_report, province_rollup, rollup_csv
 
 Text = Annotated[str, Field(max_length=500)]
 DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -170,6 +174,85 @@ async def command_list(request: Request) -> JSONResponse:
     return ok({"commands": svc(request).fleet.commands(_device(request)["id"])})
 
 
+def _report_period(request: Request, timezone: str) -> tuple[int, int, str]:
+    """``?month=YYYY-MM`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (inclusive), in the
+    commune's time zone; by default the last full month."""
+    q = request.query_params
+    zone = ZoneInfo(timezone)
+    try:
+        if "from" in q or "to" in q:
+            first = date.fromisoformat(q.get("from", ""))
+            last = date.fromisoformat(q.get("to", ""))
+        else:
+            if "month" in q:
+                if not re.fullmatch(r"\d{4}-\d{2}", q["month"]):
+                    raise ValueError
+                year, month = map(int, q["month"].split("-"))
+                first = date(year, month, 1)
+            else:
+                today = datetime.fromtimestamp(svc(request).clock.now_us() / 1e6, zone).date()
+                first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+            last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    except ValueError:
+        raise InvalidInput(
+            "give month=YYYY-MM, or from and to as YYYY-MM-DD",
+            errors=[FieldError("month", "YYYY-MM or from/to dates", "invalid")],
+        ) from None
+    if last < first or (last - first).days > 366:
+        raise InvalidInput(
+            "the period must end after it starts and last at most a year",
+            errors=[FieldError("to", "range", "range")],
+        )
+    start = datetime.combine(first, time.min, zone)
+    end = datetime.combine(last + timedelta(days=1), time.min, zone)
+    return int(start.timestamp() * 1e6), int(end.timestamp() * 1e6), f"{first} – {last}"
+
+
+def _format(request: Request, allowed: tuple[str, ...]) -> str:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in allowed:
+        raise InvalidInput(
+            f"format must be one of {', '.join(allowed)}",
+            errors=[FieldError("format", "unknown format", "invalid")],
+        )
+    return fmt
+
+
+async def report_commune(request: Request) -> Response:
+    s = svc(request)
+    commune = path_id(request, "commune")
+    row = s.store.require_commune(commune)
+    fmt = _format(request, ("json", "csv", "html"))
+    start, end, period = _report_period(request, row["timezone"] or s.settings.scheduler.timezone)
+    report = await anyio.to_thread.run_sync(
+        lambda: commune_report(s.store, s.fleet, commune, start, end)
+    )
+    if fmt == "csv":
+        name = f"bao-cao-{commune}.csv"
+        return Response(
+            as_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+    if fmt == "html":
+        page = await anyio.to_thread.run_sync(as_html, report, period)
+        return HTMLResponse(page)
+    return ok({"report": report, "period": period})
+
+
+async def report_province(request: Request) -> Response:
+    s = svc(request)
+    province = path_id(request, "province")
+    if not s.store.query("SELECT id FROM provinces WHERE id=?", [province]):
+        raise NotFound(f"province {province!r} does not exist")
+    fmt = _format(request, ("json", "csv"))
+    start, end, period = _report_period(request, s.settings.scheduler.timezone)
+    rows = province_rollup(s.store, province, start, end)
+    if fmt == "csv":
+        return Response(rollup_csv(rows), media_type="text/csv; charset=utf-8")
+    return ok({"communes": rows, "period": period, "from_us": start, "to_us": end})
+
+
 async def metrics(request: Request) -> Response:
     body, content_type = render(svc(request))
     return Response(body, media_type=content_type)
@@ -186,4 +269,6 @@ routes = [
     Route("/api/devices/{device}/commands", command_send, methods=["POST"]),
     Route("/api/devices/{device}/commands", command_list, methods=["GET"]),
     Route("/metrics", metrics),
+    Route("/api/communes/{commune}/report", report_commune),
+    Route("/api/provinces/{province}/report", report_province),
 ]
