@@ -35,6 +35,7 @@ from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .fleet import api as fleet_api
+from .fleet.firmware import Firmware
 from .fleet.service import FleetService
 from .http_errors import HANDLERS
 from .ledger import Ledger
@@ -78,6 +79,7 @@ SUBSCRIPTIONS = (
     DeviceTopic.ACK,
     DeviceTopic.CACHE,
     DeviceTopic.TIME_REQ,
+    DeviceTopic.FW_STATUS,
 )
 
 
@@ -193,6 +195,15 @@ def create_app(
             )
             fleet = FleetService(store, clock, settings.fleet, signer, link.publish, audit=audit)
             facts.on_command_ack = fleet.on_ack
+            firmware = Firmware(
+                store,
+                clock,
+                settings.fleet,
+                signer,
+                link.publish,
+                Path(settings.storage.media_dir).parent / "firmware",
+            )
+            facts.on_firmware = firmware.on_status
             app.state.alerts = alerts
             app.state.loa = Services(
                 settings,
@@ -220,6 +231,7 @@ def create_app(
                 fleet,
                 RateLimit(clock, settings.fleet.commands_per_min, "commands"),
                 router,
+                firmware,
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:

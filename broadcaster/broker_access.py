@@ -31,7 +31,7 @@ from .store import DeviceRow, Store
 
 CONTROLLER_USER = "loa-controller"
 ITERATIONS = 1000  # PBKDF2-SHA512 rounds; Mosquitto reads the count from each hash
-DEVICE_READS = (DeviceTopic.CMD, DeviceTopic.CONFIG, DeviceTopic.TIME_RESP)
+DEVICE_READS = (DeviceTopic.CMD, DeviceTopic.CONFIG, DeviceTopic.TIME_RESP, DeviceTopic.FW)
 
 
 def mosquitto_hash(password: str, salt: bytes | None = None) -> str:

@@ -16,6 +16,7 @@ from devices.messages import (
     Ack,
     CacheReport,
     DeviceConfig,
+    FirmwareStatus,
     GroupRef,
     PlayReport,
     Presence,
@@ -69,6 +70,8 @@ class Facts:
         self._reports: list[tuple[str, str, PlayReport, int]] = []
         #: Called with (commune, device) when a speaker comes online (alerts replay).
         self.on_online: list[Callable[[str, str], object]] = []
+        #: Called with (device, status) for firmware results on ``dev/{id}/fw/status``.
+        self.on_firmware: Callable[[str, FirmwareStatus], object] | None = None
         #: Called with (device, ack) for command results on ``dev/{id}/ack``.
         self.on_command_ack: Callable[[str, Ack], object] | None = None
         #: Called with (device, report) for prefetch answers on ``dev/{id}/cache``.
@@ -81,6 +84,7 @@ class Facts:
         router.on_device(DeviceTopic.TIME_REQ, self.on_time_request)
         router.on_device(DeviceTopic.CACHE, self.on_cache_report)
         router.on_device(DeviceTopic.ACK, self.on_ack)
+        router.on_device(DeviceTopic.FW_STATUS, self.on_firmware_status)
 
     def _known(self, t: ParsedTopic) -> str:
         assert t.device is not None
@@ -111,6 +115,12 @@ class Facts:
         device = self._known(t)
         m = parse(Telemetry, payload)
         self.store.set_telemetry(device, self.clock.now_us(), m)
+
+    async def on_firmware_status(self, t: ParsedTopic, payload: bytes) -> None:
+        device = self._known(t)
+        status = parse(FirmwareStatus, payload)
+        if self.on_firmware is not None:
+            self.on_firmware(device, status)
 
     async def on_ack(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)

@@ -435,3 +435,46 @@ def m011_fleet(db: Database) -> None:
         ("notes", str),
     ):
         db.table("devices").add_column(column, kind)
+
+
+@migrations()
+def m012_firmware(db: Database) -> None:
+    """Firmware images, rollouts in waves, and each device's result."""
+    db.table("firmware").create(
+        {
+            "id": str,
+            "version": str,
+            "sha256": str,
+            "size": int,
+            "path": str,
+            "key_id": str,
+            "manifest_sig": str,
+            "created_us": int,
+        },
+        pk="id",
+    )
+    db.table("rollouts").create(
+        {
+            "id": str,
+            "firmware_id": str,
+            "status": str,  # running, completed, halted
+            "reason": str,
+            "wave": int,  # the wave under way (0 = canary)
+            "waves": int,
+            "created_us": int,
+            "ended_us": int,
+            "actor": str,
+        },
+        pk="id",
+    )
+    db.table("rollout_devices").create(
+        {
+            "rollout_id": str,
+            "device_id": str,
+            "wave": int,
+            "state": str,  # pending, sent, installed, refused, timeout
+            "detail": str,
+            "at_us": int,
+        },
+        pk=("rollout_id", "device_id"),
+    )

@@ -17,6 +17,7 @@ from .auth.limits import RateLimit
 from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
+from .fleet.firmware import Firmware
 from .fleet.service import FleetService
 from .ledger import Ledger
 from .library import Library
@@ -47,6 +48,7 @@ class Services:
     fleet: FleetService
     command_limit: RateLimit
     router: Router
+    firmware: Firmware
 
     def audit(self, action: str, **fields: Any) -> None:
         """Record an action in the append-only audit log (actor from the request)."""

@@ -255,6 +255,12 @@ class FleetSettings(Section):
     webhook_url: str = Field(
         "", description="alarms raised and cleared are POSTed here as JSON (empty = off)"
     )
+    firmware_timeout_s: Annotated[float, Field(ge=1, le=86400)] = Field(
+        300.0, description="a device that has not reported on a firmware offer by then fails"
+    )
+    firmware_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        16 * 1024 * 1024, description="largest firmware image accepted"
+    )
 
 
 class AlertSettings(Section):

@@ -54,6 +54,8 @@ class FrameType(IntEnum):
     ITEM = 7  # payload: JSON ItemOffer (prefetch: an item is coming)
     ITEM_DATA = 8  # payload: the next slice of the item's bytes
     PLAY = 9  # payload: JSON PlayItem (play a cached item at a time, or cancel that)
+    FIRMWARE = 10  # payload: JSON FirmwareOffer (a firmware image follows)
+    FIRMWARE_DATA = 11  # payload: the next slice of the image
 
 
 class Codec(IntEnum):

@@ -103,6 +103,31 @@ class PlayItem(Message):
     title: Annotated[str, Field(max_length=200)] = ""
 
 
+class FirmwareOffer(Message):
+    """Payload of a FIRMWARE frame on ``dev/{device}/fw``: an image follows in
+    FIRMWARE_DATA slices. ``manifest_sig`` is the controller's Ed25519 signature (key
+    ``key_id``) over ``b"loa-firmware\\0"`` + :func:`manifest_bytes`; install only if the
+    image's size and SHA-256 match and the signature verifies."""
+
+    rollout: Uuid
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    sha256: Sha256
+    size: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)]
+    slices: Annotated[int, Field(ge=1, le=1_000_000)]
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")]
+    manifest_sig: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
+
+
+def manifest_bytes(version: str, sha256: str, size: int) -> bytes:
+    """The signed firmware manifest: canonical JSON (sorted keys, no spaces)."""
+    return json.dumps(
+        {"sha256": sha256, "size": size, "version": version}, separators=(",", ":")
+    ).encode()
+
+
+MANIFEST_CONTEXT = b"loa-firmware\x00"
+
+
 class GroupRef(Strict):
     kind: Literal["all", "hamlet", "zone", "device"]
     id: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9_-]{0,62})?$")] = ""
@@ -199,6 +224,15 @@ class CacheReport(Message):
     detail: Annotated[str, Field(max_length=200)] = ""
 
 
+class FirmwareStatus(Message):
+    """On ``dev/{device}/fw/status``: the result of a firmware offer."""
+
+    rollout: Uuid
+    version: Annotated[str, Field(max_length=64)]
+    state: Literal["installed", "refused"]
+    detail: Annotated[str, Field(max_length=200)] = ""
+
+
 class Ack(Message):
     id: Uuid
     ok: bool
@@ -224,12 +258,14 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         StreamEnd,
         ItemOffer,
         PlayItem,
+        FirmwareOffer,
         DeviceConfig,
         Command,
         Presence,
         Telemetry,
         PlayReport,
         CacheReport,
+        FirmwareStatus,
         Ack,
         TimeRequest,
         TimeResponse,

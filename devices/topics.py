@@ -18,6 +18,8 @@ Layout (all segments validated, see docs/protocol.md, "Topics")::
     loa/v1/{commune}/dev/{device}/time/resp    clock-sync answer (controller → device)
     loa/v1/{commune}/dev/{device}/cmd          signed commands (controller → device)
     loa/v1/{commune}/dev/{device}/config       retained signed config (controller → device)
+    loa/v1/{commune}/dev/{device}/fw           firmware offer and image (controller → device)
+    loa/v1/{commune}/dev/{device}/fw/status    firmware result (device → controller)
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class DeviceTopic(StrEnum):
     TIME_RESP = "time/resp"
     CMD = "cmd"
     CONFIG = "config"
+    FW = "fw"
+    FW_STATUS = "fw/status"
 
 
 #: Topics a device publishes on (and nothing else).
@@ -65,6 +69,7 @@ DEVICE_PUBLISHES = frozenset(
         DeviceTopic.ACK,
         DeviceTopic.CACHE,
         DeviceTopic.TIME_REQ,
+        DeviceTopic.FW_STATUS,
     }
 )
 
@@ -152,6 +157,7 @@ def device_inbox_filter(commune: str, device: str) -> list[str]:
         device_topic(commune, device, DeviceTopic.CMD),
         device_topic(commune, device, DeviceTopic.CONFIG),
         device_topic(commune, device, DeviceTopic.TIME_RESP),
+        device_topic(commune, device, DeviceTopic.FW),
     ]
 
 

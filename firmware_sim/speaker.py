@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import uuid
@@ -14,12 +15,15 @@ import anyio
 
 from devices.frames import Frame, FrameType, Priority, unpack_packets
 from devices.messages import (
+    MANIFEST_CONTEXT,
     Ack,
     CacheReport,
     CodecName,
     Command,
     Counters,
     DeviceConfig,
+    FirmwareOffer,
+    FirmwareStatus,
     ItemOffer,
     Message,
     PlayItem,
@@ -31,6 +35,7 @@ from devices.messages import (
     TimeRequest,
     TimeResponse,
     dump,
+    manifest_bytes,
     parse,
 )
 from devices.signing import Verifier, public_from_hex
@@ -66,9 +71,10 @@ logger = logging.getLogger(__name__)
 
 #: Which frame type may arrive on which of the device's own topics.
 TOPIC_FRAMES = {
-    DeviceTopic.CMD: FrameType.COMMAND,
-    DeviceTopic.CONFIG: FrameType.CONFIG,
-    DeviceTopic.TIME_RESP: FrameType.TIME,
+    DeviceTopic.CMD: (FrameType.COMMAND,),
+    DeviceTopic.CONFIG: (FrameType.CONFIG,),
+    DeviceTopic.TIME_RESP: (FrameType.TIME,),
+    DeviceTopic.FW: (FrameType.FIRMWARE, FrameType.FIRMWARE_DATA),
 }
 AUDIO_FRAMES = (FrameType.START, FrameType.AUDIO, FrameType.END)
 PREFETCH_FRAMES = (FrameType.ITEM, FrameType.ITEM_DATA, FrameType.PLAY)
@@ -93,6 +99,7 @@ class SpeakerOptions:
     cache_bytes: int = 16 * 1024 * 1024  # prefetched items kept (least recently used go)
     cache_items: int = 32
     corrupt_items: bool = False  # fault injection: every download arrives damaged
+    corrupt_firmware: bool = False  # fault injection: firmware images arrive damaged
 
 
 @dataclass
@@ -149,6 +156,9 @@ class Speaker:
             self.opt.cache_bytes, self.opt.cache_items, corrupt=self.opt.corrupt_items
         )
         self.armed: dict[uuid.UUID, Armed] = {}
+        self.firmware = spec.firmware
+        self.corrupt_firmware = self.opt.corrupt_firmware
+        self._fw: tuple[FirmwareOffer, bytearray, int] | None = None  # offer, data, next slice
         self._armed_changed = anyio.Event()
         self._link_up = anyio.Event()
         self._link_up.set()
@@ -235,9 +245,7 @@ class Speaker:
 
     async def _announce(self) -> None:
         codecs: list[CodecName] = [c for c in ("opus", "mp3") if c in self.spec.codecs]
-        p = Presence(
-            state="online", at_us=self.controller_now(), fw=self.spec.firmware, codecs=codecs
-        )
+        p = Presence(state="online", at_us=self.controller_now(), fw=self.firmware, codecs=codecs)
         await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
 
     # --- inbound -------------------------------------------------------------------
@@ -276,7 +284,7 @@ class Speaker:
             self._refuse(exc.message, topic)
             return
         expected = TOPIC_FRAMES.get(parsed.which) if parsed.which else None
-        if (expected is not None and frame.type is not expected) or (
+        if (expected is not None and frame.type not in expected) or (
             parsed.which is None
             and frame.type not in AUDIO_FRAMES
             and not (frame.type in PREFETCH_FRAMES and not parsed.emergency)
@@ -297,6 +305,8 @@ class Speaker:
             return
         if frame.type is FrameType.COMMAND:
             await self._on_command(frame, topic)
+        elif frame.type in (FrameType.FIRMWARE, FrameType.FIRMWARE_DATA):
+            await self._on_firmware(frame, topic)
         elif frame.type in PREFETCH_FRAMES:
             await self._on_prefetch(frame, topic)
         elif frame.type in (FrameType.START, FrameType.AUDIO, FrameType.END):
@@ -479,6 +489,57 @@ class Speaker:
         self.log.add(event="armed_play", device=self.spec.id, stream=str(sid), at_us=play.at_us)
         self._wake.set()
 
+    async def _on_firmware(self, frame: Frame, topic: str) -> None:
+        """Download an image in slices; install it only if size, SHA-256 and the signed
+        manifest all check out; say which."""
+        if frame.type is FrameType.FIRMWARE:
+            offer = self._payload(FirmwareOffer, frame, topic)
+            if offer is not None:
+                self._fw = (offer, bytearray(), 1)
+            return
+        if self._fw is None:
+            return
+        offer, data, want = self._fw
+        if frame.seq != want:
+            self._fw = None
+            await self._fw_status(offer, "refused", f"slice {want} lost")
+            return
+        data += frame.payload
+        self._fw = (offer, data, want + 1)
+        if want < offer.slices:
+            return
+        self._fw = None
+        image = bytes(data)
+        if self.corrupt_firmware:
+            image = bytes([image[0] ^ 0xFF]) + image[1:]
+        manifest = MANIFEST_CONTEXT + manifest_bytes(offer.version, offer.sha256, offer.size)
+        try:
+            self.frames.verifier.verify(
+                bytes.fromhex(offer.key_id), manifest, bytes.fromhex(offer.manifest_sig)
+            )
+        except ProtocolError as exc:
+            await self._fw_status(offer, "refused", f"manifest signature: {exc.message}"[:200])
+            return
+        if len(image) != offer.size:
+            await self._fw_status(offer, "refused", "size does not match the manifest")
+        elif hashlib.sha256(image).hexdigest() != offer.sha256:
+            await self._fw_status(offer, "refused", "SHA-256 does not match the manifest")
+        else:
+            self.firmware = offer.version
+            self.started_mono = self.clock.monotonic()  # "installed": a reboot
+            await self._fw_status(offer, "installed")
+            await self._announce()
+
+    async def _fw_status(self, offer: FirmwareOffer, state: str, detail: str = "") -> None:
+        status = FirmwareStatus(
+            rollout=offer.rollout,
+            version=offer.version if state == "installed" else self.firmware,
+            state=state,  # type: ignore[arg-type]
+            detail=detail,
+        )
+        self.log.add(event="firmware", device=self.spec.id, state=state, detail=detail)
+        await self.link.publish(self._topic(DeviceTopic.FW_STATUS), dump(status))
+
     async def _on_config(self, frame: Frame, topic: str) -> None:
         cfg = self._payload(DeviceConfig, frame, topic)
         if cfg is None:
@@ -536,11 +597,15 @@ class Speaker:
             self.sync.reset()  # the clock may have been stepped
         elif cmd.action == "test_tone":
             self.log.add(event="test_tone", device=self.spec.id, true_us=self.clock.true_us())
+        elif cmd.action == "update_config":  # ask the broker for the retained config again
+            cfg = self._topic(DeviceTopic.CONFIG)
+            await self.link.unsubscribe(cfg)
+            await self.link.subscribe(cfg)
         elif cmd.action == "reboot":
             self.started_mono = self.clock.monotonic()  # uptime since boot starts again
             self.log.add(event="reboot", device=self.spec.id, true_us=self.clock.true_us())
         else:
-            ok, detail = False, f"{cmd.action} is not supported by {self.spec.firmware}"
+            ok, detail = False, f"{cmd.action} is not supported by {self.firmware}"
         await self.link.publish(
             self._topic(DeviceTopic.ACK), dump(Ack(id=cmd.id, ok=ok, detail=detail))
         )
@@ -573,7 +638,7 @@ class Speaker:
                 rssi_dbm=-70 - self._rng.randint(0, 30),
                 temperature_c=round(35 + self._rng.random() * 10, 1),
                 supply_v=12.1,
-                fw=self.spec.firmware,
+                fw=self.firmware,
                 clock_offset_us=self.offset_us,
                 counters=Counters(**self.counters),
             )

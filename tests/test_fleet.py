@@ -245,3 +245,72 @@ async def test_no_device_payload_breaks_ingest_or_touches_another_device(
     assert router.dropped["vt-ap-1-1"] > 0
     assert (await running.client.get("/api/health")).status_code == 200
     time.sleep(0)
+
+
+async def rollout_done(r: Running, rid: str) -> dict[str, Any]:
+    with anyio.fail_after(30):
+        while True:
+            ro = (await r.client.get(f"/api/rollouts/{rid}")).json()["rollout"]
+            if ro["status"] != "running":
+                return dict(ro)
+            await anyio.sleep(0.2)
+
+
+async def test_firmware_rolls_out_in_waves_and_a_corrupt_image_halts_it(
+    tmp_path: Path, broker: Any
+) -> None:
+    settings = make_settings(tmp_path, broker, fleet={"firmware_timeout_s": 20})
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2")]
+    ids = [s.id for s in specs]
+    image = bytes(range(256)) * 400  # 100 KB: four slices
+    octet = {"content-type": "application/octet-stream"}
+    async with serve(settings) as r, fleet_of(r, specs) as fleet:
+        await wait_online(r, 6)
+        up = await r.client.post("/api/firmware?version=2.0.0", content=image, headers=octet)
+        assert up.status_code == 201, up.text
+        fw = up.json()["firmware"]
+        start = await r.client.post(
+            f"/api/firmware/{fw['id']}/rollouts", json={"devices": ids, "canary": 2}
+        )
+        assert start.status_code == 202, start.text
+        done = await rollout_done(r, start.json()["rollout"]["id"])
+        assert done["status"] == "completed" and done["waves"] == 2, done
+        assert [d["wave"] for d in done["devices"]].count(0) == 2
+        assert {d["state"] for d in done["devices"]} == {"installed"}
+        assert {sp.firmware for sp in fleet.speakers.values()} == {"2.0.0"}
+        with anyio.fail_after(10):  # the new version shows in the registry (presence)
+            while {
+                d["firmware"]
+                for d in (await r.client.get(f"/api/communes/{COMMUNE}/devices")).json()["devices"]
+                if d["id"] in ids
+            } != {"2.0.0"}:
+                await anyio.sleep(0.2)
+
+        # the next image: one canary speaker receives it damaged
+        fleet.speakers[ids[1]].corrupt_firmware = True
+        up = await r.client.post("/api/firmware?version=2.1.0", content=image[::-1], headers=octet)
+        fw2 = up.json()["firmware"]
+        start = await r.client.post(
+            f"/api/firmware/{fw2['id']}/rollouts", json={"devices": ids, "canary": 2}
+        )
+        halted = await rollout_done(r, start.json()["rollout"]["id"])
+        assert halted["status"] == "halted"
+        assert ids[1] in halted["reason"] and "SHA-256" in halted["reason"], halted["reason"]
+        states = {d["device_id"]: d["state"] for d in halted["devices"]}
+        assert states[ids[0]] == "installed" and states[ids[1]] == "refused"
+        assert all(states[d] == "pending" for d in ids[2:])  # later waves never got it
+        assert fleet.speakers[ids[1]].firmware == "2.0.0"  # refused, not installed
+        assert fleet.speakers[ids[5]].firmware == "2.0.0"
+
+        # refusals
+        assert_error(await r.client.post("/api/firmware", content=image, headers=octet), 400)
+        dup = await r.client.post("/api/firmware?version=2.0.0", content=image, headers=octet)
+        assert_error(dup, 409, "conflict")
+        wrong = await r.client.post("/api/firmware?version=3", json={"x": 1})
+        assert_error(wrong, 415)
+        empty = await r.client.post("/api/firmware?version=3", content=b"", headers=octet)
+        assert_error(empty, 400)
+        bad = await r.client.post(
+            f"/api/firmware/{fw['id']}/rollouts", json={"devices": ["khong-co"]}
+        )
+        assert_error(bad, 400, "invalid_input")

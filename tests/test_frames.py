@@ -331,7 +331,7 @@ def test_signature_replaced_by_another_keys_signature() -> None:
 @pytest.mark.parametrize(
     ("field", "values", "reason"),
     [
-        ("ftype", [0, 10, 255], "unknown frame type"),
+        ("ftype", [0, 12, 255], "unknown frame type"),
         ("codec", [3, 99, 255], "unknown codec"),
         ("prio", [4, 200, 255], "unknown priority"),
     ],

@@ -92,6 +92,7 @@ def test_device_filters() -> None:
         "loa/v1/c1/dev/d1/cmd",
         "loa/v1/c1/dev/d1/config",
         "loa/v1/c1/dev/d1/time/resp",
+        "loa/v1/c1/dev/d1/fw",
     ]
     # a device never subscribes to what it publishes itself
     assert not {parse_topic(t).which for t in inbox} & DEVICE_PUBLISHES

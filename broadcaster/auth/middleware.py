@@ -33,6 +33,7 @@ UPLOADS = frozenset(
         "/api/communes/{commune}/media",
         "/api/provinces/{province}/media",
         "/api/communes/{commune}/alerts/cap",
+        "/api/firmware",
     }
 )
 _MISSING = object()

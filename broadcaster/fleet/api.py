@@ -13,10 +13,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from loa.errors import Conflict, FieldError, InvalidInput, NotFound
+from loa.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+)
 
 from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
-from ..auth.guard import principal
+from ..auth.guard import principal, require_targets
+from ..targeting import Target
 from .metrics import render
 from .report import as_csv, as_html, commune_report, province_rollup, rollup_csv
 
@@ -253,6 +261,54 @@ async def report_province(request: Request) -> Response:
     return ok({"communes": rows, "period": period, "from_us": start, "to_us": end})
 
 
+class RolloutIn(Body):
+    devices: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
+    canary: Annotated[int, Field(ge=0, le=1000)] = 2
+
+
+async def firmware_upload(request: Request) -> JSONResponse:
+    """The image as the raw body (``application/octet-stream``), ``?version=``."""
+    s = svc(request)
+    limit = s.settings.fleet.firmware_max_bytes
+    if "octet-stream" not in request.headers.get("content-type", ""):
+        raise UnsupportedMedia(
+            "send the image as the body (Content-Type: application/octet-stream)"
+        )
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the firmware image is over {limit} bytes")
+    fw = await anyio.to_thread.run_sync(
+        s.firmware.add, request.query_params.get("version", ""), body
+    )
+    s.audit("firmware.upload", version=fw["version"], sha256=fw["sha256"])
+    return ok({"firmware": fw}, 201)
+
+
+async def firmware_list(request: Request) -> JSONResponse:
+    return ok({"firmware": svc(request).firmware.images()})
+
+
+async def rollout_start(request: Request) -> JSONResponse:
+    s = svc(request)
+    fw = path_id(request, "firmware", UUID_RE)
+    body = await read_json(request, RolloutIn)
+    who = principal(request)
+    for d in body.devices:  # every device inside the caller's area
+        commune = s.store.device_commune(d)
+        if commune is not None:
+            require_targets(who, [Target(commune, device=d)], s.store)
+    rid = s.firmware.plan(fw, list(body.devices), body.canary, who.username)
+    s.dispatcher.spawn(s.firmware.run, rid)
+    s.audit("firmware.rollout", rollout=rid, firmware=fw, devices=len(body.devices))
+    return ok({"rollout": s.firmware.get(rid)}, 202)
+
+
+async def rollout_get(request: Request) -> JSONResponse:
+    return ok({"rollout": svc(request).firmware.get(path_id(request, "rollout", UUID_RE))})
+
+
 async def metrics(request: Request) -> Response:
     body, content_type = render(svc(request))
     return Response(body, media_type=content_type)
@@ -269,6 +325,10 @@ routes = [
     Route("/api/devices/{device}/commands", command_send, methods=["POST"]),
     Route("/api/devices/{device}/commands", command_list, methods=["GET"]),
     Route("/metrics", metrics),
+    Route("/api/firmware", firmware_upload, methods=["POST"]),
+    Route("/api/firmware", firmware_list, methods=["GET"]),
+    Route("/api/firmware/{firmware}/rollouts", rollout_start, methods=["POST"]),
+    Route("/api/rollouts/{rollout}", rollout_get),
     Route("/api/communes/{commune}/report", report_commune),
     Route("/api/provinces/{province}/report", report_province),
 ]
