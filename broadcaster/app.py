@@ -195,6 +195,7 @@ def create_app(
             )
             fleet = FleetService(store, clock, settings.fleet, signer, link.publish, audit=audit)
             facts.on_command_ack = fleet.on_ack
+            facts.telemetry_min_us = int(settings.fleet.telemetry_min_interval_s * 1e6)
             firmware = Firmware(
                 store,
                 clock,

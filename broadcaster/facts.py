@@ -57,6 +57,8 @@ class Facts:
         clock: Clock,
         trusted_keys: tuple[str, ...] = (),
     ) -> None:
+        self.telemetry_min_us = 0
+        self._telemetry_at: dict[str, int] = {}
         #: Announced in every config: this controller's key, then any others to trust.
         self.keys = [signer.public_hex(), *(k for k in trusted_keys if k != signer.public_hex())]
         self.store = store
@@ -114,7 +116,11 @@ class Facts:
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
         m = parse(Telemetry, payload)
-        self.store.set_telemetry(device, self.clock.now_us(), m)
+        now = self.clock.now_us()
+        if now - self._telemetry_at.get(device, -(2**62)) < self.telemetry_min_us:
+            raise ProtocolError(f"telemetry from {device} faster than allowed (a flood)")
+        self._telemetry_at[device] = now
+        self.store.set_telemetry(device, now, m)
 
     async def on_firmware_status(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)

@@ -246,6 +246,12 @@ class FleetSettings(Section):
     telemetry_keep_days: Annotated[float, Field(gt=0, le=3650)] = Field(
         31.0, description="telemetry older than this is deleted"
     )
+    telemetry_full_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        2.0, description="telemetry older than this is thinned to one report per speaker per hour"
+    )
+    telemetry_min_interval_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        1.0, description="telemetry a speaker sends faster than this is dropped (a flood)"
+    )
     command_timeout_s: Annotated[float, Field(ge=1, le=86400)] = Field(
         30.0, description="a command not acknowledged within this is marked timed out"
     )

@@ -314,3 +314,91 @@ async def test_firmware_rolls_out_in_waves_and_a_corrupt_image_halts_it(
             f"/api/firmware/{fw['id']}/rollouts", json={"devices": ["khong-co"]}
         )
         assert_error(bad, 400, "invalid_input")
+
+
+def unit_fleet(tmp_path: Path, **fleet: Any) -> tuple[Store, Any, Any]:
+    from broadcaster.fleet.service import FleetService
+    from broadcaster.settings import FleetSettings
+    from devices.signing import Signer
+    from loa.clock import FakeClock
+
+    async def nothing(topic: str, payload: bytes) -> None:
+        return None
+
+    store = Store(tmp_path / "unit.db")
+    demo_data.seed(store)
+    clock = FakeClock()
+    service = FleetService(store, clock, FleetSettings(**fleet), Signer.generate(), nothing)
+    service.start_run()
+    return store, clock, service
+
+
+def test_telemetry_is_thinned_then_dropped_and_floods_are_refused(tmp_path: Path) -> None:
+    from devices.messages import Telemetry
+
+    store, clock, service = unit_fleet(tmp_path, telemetry_full_days=1, telemetry_keep_days=3)
+    now = clock.now_us()
+    hour = 3_600_000_000
+    for k in range(4 * 24 * 6):  # every 10 minutes for four days back
+        at = now - k * hour // 6
+        store.set_telemetry("vt-ap-1-1", at, Telemetry(at_us=at, uptime_s=k, volume=80))
+    service.prune()
+    rows = [r["at_us"] for r in store.query("SELECT at_us FROM telemetry ORDER BY at_us")]
+    recent = [t for t in rows if t >= now - 24 * hour]
+    older = [t for t in rows if t < now - 24 * hour]
+    assert len(recent) == 24 * 6 + 1  # the last day in full
+    assert min(rows) >= now - 3 * 24 * hour  # nothing beyond three days
+    assert len(older) <= 2 * 24 + 1  # one per hour in between
+    store.close()
+
+
+async def test_alarms_are_fed_live_and_raised_once(tmp_path: Path) -> None:
+    store, clock, service = unit_fleet(tmp_path, silent_s=5)
+    feed = service.watch()
+    clock.advance(6)  # nobody was ever seen: 27 offline alarms
+    events = service.check()
+    service._push(events)
+    first = feed.receive_nowait()
+    assert first["event"] == "raised" and first["kind"] == "offline"
+    assert len(events) == 27
+    assert service.check() == []  # raised once, not again
+    store.close()
+
+
+async def test_a_telemetry_flood_is_dropped_and_counted(running: Running) -> None:
+    from devices.messages import Telemetry, dump
+
+    s = running.services
+    topic = f"loa/v1/{COMMUNE}/dev/vt-ap-1-1/telemetry"
+    for k in range(50):
+        await s.router(topic, dump(Telemetry(at_us=k, uptime_s=k, volume=80)))
+    rows = s.store.query("SELECT COUNT(*) AS n FROM telemetry WHERE device_id='vt-ap-1-1'")
+    assert rows[0]["n"] == 1
+    assert s.router.dropped["vt-ap-1-1"] == 49
+
+
+def test_a_missed_programme_and_a_failed_alert_raise_alarms_until_played(tmp_path: Path) -> None:
+    store, clock, service = unit_fleet(tmp_path)
+    now = clock.now_us()
+
+    def aired(bid: str, at: int, outcome: str, alert: bool) -> None:
+        store.db.table("broadcasts").insert({"id": bid, "title": bid, "created_us": at})
+        link = ("alert_broadcasts", {"alert_id": "a", "broadcast_id": bid})
+        link = link if alert else ("occurrences", {"programme_id": bid, "broadcast_id": bid})
+        store.db.table(link[0]).insert(link[1])
+        store.db.table("deliveries").insert(
+            {"broadcast_id": bid, "device_id": "vt-ap-1-1", "commune_id": COMMUNE,
+             "hamlet_id": "ap-1", "targeted": 1, "online_at_start": 1, "outcome": outcome,
+             "reason": "no proof of play received"}
+        )  # fmt: skip
+
+    for d in store.devices(COMMUNE):  # everyone online and heard from
+        store.set_presence(COMMUNE, d.id, online=True, at_us=now, firmware="", codecs=[])
+    aired("tin-sang", now - 1000, "no_report", alert=False)
+    aired("bao-so-3", now - 500, "no_report", alert=True)
+    kinds = {(e["device_id"], e["kind"]) for e in service.check()}
+    assert kinds == {("vt-ap-1-1", "missed_programme"), ("vt-ap-1-1", "failed_alert")}
+    aired("tin-chieu", now - 100, "played", alert=False)
+    cleared = service.check()
+    assert [(e["event"], e["kind"]) for e in cleared] == [("cleared", "missed_programme")]
+    store.close()

@@ -40,6 +40,7 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("GET", "/api/devices/{device}/uptime"): R,
     ("GET", "/api/communes/{commune}/uptime"): R,
     ("GET", "/api/communes/{commune}/alarms"): R,
+    ("GET", "/api/communes/{commune}/alarms/stream"): R,
     ("POST", "/api/alarms/{alarm}/ack"): D,
     ("POST", "/api/devices/{device}/commands"): D,
     ("GET", "/api/devices/{device}/commands"): R,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -10,7 +12,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from loa.errors import (
@@ -161,6 +163,25 @@ async def alarm_list(request: Request) -> JSONResponse:
     s = svc(request)
     open_only = request.query_params.get("open", "1") not in ("0", "false", "no")
     return ok({"alarms": s.fleet.alarms(path_id(request, "commune"), open_only)})
+
+
+async def alarm_stream(request: Request) -> StreamingResponse:
+    """Server-Sent Events: each alarm of the commune as it is raised or cleared."""
+    s = svc(request)
+    commune = path_id(request, "commune")
+    s.store.require_commune(commune)
+    feed = s.fleet.watch()
+
+    async def stream() -> AsyncIterator[str]:
+        with feed:
+            yield "event: hello\ndata: {}\n\n"
+            async for e in feed:
+                if e["commune_id"] == commune:
+                    yield f"event: alarm\ndata: {json.dumps(e, ensure_ascii=False)}\n\n"
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
 
 
 async def alarm_ack(request: Request) -> JSONResponse:
@@ -321,6 +342,7 @@ routes = [
     Route("/api/devices/{device}/uptime", uptime_device),
     Route("/api/communes/{commune}/uptime", uptime_commune),
     Route("/api/communes/{commune}/alarms", alarm_list),
+    Route("/api/communes/{commune}/alarms/stream", alarm_stream),
     Route("/api/alarms/{alarm}/ack", alarm_ack, methods=["POST"]),
     Route("/api/devices/{device}/commands", command_send, methods=["POST"]),
     Route("/api/devices/{device}/commands", command_list, methods=["GET"]),

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import Ack, Command, dump
@@ -51,6 +52,7 @@ class FleetService:
         self.audit = audit
         self._run: int | None = None
         self.webhook_failures = 0
+        self._watchers: list[MemoryObjectSendStream[dict[str, Any]]] = []
 
     # --- the controller's own runs ---------------------------------------------------
 
@@ -279,15 +281,43 @@ class FleetService:
         )
 
     def prune(self) -> int:
-        keep = self.clock.now_us() - int(self.settings.telemetry_keep_days * 86400e6)
-        return int(self.db.execute("DELETE FROM telemetry WHERE at_us<?", [keep]).rowcount)
+        """Bound the telemetry series: one row per speaker per hour after
+        ``telemetry_full_days``, nothing after ``telemetry_keep_days``."""
+        now = self.clock.now_us()
+        keep = now - int(self.settings.telemetry_keep_days * 86400e6)
+        full = now - int(self.settings.telemetry_full_days * 86400e6)
+        with self.db.atomic():
+            gone = self.db.execute("DELETE FROM telemetry WHERE at_us<?", [keep]).rowcount
+            gone += self.db.execute(
+                "DELETE FROM telemetry WHERE at_us<? AND rowid NOT IN (SELECT MAX(rowid)"
+                " FROM telemetry WHERE at_us<? GROUP BY device_id, at_us / 3600000000)",
+                [full, full],
+            ).rowcount
+        return int(gone)
+
+    def watch(self) -> MemoryObjectReceiveStream[dict[str, Any]]:
+        """A live feed of alarms raised and cleared (for the UI); close it when done."""
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
+        self._watchers.append(send)
+        return receive
+
+    def _push(self, events: list[dict[str, Any]]) -> None:
+        for w in list(self._watchers):
+            for e in events:
+                try:
+                    w.send_nowait(e)
+                except anyio.WouldBlock:  # a slow watcher misses events, never blocks us
+                    break
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    self._watchers.remove(w)
+                    break
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         self.start_run()
         task_status.started()
-        beat = 0.0
+        beat, pruned = 0.0, 0
         while True:
             try:
                 if beat <= 0:
@@ -295,9 +325,13 @@ class FleetService:
                     beat = self.settings.heartbeat_s
                 events = self.check()
                 self.expire()
+                if self.clock.now_us() - pruned > 3600e6:
+                    self.prune()
+                    pruned = self.clock.now_us()
             except Exception:  # a bad row must not stop the checks
                 logger.exception("fleet check failed")
                 events = []
+            self._push(events)
             await self.notify(events)
             await self.clock.sleep(self.settings.check_s)
             beat -= self.settings.check_s
