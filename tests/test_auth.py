@@ -104,12 +104,16 @@ async def test_role_matrix_every_role_on_every_route(tmp_path: Path, broker: Any
             if method == "WS" or perm is None or path in ("/api/logout",):
                 continue
             for role, token in tokens.items():
-                resp = await r.client.request(
+                req = r.client.build_request(
                     method,
                     concrete(path),
                     headers={**bearer(token), "content-type": "application/json"},
                     content=b"{}" if method in ("POST", "PUT") else None,
                 )
+                resp = await r.client.send(req, stream=True)  # live feeds never end
+                if "event-stream" not in resp.headers.get("content-type", ""):
+                    await resp.aread()
+                await resp.aclose()
                 allowed = perm in GRANTS[role]
                 if allowed:
                     assert resp.status_code not in (401, 403), (role, method, path, resp.text)
