@@ -23,7 +23,7 @@ from loa import __version__
 from loa.clock import Clock, SkewedClock, SystemClock
 from loa.errors import ToolMissing
 
-from . import api, live_api, media_api, programmes_api, web
+from . import api, live_api, media_api, programmes_api
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
 from .auth import api as auth_api
@@ -48,6 +48,7 @@ from .services import Services
 from .settings import Settings
 from .store import Store
 from .targeting import Resolution
+from .ui import pages as ui_pages
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ ROUTES = [
     *alerts_api.routes,
     *programmes_api.routes,
     *fleet_api.routes,
-    *web.routes,
+    *ui_pages.routes,
 ]
 
 SUBSCRIPTIONS = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from broadcaster.app import ROUTES
 from broadcaster.auth.accounts import Accounts, first_admin_line
@@ -34,6 +34,8 @@ def route_keys() -> set[tuple[str, str]]:
     for r in ROUTES:
         if isinstance(r, WebSocketRoute):
             keys.add(("WS", r.path))
+        elif isinstance(r, Mount):
+            keys.add(("GET", r.path))
         elif isinstance(r, Route):
             keys |= {(m, r.path) for m in (r.methods or {"GET"}) - {"HEAD"}}
     return keys
@@ -128,7 +130,9 @@ async def test_role_matrix_every_role_on_every_route(tmp_path: Path, broker: Any
 async def test_no_credentials_bad_token_and_public_routes(running: Running) -> None:
     async with httpx.AsyncClient(base_url=running.url) as anon:
         assert (await anon.get("/api/health")).status_code == 200
-        assert (await anon.get("/")).status_code == 200
+        home = await anon.get("/")
+        assert home.status_code == 303 and home.headers["location"] == "/login?next=/"
+        assert (await anon.get("/login")).status_code == 200
         err = assert_error(await anon.get("/api/communes"), 401, "unauthorized")
         assert "log in" in err["error"]
         bad = await anon.get("/api/communes", headers=bearer("loa_forged"))

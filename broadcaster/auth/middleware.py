@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -166,6 +167,24 @@ class AuthMiddleware:
         return counted
 
     async def _refuse(self, scope: Scope, send: Send, exc: LoaError) -> None:
+        path = scope.get("path", "")
+        if (
+            exc.status == 401
+            and scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not path.startswith("/api/")
+            and path != "/metrics"
+        ):  # a page: to the login form, and back here after it
+            where = "/login?next=" + quote(path)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", where.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["type"] == "websocket":
             await send(
                 {"type": "websocket.close", "code": 4000 + exc.status, "reason": exc.message[:120]}

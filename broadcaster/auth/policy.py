@@ -16,7 +16,16 @@ R, M, S, A = Perm.READ, Perm.MEDIA, Perm.SCHEDULE, Perm.APPROVE
 B, AL, D, U, AU = Perm.BROADCAST, Perm.ALERT, Perm.DEVICE, Perm.USERS, Perm.AUDIT
 
 POLICY: dict[tuple[str, str], Perm | None] = {
-    ("GET", "/"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("GET", "/static"): PUBLIC,
+    ("GET", "/"): R,
+    ("GET", "/library"): R,
+    ("GET", "/schedule"): R,
+    ("GET", "/live"): R,
+    ("GET", "/emergency"): R,
+    ("GET", "/devices"): R,
+    ("GET", "/devices/{device}"): R,
+    ("GET", "/reports"): R,
     ("GET", "/api/health"): PUBLIC,
     ("POST", "/api/login"): PUBLIC,
     ("POST", "/api/logout"): R,

@@ -1,0 +1,182 @@
+"""Pages: each is a template over the JSON API; data is fetched by ``static/loa.js``
+with the session cookie and the CSRF token the page carries."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..alerts.model import RISK_LEVELS, TYPE_NAMES
+from ..auth.guard import principal
+from ..services import Services
+from .i18n import LANGUAGES, gettext_for, translator
+
+HERE = Path(__file__).parent
+env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    extensions=["jinja2.ext.i18n"],
+)
+#: Strings the JavaScript shows (translated server-side, handed over as JSON).
+JS_STRINGS = (
+    "Đang phát",
+    "Rảnh",
+    "Mất kết nối",
+    "Lỗi",
+    "Đang tải lên…",
+    "Đã tải lên",
+    "Đã lưu",
+    "Lỗi: ",
+    "Chưa có bản tin",
+    "Đã phát",
+    "Chưa phát",
+    "Đang chờ",
+    "Đang phát trực tiếp",
+    "Đã dừng",
+    "Xác nhận phát cảnh báo?",
+    "Đã huỷ",
+    "Không có cảnh báo",
+    "Đã xác nhận",
+    "trực tuyến",
+    "ngoại tuyến",
+    "Thiết bị",
+    "Đã gửi",
+)
+
+
+def lang_of(request: Request) -> str:
+    lang = request.query_params.get("lang") or request.cookies.get("lang") or "vi"
+    return lang if lang in LANGUAGES else "vi"
+
+
+def svc(request: Request) -> Services:
+    s: Services = request.app.state.loa
+    return s
+
+
+def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
+    lang = lang_of(request)
+    gettext = gettext_for(lang)
+    env.install_gettext_callables(gettext, lambda s, p, n: gettext(s if n == 1 else p))  # type: ignore[attr-defined]
+    p = request.scope.get("state", {}).get("principal")
+    s = svc(request)
+    communes = s.store.communes()
+    if p is not None and p.area.commune:
+        communes = [c for c in communes if c["id"] == p.area.commune]
+    elif p is not None:
+        communes = [c for c in communes if c["province_id"] == p.area.province]
+    wanted = request.query_params.get("commune")
+    commune = next((c for c in communes if c["id"] == wanted), communes[0] if communes else None)
+    table = translator(lang)
+    js = {k: table.get(k, k) for k in JS_STRINGS}
+    html = env.get_template(name).render(
+        request=request,
+        lang=lang,
+        other="en" if lang == "vi" else "vi",
+        user=p,
+        communes=communes,
+        commune=commune,
+        csrf=p.csrf if p is not None else "",
+        js=js,
+        path=request.url.path,
+        mqtt=s.link.connected,
+        **ctx,
+    )
+    resp = HTMLResponse(html)
+    if request.query_params.get("lang") in LANGUAGES:
+        resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict", path="/")
+    return resp
+
+
+def layout(devices: list[Any], hamlets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Speaker positions on a 1000 × 600 SVG: from GPS where known, else placed around
+    their hamlet on a grid (no tile server: the map is drawn from our own data)."""
+    gps = [(d["lat"], d["lon"]) for d in devices if d["lat"] is not None and d["lon"] is not None]
+    order = {h["id"]: i for i, h in enumerate(hamlets)}
+    cols = max(1, math.ceil(math.sqrt(len(hamlets) or 1) * 1.6))
+    out = []
+    if gps:
+        lat0, lat1 = min(g[0] for g in gps), max(g[0] for g in gps)
+        lon0, lon1 = min(g[1] for g in gps), max(g[1] for g in gps)
+    for n, d in enumerate(devices):
+        if gps and d["lat"] is not None and d["lon"] is not None:
+            x = 50 + 900 * ((d["lon"] - lon0) / ((lon1 - lon0) or 1))
+            y = 550 - 500 * ((d["lat"] - lat0) / ((lat1 - lat0) or 1))
+        else:
+            i = order.get(d["hamlet"], 0)
+            cx = 100 + (i % cols) * (800 / max(1, cols - 1) if cols > 1 else 0)
+            cy = 110 + (i // cols) * 190
+            angle = (n % 6) * math.pi / 3
+            x, y = cx + 45 * math.cos(angle), cy + 45 * math.sin(angle)
+        out.append({"id": d["id"], "hamlet": d["hamlet"], "x": round(x), "y": round(y)})
+    return out
+
+
+async def login_page(request: Request) -> Response:
+    return render(request, "login.html", next=request.query_params.get("next", "/"))
+
+
+async def dashboard(request: Request) -> Response:
+    s = svc(request)
+    principal(request)
+    page = render(request, "dashboard.html")  # resolves the commune
+    commune = _commune(request)
+    if commune is None:
+        return page
+    hamlets = s.store.hamlets(commune["id"])
+    devices = s.store.device_details(commune["id"])
+    return render(request, "dashboard.html", hamlets=hamlets, points=layout(devices, hamlets))
+
+
+def _commune(request: Request) -> dict[str, Any] | None:
+    s = svc(request)
+    p = principal(request)
+    communes = [
+        c
+        for c in s.store.communes()
+        if (p.area.commune and c["id"] == p.area.commune)
+        or (not p.area.commune and c["province_id"] == p.area.province)
+    ]
+    wanted = request.query_params.get("commune")
+    return next((c for c in communes if c["id"] == wanted), communes[0] if communes else None)
+
+
+def _simple(name: str, template: str) -> Route:
+    async def page(request: Request) -> Response:
+        principal(request)
+        ctx: dict[str, Any] = {}
+        if template == "emergency.html":
+            ctx["types"] = [(t.value, vi, en) for t, (vi, en) in TYPE_NAMES.items()]
+            ctx["risks"] = RISK_LEVELS
+        commune = _commune(request)
+        if commune is not None:
+            ctx["hamlets"] = svc(request).store.hamlets(commune["id"])
+        return render(request, template, **ctx)
+
+    return Route(name, page)
+
+
+async def device_page(request: Request) -> Response:
+    principal(request)
+    return render(request, "device.html", device_id=request.path_params["device"])
+
+
+routes = [
+    Route("/login", login_page),
+    Route("/", dashboard),
+    _simple("/library", "library.html"),
+    _simple("/schedule", "schedule.html"),
+    _simple("/live", "live.html"),
+    _simple("/emergency", "emergency.html"),
+    _simple("/devices", "devices.html"),
+    Route("/devices/{device}", device_page),
+    _simple("/reports", "reports.html"),
+    Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+]

@@ -1,0 +1,286 @@
+// Loa UI: plain JavaScript over the JSON API (session cookie + CSRF header).
+"use strict";
+const T = (s) => (window.T && window.T[s]) || s;
+const $ = (sel) => document.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+const commune = () => document.body.dataset.commune;
+
+async function api(method, url, body, raw) {
+  const opts = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
+  if (raw) { opts.body = raw; } else if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch(url, opts);
+  const data = resp.headers.get("content-type")?.includes("json") ? await resp.json() : {};
+  if (!resp.ok) { const err = new Error(data.error || resp.statusText); err.data = data; throw err; }
+  return data;
+}
+
+// A refusal next to the form's fields, keeping what the user typed.
+function showError(el, err) {
+  el.textContent = T("Lỗi: ") + err.message;
+  for (const f of (err.data && err.data.errors) || []) {
+    el.textContent += " · " + f.field + ": " + f.message;
+  }
+}
+
+const logout = $("#logout");
+if (logout) logout.addEventListener("click", async () => { await api("POST", "/api/logout"); location.href = "/login"; });
+
+// --- login -----------------------------------------------------------------
+const loginForm = $("#login-form");
+if (loginForm) loginForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await api("POST", "/api/login", { username: $("#username").value, password: $("#password").value });
+    location.href = loginForm.dataset.next || "/";
+  } catch (err) { showError($("#login-error"), err); }
+});
+
+// --- dashboard: speakers coloured by state, updated live --------------------
+async function refreshMap() {
+  const c = commune();
+  const [devs, bcs, alarms] = await Promise.all([
+    api("GET", `/api/communes/${c}/devices`),
+    api("GET", `/api/communes/${c}/broadcasts`),
+    api("GET", `/api/communes/${c}/alarms`),
+  ]);
+  const playing = new Set();
+  const live = bcs.broadcasts.filter((b) => b.status === "streaming" || b.status === "finishing");
+  for (const b of live) {
+    const d = await api("GET", `/api/broadcasts/${b.id}`);
+    d.broadcast.deliveries.forEach((x) => playing.add(x.device_id));
+  }
+  const faulty = new Set(alarms.alarms.filter((a) => a.kind !== "offline").map((a) => a.device_id));
+  for (const d of devs.devices) {
+    const el = document.getElementById("sp-" + d.id);
+    if (!el) continue;
+    const state = !d.online ? "offline" : faulty.has(d.id) ? "fault" : playing.has(d.id) ? "playing" : "idle";
+    el.setAttribute("class", "speaker " + state);
+    el.dataset.state = state;
+    el.querySelector("title").textContent = d.id + " — " + T({ offline: "Mất kết nối", fault: "Lỗi", playing: "Đang phát", idle: "Rảnh" }[state]);
+  }
+  $("#on-air").innerHTML = live.length
+    ? live.map((b) => `<li>${esc(b.title)} (${esc(b.priority)})</li>`).join("")
+    : `<li>${esc(T("Chưa có bản tin"))}</li>`;
+}
+if ($("#map")) { refreshMap(); setInterval(() => refreshMap().catch(() => {}), 2000); }
+
+// --- library ----------------------------------------------------------------
+async function loadMedia(select) {
+  const data = await api("GET", `/api/communes/${commune()}/media`);
+  if (select) {
+    select.innerHTML = data.media.map((m) => `<option value="${m.id}">${esc(m.title)}</option>`).join("");
+    return;
+  }
+  $("#media-list").innerHTML = data.media.map((m) =>
+    `<tr><td>${esc(m.title)}</td><td>${(m.duration_ms / 1000).toFixed(1)} s</td>` +
+    `<td>${m.loudness && m.loudness.lufs != null ? m.loudness.lufs.toFixed(1) : "—"}</td>` +
+    `<td><audio controls preload="none" src="/api/media/${m.id}/audio?codec=mp3"></audio></td></tr>`).join("");
+}
+function upload(file, title) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    form.append("file", file);
+    if (title) form.append("title", title);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/communes/${commune()}/media`);
+    xhr.setRequestHeader("X-CSRF-Token", csrf());
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("#upload-progress").value = (100 * e.loaded) / e.total; };
+    xhr.onload = () => {
+      const data = JSON.parse(xhr.responseText || "{}");
+      if (xhr.status < 300) resolve(data); else { const err = new Error(data.error); err.data = data; reject(err); }
+    };
+    xhr.onerror = () => reject(new Error("network"));
+    xhr.send(form);
+  });
+}
+if ($("#upload-form")) {
+  loadMedia();
+  $("#upload-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("#upload-error").textContent = T("Đang tải lên…");
+    try {
+      await upload($("#upload-file").files[0], $("#upload-title").value);
+      $("#upload-error").textContent = T("Đã tải lên");
+      loadMedia();
+    } catch (err) { showError($("#upload-error"), err); }
+  });
+  $("#tts-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", `/api/communes/${commune()}/media/text`, { text: $("#tts-text").value, title: $("#tts-title").value || $("#tts-text").value.slice(0, 60) });
+      $("#tts-error").textContent = T("Đã lưu");
+      loadMedia();
+    } catch (err) { showError($("#tts-error"), err); }
+  });
+  let recorder = null;
+  $("#record-start").addEventListener("click", async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = async () => {
+      stream.getTracks().forEach((t) => t.stop());
+      try { await upload(new File(chunks, "ghi-am.webm", { type: "audio/webm" }), ""); loadMedia(); }
+      catch (err) { showError($("#upload-error"), err); }
+    };
+    recorder.start();
+    $("#record-start").disabled = true; $("#record-stop").disabled = false;
+  });
+  $("#record-stop").addEventListener("click", () => { recorder && recorder.stop(); $("#record-start").disabled = false; $("#record-stop").disabled = true; });
+}
+
+// --- schedule: a week calendar, create with targets, conflicts shown ---------
+function targetsFrom(form) {
+  const picked = [...form.querySelectorAll('input[name="hamlet"]:checked')].map((x) => x.value);
+  if (!picked.length || picked.includes("")) return [{ commune: commune() }];
+  return picked.map((h) => ({ commune: commune(), hamlet: h }));
+}
+async function loadCalendar() {
+  const now = new Date();
+  const from = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const to = new Date(from.getTime() + 7 * 86400000);
+  const data = await api("GET", `/api/communes/${commune()}/occurrences?from=${from.toISOString().slice(0, 10)}&to=${to.toISOString().slice(0, 10)}`);
+  const days = [];
+  for (let i = 0; i < 7; i++) days.push(new Date(from.getTime() + i * 86400000));
+  const lang = document.body.dataset.lang === "en" ? "en-GB" : "vi-VN";
+  $("#calendar").innerHTML = days.map((d) => {
+    const items = data.occurrences.filter((o) => new Date(o.fire_us / 1000).toDateString() === d.toDateString());
+    return `<div class="day"><h3>${esc(d.toLocaleDateString(lang, { weekday: "short", day: "numeric", month: "numeric" }))}</h3>` +
+      items.map((o) => `<div class="occ" data-programme="${o.programme_id}">${esc(new Date(o.fire_us / 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }))} ${esc(o.title)}</div>`).join("") + "</div>";
+  }).join("");
+  const progs = await api("GET", `/api/communes/${commune()}/programmes`);
+  $("#pending").innerHTML = progs.programmes.filter((p) => p.status === "submitted").map((p) =>
+    `<li>${esc(p.title)} <button type="button" data-approve="${p.id}">✓</button></li>`).join("");
+  document.querySelectorAll("[data-approve]").forEach((b) => b.addEventListener("click", async () => {
+    await api("POST", `/api/programmes/${b.dataset.approve}/approve`); loadCalendar();
+  }));
+}
+if ($("#programme-form")) {
+  loadMedia($("#p-media")); loadCalendar();
+  $("#p-start").value = new Date().toISOString().slice(0, 10);
+  $("#programme-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const when = { kind: $("#p-kind").value, at: $("#p-at").value };
+    if (when.kind === "once") when.start = $("#p-start").value;
+    if (when.kind === "weekly") when.weekdays = [new Date($("#p-start").value).getDay() || 7];
+    try {
+      const data = await api("POST", `/api/communes/${commune()}/programmes`, {
+        title: $("#p-title").value, what: { kind: "media", media_id: $("#p-media").value },
+        targets: targetsFrom(form), when,
+      });
+      $("#conflicts").innerHTML = data.conflicts.map((c) => `<li>${esc(c.title)}: ${c.overlap_minutes} min, ${c.speakers} loa</li>`).join("");
+      await api("POST", `/api/programmes/${data.programme.id}/submit`);
+      $("#programme-error").textContent = T("Đã lưu");
+      loadCalendar();
+    } catch (err) { showError($("#programme-error"), err); }
+  });
+}
+
+// --- emergency: guarded trigger, confirm step, per-hamlet board --------------
+let alertId = null;
+async function refreshBoard() {
+  if (!alertId) return;
+  const a = (await api("GET", `/api/alerts/${alertId}`)).alert;
+  $("#board").innerHTML = a.hamlets.map((h) =>
+    `<tr data-hamlet="${h.hamlet_id}"><td>${esc(h.hamlet_id)}</td><td>${h.speakers}</td><td class="played">${h.played}</td><td>${h.not_played.length}</td></tr>`).join("");
+  $("#alert-status").textContent = a.status;
+}
+if ($("#alert-form")) {
+  $("#alert-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const hamlets = [...form.querySelectorAll('input[name="hamlet"]:checked')].map((x) => ({ commune: commune(), hamlet: x.value }));
+    try {
+      const a = (await api("POST", `/api/communes/${commune()}/alerts`, {
+        type: form.querySelector('input[name="type"]:checked').value,
+        risk_level: Number($("#a-risk").value),
+        message: $("#a-message").value,
+        targets: hamlets.length ? hamlets : [{ commune: commune() }],
+      })).alert;
+      alertId = a.id;
+      $("#alert-summary").textContent = T("Xác nhận phát cảnh báo?") + " " + a.title;
+      $("#alert-confirm").hidden = false;
+    } catch (err) { showError($("#alert-error"), err); }
+  });
+  $("#alert-go").addEventListener("click", async () => {
+    await api("POST", `/api/alerts/${alertId}/confirm`);
+    $("#alert-confirm").hidden = true; $("#alert-board").hidden = false;
+    refreshBoard(); setInterval(() => refreshBoard().catch(() => {}), 1000);
+  });
+  $("#alert-cancel").addEventListener("click", async () => { await api("POST", `/api/alerts/${alertId}/cancel`, { reason: "huỷ" }); refreshBoard(); });
+  $("#alert-allclear").addEventListener("click", async () => { await api("POST", `/api/alerts/${alertId}/all-clear`); refreshBoard(); });
+}
+
+// --- live: push-to-talk from the microphone -----------------------------------
+if ($("#ptt")) {
+  let ws = null, rec = null, stream = null;
+  $("#ptt").addEventListener("click", async () => {
+    if (rec) { rec.stop(); ws.send(JSON.stringify({ type: "stop" })); stream.getTracks().forEach((t) => t.stop()); rec = null; $("#on-air-indicator").className = "off-air"; $("#on-air-indicator").textContent = T("Đã dừng"); return; }
+    const hamlets = [...document.querySelectorAll('#live-form input[name="hamlet"]:checked')].map((x) => ({ commune: commune(), hamlet: x.value }));
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const ctx = new AudioContext(); const an = ctx.createAnalyser(); ctx.createMediaStreamSource(stream).connect(an);
+    const buf = new Float32Array(an.fftSize);
+    setInterval(() => { an.getFloatTimeDomainData(buf); $("#level").value = Math.min(1, Math.sqrt(buf.reduce((s, v) => s + v * v, 0) / buf.length) * 4); }, 100);
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + `/api/communes/${commune()}/live`);
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ targets: hamlets.length ? hamlets : [{ commune: commune() }], title: "Phát trực tiếp" }));
+      rec = new MediaRecorder(stream, { mimeType: "audio/webm;codecs=opus" });
+      rec.ondataavailable = (e) => e.data.size && ws.send(e.data);
+      rec.start(250);
+      $("#on-air-indicator").className = "on-air"; $("#on-air-indicator").textContent = T("Đang phát trực tiếp");
+    };
+  });
+}
+
+// --- devices ---------------------------------------------------------------------
+async function loadDevices() {
+  const data = await api("GET", `/api/communes/${commune()}/devices`);
+  const f = $("#device-filter").value;
+  $("#device-list").innerHTML = data.devices.filter((d) => !f || (f === "online") === d.online).map((d) =>
+    `<tr data-device="${d.id}" data-online="${d.online}"><td><a href="/devices/${d.id}">${esc(d.id)}</a></td><td>${esc(d.hamlet)}</td>` +
+    `<td>${esc(T(d.online ? "trực tuyến" : "ngoại tuyến"))}</td><td>${esc(d.firmware)}</td></tr>`).join("");
+  const alarms = await api("GET", `/api/communes/${commune()}/alarms`);
+  $("#alarm-list").innerHTML = alarms.alarms.map((a) =>
+    `<li>${esc(a.device_id)}: ${esc(a.kind)} — ${esc(a.detail)} ${a.acked_us ? "✓" : `<button type="button" data-ack="${a.id}">OK</button>`}</li>`).join("");
+  document.querySelectorAll("[data-ack]").forEach((b) => b.addEventListener("click", async () => { await api("POST", `/api/alarms/${b.dataset.ack}/ack`); loadDevices(); }));
+}
+if ($("#device-list")) { loadDevices(); $("#device-filter").addEventListener("change", loadDevices); setInterval(() => loadDevices().catch(() => {}), 3000); }
+
+if ($("#device-name")) {
+  const id = $("#device-name").dataset.device;
+  (async () => {
+    const d = await api("GET", `/api/devices/${id}`);
+    $("#device-state").textContent = T(d.device.online ? "trực tuyến" : "ngoại tuyến") + " · " + (d.device.firmware || "");
+    const u = await api("GET", `/api/devices/${id}/uptime`);
+    $("#device-uptime").textContent = u.uptime.uptime == null ? "—" : (u.uptime.uptime * 100).toFixed(1) + " %";
+    const pts = d.telemetry.filter((t) => t.temperature_c != null);
+    if (pts.length > 1) {
+      const t0 = pts[0].at_us, t1 = pts[pts.length - 1].at_us || t0 + 1;
+      const line = pts.map((p) => `${(600 * (p.at_us - t0)) / (t1 - t0)},${150 - p.temperature_c * 1.5}`).join(" ");
+      $("#health").innerHTML = `<polyline fill="none" stroke="#a30000" stroke-width="2" points="${line}"/>`;
+    }
+  })();
+  document.querySelectorAll("[data-command]").forEach((b) => b.addEventListener("click", async () => {
+    const args = b.dataset.command === "set_volume" ? { volume: Number($("#volume").value) } : {};
+    try { await api("POST", `/api/devices/${id}/commands`, { action: b.dataset.command, args }); $("#command-status").textContent = T("Đã gửi"); }
+    catch (err) { showError($("#command-status"), err); }
+  }));
+}
+
+// --- reports -----------------------------------------------------------------------
+if ($("#report-form")) {
+  const show = () => {
+    const m = $("#r-month").value;
+    const q = m ? `month=${m}` : "";
+    $("#r-csv").href = `/api/communes/${commune()}/report?${q}&format=csv`;
+    $("#r-html").href = `/api/communes/${commune()}/report?${q}&format=html`;
+    $("#report-frame").src = `/api/communes/${commune()}/report?${q}&format=html`;
+  };
+  $("#report-form").addEventListener("submit", (e) => { e.preventDefault(); show(); });
+  show();
+}
