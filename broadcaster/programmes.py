@@ -355,7 +355,24 @@ class ProgrammeService:
 
     def conflicts(self, programme_id: str) -> list[dict[str, Any]]:
         """Overlaps in the next two weeks with other programmes on a common speaker."""
-        me = self._row(programme_id)
+        return self._conflicts(self._row(programme_id), programme_id)
+
+    def check(
+        self, commune: str, fields: dict[str, Any], rule: Rule, targets: list[Target]
+    ) -> list[dict[str, Any]]:
+        """The conflicts a programme would have, before it is saved (nothing is saved)."""
+        self.store.require_commune(commune)
+        validate(rule)
+        resolve_in(self.store, targets)
+        row = {
+            **fields,
+            "commune_id": commune,
+            "targets": json.dumps([t.as_dict() for t in targets]),
+            "rule": rule_json(rule),
+        }
+        return self._conflicts(row, "")
+
+    def _conflicts(self, me: dict[str, Any], programme_id: str) -> list[dict[str, Any]]:
         mine = self._intervals(me)
         if not mine:
             return []

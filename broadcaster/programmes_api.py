@@ -137,6 +137,25 @@ async def programme_create(request: Request) -> JSONResponse:
     return ok({"programme": programme, "conflicts": conflicts}, status=201)
 
 
+async def programme_check(request: Request) -> JSONResponse:
+    """The conflicts a programme would have, shown before it is saved; nothing is saved
+    (text is not spoken here: its length is not known until it is)."""
+    commune = path_id(request, "commune")
+    s = svc(request)
+    commune_row = s.store.require_commune(commune)
+    body = await read_json(request, ProgrammeIn)
+    rule = _rule(body.when, commune_row["timezone"] or s.settings.scheduler.timezone)
+    fields = {
+        "what": body.what.kind,
+        "media_id": body.what.media_id,
+        "relay_duration_s": body.what.duration_s or 0.0,
+    }
+    if body.what.media_id:
+        s.store.media(body.what.media_id)  # 404 for an unknown item
+    conflicts = programmes(request).check(commune, fields, rule, _targets(request, body))
+    return ok({"conflicts": conflicts})
+
+
 async def programme_update(request: Request) -> JSONResponse:
     service = programmes(request)
     pid = path_id(request, "programme", UUID_RE)
@@ -242,6 +261,7 @@ routes = [
     Route("/api/provinces/{province}/bulletins", province_bulletin, methods=["POST"]),
     Route("/api/communes/{commune}/programmes", programme_list, methods=["GET"]),
     Route("/api/communes/{commune}/programmes", programme_create, methods=["POST"]),
+    Route("/api/communes/{commune}/programmes/check", programme_check, methods=["POST"]),
     Route("/api/communes/{commune}/occurrences", occurrences),
     Route("/api/communes/{commune}/occurrences/history", history),
     Route("/api/programmes/{programme}", programme_get, methods=["GET"]),

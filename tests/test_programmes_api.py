@@ -260,3 +260,18 @@ async def test_a_daily_relay_programme_relays_the_station(tmp_path: Path, broker
     assert b["broadcast"]["kind"] == "relay" and b["broadcast"]["source"] == radio.url
     assert b["broadcast"]["chunks"] > 0
     assert_error(refused, 400, "invalid_input", fields=["url"])
+
+
+async def test_conflicts_are_shown_before_saving_and_nothing_is_saved(running: Running) -> None:
+    media_id = await upload(running, 0.5)
+    first = (await running.client.post(URL, json=body(media_id))).json()["programme"]
+    clash = body(media_id)
+    clash["targets"] = [{"commune": COMMUNE, "hamlet": "ap-2"}]
+    resp = await running.client.post(URL + "/check", json=clash)
+    assert resp.status_code == 200, resp.text
+    (c, *_) = resp.json()["conflicts"]
+    assert c["programme_id"] == first["id"] and c["speakers"] == 3
+    listed = (await running.client.get(URL)).json()["programmes"]
+    assert [p["id"] for p in listed] == [first["id"]]  # the check saved nothing
+    bad = body(media_id, at="7h")
+    assert_error(await running.client.post(URL + "/check", json=bad), 400, "invalid_input")

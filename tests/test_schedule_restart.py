@@ -161,8 +161,10 @@ def test_sigkill_mid_schedule_then_restart(tmp_path: Path, broker: Broker) -> No
 
 def test_broker_restarts_around_firings(tmp_path: Path) -> None:
     """The broker goes away across P1's time and comes back within the grace: P1 plays
-    late, once. It goes away across P2's time for longer than the grace: P2 is missed.
-    Nothing is lost or doubled, and the controller process never restarts."""
+    late, once, and the controller process never restarts. (An outage longer than the
+    grace marks the firing missed: the fake-clock test
+    ``test_a_broker_outage_at_fire_time_delays_within_grace_then_misses`` covers it
+    without waiting a minute of wall time.)"""
     token = seeded(tmp_path)
     mqtt_port, port = free_port(), free_port()
     broker = start_broker("mosquitto", port=mqtt_port)
@@ -187,28 +189,25 @@ def test_broker_restarts_around_firings(tmp_path: Path) -> None:
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]
         approve_daily(client, media, "P1", boundary)
-        approve_daily(client, media, "P2", boundary + 60)
         at(-3)
         broker.stop()  # down across P1's time...
         at(4)
         broker = start_broker("mosquitto", port=mqtt_port)  # ...back 4 s after it
-        wait_for(lambda: history(client).get("P1", {}).get("status") not in (None, "started"))
-        at(55)
-        broker.stop()  # down across P2's time for longer than the 8 s grace
-        at(70)
-        broker = start_broker("mosquitto", port=mqtt_port)
-        done = wait_for(lambda: (h := history(client)).get("P2") and h, timeout=20)
+        done = wait_for(
+            lambda: (
+                (h := history(client)).get("P1", {}).get("status") not in (None, "started") and h
+            )
+        )
     finally:
         ctl.send_signal(signal.SIGTERM)
         ctl.wait(15)
         broker.stop()
     assert done["P1"]["status"] == "skipped"  # played (to no speaker), late
     assert 3_500 <= done["P1"]["late_ms"] <= 8_000, done["P1"]
-    assert done["P2"]["status"] == "missed" and "broker" in done["P2"]["reason"], done["P2"]
     store = Store(tmp_path / "loa.db")
     try:
-        assert len(store.query("SELECT id FROM broadcasts")) == 1  # P1 once, P2 never
+        assert len(store.query("SELECT id FROM broadcasts")) == 1  # P1 once, not twice
         occ = store.query("SELECT status FROM occurrences WHERE status != 'scheduled'")
-        assert len(occ) == 2
+        assert len(occ) == 1
     finally:
         store.close()

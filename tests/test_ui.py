@@ -152,7 +152,9 @@ async def pages_at(r: Running, browser: Any, tmp_path: Path, width: int) -> None
     await page.fill("#tts-title", "x" * 300)
     await page.fill("#tts-text", "Kính thưa bà con")
     await page.click("#tts-form button[type=submit]")
-    await page.wait_for_selector("#tts-error:has-text('title')")
+    # in Vietnamese, next to the field
+    await page.wait_for_selector("#tts-form .field-error:has-text('Quá dài')")
+    assert "Hãy sửa" in await page.inner_text("#tts-error")
     assert await page.input_value("#tts-text") == "Kính thưa bà con"
 
     # schedule: create a programme and see it in the week calendar
@@ -162,6 +164,8 @@ async def pages_at(r: Running, browser: Any, tmp_path: Path, width: int) -> None
     )
     await page.fill("#p-title", f"Bản tin sáng {width}")
     await page.fill("#p-at", "23:58")
+    await page.dispatch_event("#p-at", "change")
+    await page.wait_for_selector("#conflicts li:has-text('Không trùng lịch')")  # before saving
     await page.click("#programme-form button[type=submit]")
     await page.wait_for_selector(f".occ:has-text('Bản tin sáng {width}')", timeout=15_000)
     await shot(page, f"schedule-{width}")

@@ -83,6 +83,7 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("POST", "/api/provinces/{province}/bulletins"): S,
     ("GET", "/api/communes/{commune}/programmes"): R,
     ("POST", "/api/communes/{commune}/programmes"): S,
+    ("POST", "/api/communes/{commune}/programmes/check"): S,
     ("GET", "/api/communes/{commune}/occurrences"): R,
     ("GET", "/api/communes/{commune}/occurrences/history"): R,
     ("GET", "/api/programmes/{programme}"): R,

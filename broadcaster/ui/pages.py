@@ -48,6 +48,21 @@ JS_STRINGS = (
     "ngoại tuyến",
     "Thiết bị",
     "Đã gửi",
+    "Không thực hiện được. Hãy sửa các ô được đánh dấu.",
+    "Bắt buộc",
+    "Quá dài",
+    "Quá ngắn",
+    "Quá lớn",
+    "Không tồn tại",
+    "Giá trị không hợp lệ",
+    "Không phải tệp âm thanh",
+    "Tệp không có âm thanh",
+    "Tệp bị hỏng",
+    "Tệp chỉ có im lặng",
+    "Ngày hoặc giờ không hợp lệ",
+    "Ngoài khu vực của bạn",
+    "Trùng lịch",
+    "Không trùng lịch",
 )
 
 

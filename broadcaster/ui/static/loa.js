@@ -18,11 +18,33 @@ async function api(method, url, body, raw) {
   return data;
 }
 
-// A refusal next to the form's fields, keeping what the user typed.
+// A refusal in the user's language, next to the fields it is about, keeping what the
+// user typed. The API's codes are stable; its sentences are English.
+const CODES = {
+  missing: "Bắt buộc", required: "Bắt buộc",
+  string_too_long: "Quá dài", too_long: "Quá dài", too_short: "Quá ngắn", string_too_short: "Quá ngắn",
+  too_large: "Quá lớn", unknown: "Không tồn tại", not_found: "Không tồn tại",
+  not_audio: "Không phải tệp âm thanh", no_audio: "Tệp không có âm thanh", damaged: "Tệp bị hỏng",
+  silent: "Tệp chỉ có im lặng", empty: "Tệp không có âm thanh", date: "Ngày hoặc giờ không hợp lệ",
+  range: "Ngày hoặc giờ không hợp lệ", scope: "Ngoài khu vực của bạn", forbidden: "Ngoài khu vực của bạn",
+};
+function fieldMessage(f) { return T(CODES[f.code] || "Giá trị không hợp lệ"); }
 function showError(el, err) {
-  el.textContent = T("Lỗi: ") + err.message;
-  for (const f of (err.data && err.data.errors) || []) {
-    el.textContent += " · " + f.field + ": " + f.message;
+  const form = el.closest("form") || document;
+  form.querySelectorAll(".field-error").forEach((x) => x.remove());
+  const english = document.body.dataset.lang === "en";
+  el.textContent = english ? T("Lỗi: ") + err.message : T("Không thực hiện được. Hãy sửa các ô được đánh dấu.");
+  const fields = (err.data && err.data.errors) || [];
+  if (!fields.length && !english && err.data && err.data.code) el.textContent += " (" + (T(CODES[err.data.code] || "") || err.data.code) + ")";
+  for (const f of fields) {
+    const name = String(f.field).split(".").pop().replace(/\[\d+\]$/, "");
+    const input = form.querySelector(`[name="${name}"]`) || form.querySelector(`[name="hamlet"]`);
+    const note = document.createElement("span");
+    note.className = "field-error";
+    note.setAttribute("role", "alert");
+    note.textContent = fieldMessage(f) + (english ? ` (${f.message})` : "");
+    if (input && input.name === name) input.insertAdjacentElement("afterend", note);
+    else el.appendChild(document.createTextNode(" · " + f.field + ": " + fieldMessage(f)));
   }
 }
 
@@ -159,20 +181,31 @@ async function loadCalendar() {
     await api("POST", `/api/programmes/${b.dataset.approve}/approve`); loadCalendar();
   }));
 }
+function programmeBody(form) {
+  const when = { kind: $("#p-kind").value, at: $("#p-at").value };
+  if (when.kind === "once") when.start = $("#p-start").value;
+  if (when.kind === "weekly") when.weekdays = [new Date($("#p-start").value).getDay() || 7];
+  return { title: $("#p-title").value || "?", what: { kind: "media", media_id: $("#p-media").value }, targets: targetsFrom(form), when };
+}
+async function checkConflicts() {
+  const form = $("#programme-form");
+  if (!$("#p-media").value) return;
+  try {
+    const data = await api("POST", `/api/communes/${commune()}/programmes/check`, programmeBody(form));
+    $("#conflicts").innerHTML = data.conflicts.length
+      ? data.conflicts.map((c) => `<li>${esc(T("Trùng lịch"))}: ${esc(c.title)} — ${c.overlap_minutes} min, ${c.speakers} loa</li>`).join("")
+      : `<li>${esc(T("Không trùng lịch"))}</li>`;
+  } catch (err) { /* the save shows refusals */ }
+}
 if ($("#programme-form")) {
-  loadMedia($("#p-media")); loadCalendar();
+  loadMedia($("#p-media")).then(checkConflicts); loadCalendar();
+  $("#programme-form").addEventListener("change", checkConflicts);
   $("#p-start").value = new Date().toISOString().slice(0, 10);
   $("#programme-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const form = e.target;
-    const when = { kind: $("#p-kind").value, at: $("#p-at").value };
-    if (when.kind === "once") when.start = $("#p-start").value;
-    if (when.kind === "weekly") when.weekdays = [new Date($("#p-start").value).getDay() || 7];
     try {
-      const data = await api("POST", `/api/communes/${commune()}/programmes`, {
-        title: $("#p-title").value, what: { kind: "media", media_id: $("#p-media").value },
-        targets: targetsFrom(form), when,
-      });
+      const data = await api("POST", `/api/communes/${commune()}/programmes`, { ...programmeBody(form), title: $("#p-title").value });
       $("#conflicts").innerHTML = data.conflicts.map((c) => `<li>${esc(c.title)}: ${c.overlap_minutes} min, ${c.speakers} loa</li>`).join("");
       await api("POST", `/api/programmes/${data.programme.id}/submit`);
       $("#programme-error").textContent = T("Đã lưu");
