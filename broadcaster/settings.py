@@ -177,8 +177,8 @@ class SecuritySettings(Section):
     signing_key: str = Field(
         "loa-data/signing.key", description="controller's Ed25519 private key (created if absent)"
     )
-    trusted_keys: list[str] = Field(
-        [],
+    trusted_keys: tuple[str, ...] = Field(
+        (),
         description="other controller public keys (64 hex) speakers should trust, announced "
         "in their signed config: a key rotation lists the next (then the previous) key here",
     )
@@ -212,7 +212,7 @@ class SecuritySettings(Section):
 
     @field_validator("trusted_keys")
     @classmethod
-    def _hex_keys(cls, value: list[str]) -> list[str]:
+    def _hex_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for k in value:
             if not re.fullmatch(r"[0-9a-f]{64}", k):
                 raise ValueError(f"{k!r} is not a public key (64 lowercase hex characters)")
