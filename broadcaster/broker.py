@@ -20,6 +20,8 @@ from pathlib import Path
 
 from loa.errors import BrokerError
 
+from .tls import TlsFiles
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,7 +86,12 @@ class Broker:
             self.process.send_signal(signal.SIGHUP)
 
 
-def mosquitto_config(port: int, host: str = "127.0.0.1", auth_dir: Path | None = None) -> str:
+def mosquitto_config(
+    port: int,
+    host: str = "127.0.0.1",
+    auth_dir: Path | None = None,
+    tls: tuple[int, TlsFiles] | None = None,
+) -> str:
     access = (
         [
             "allow_anonymous false",
@@ -94,6 +101,17 @@ def mosquitto_config(port: int, host: str = "127.0.0.1", auth_dir: Path | None =
         if auth_dir is not None
         else ["allow_anonymous true"]
     )
+    secure = (
+        [
+            f"listener {tls[0]} {host}",
+            f"cafile {tls[1].ca}",
+            f"certfile {tls[1].cert}",
+            f"keyfile {tls[1].key}",
+            "tls_version tlsv1.2",
+        ]
+        if tls is not None
+        else []
+    )
     return "\n".join(
         [
             f"listener {port} {host}",
@@ -102,6 +120,7 @@ def mosquitto_config(port: int, host: str = "127.0.0.1", auth_dir: Path | None =
             f"user {getpass.getuser()}",
             *access,
             "max_packet_size 1048576",
+            *secure,
             "persistence false",
             "log_dest stderr",
             "log_type error",
@@ -120,6 +139,7 @@ def start_broker(
     host: str = "127.0.0.1",
     timeout: float = 10.0,
     auth_dir: Path | None = None,
+    tls: tuple[int, TlsFiles] | None = None,
 ) -> Broker:
     """Start a broker; ``mode`` is auto, mosquitto or amqtt. With ``auth_dir`` (Mosquitto
     only) anonymous access is off and the password file and ACL there apply."""
@@ -131,11 +151,11 @@ def start_broker(
     workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
     if mode in ("auto", "mosquitto") and binary is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, host, auth_dir))
+        conf.write_text(mosquitto_config(port, host, auth_dir, tls))
         argv = [binary, "-c", str(conf)]
         kind = "mosquitto"
-    elif auth_dir is not None:
-        raise BrokerError("broker access control (passwords, ACL) needs mosquitto installed")
+    elif auth_dir is not None or tls is not None:
+        raise BrokerError("broker access control and TLS need mosquitto installed")
     elif mode in ("auto", "amqtt"):
         logger.warning(
             "%s: starting the embedded pure-Python amqtt broker instead "

@@ -29,6 +29,7 @@ from .broker import Broker, find_mosquitto, start_broker
 from .broker_access import CONTROLLER_USER, BrokerAccess
 from .settings import Settings
 from .store import Store
+from .tls import demo_ca
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +91,18 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None, list[DeviceSpe
             logger.warning("no mosquitto: the demo broker has no access control (amqtt)")
     finally:
         store.close()
+    tls = None
+    if secured and settings.broker.tls_port:
+        tls = (settings.broker.tls_port, demo_ca(auth_dir / "tls", settings.mqtt.host))
     broker = start_broker(
         settings.broker.mode,
         port=settings.broker.port,
         mosquitto=settings.broker.mosquitto,
         auth_dir=auth_dir if secured else None,
+        tls=tls,
     )
+    if tls is not None:
+        print(f"MQTT over TLS on port {tls[0]}; trust {tls[1].ca}", flush=True)
     settings = settings.replace(mqtt={"host": broker.host, "port": broker.port, **mqtt})
     return settings, broker, specs
 

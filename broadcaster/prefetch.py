@@ -153,14 +153,18 @@ class Prefetcher:
         )
         return bool(rows[0]["n"] == len(devices))
 
-    def prefetched(self, key: tuple[str, int]) -> Prefetched | None:
+    def _pushed(self, key: tuple[str, int]) -> dict[str, Any] | None:
+        """The firing's pushed PLAY, unless it was called off."""
         rows = self.store.query(
             "SELECT * FROM prefetches WHERE programme_id=? AND fire_us=? AND cancelled_us IS NULL",
             list(key),
         )
-        if not rows:
+        return rows[0] if rows else None
+
+    def prefetched(self, key: tuple[str, int]) -> Prefetched | None:
+        p = self._pushed(key)
+        if p is None:
             return None
-        p = rows[0]
         armed = {
             r["device_id"]
             for r in self.store.query(
@@ -179,13 +183,9 @@ class Prefetcher:
 
     async def cancel(self, key: tuple[str, int], priority: Priority) -> bool:
         """Tell the speakers a pushed PLAY is off (the firing was dropped or skipped)."""
-        rows = self.store.query(
-            "SELECT * FROM prefetches WHERE programme_id=? AND fire_us=? AND cancelled_us IS NULL",
-            list(key),
-        )
-        if not rows:
+        p = self._pushed(key)
+        if p is None:
             return False
-        p = rows[0]
         play = PlayItem(
             broadcast=p["broadcast_id"],
             item=p["item_id"],

@@ -71,6 +71,11 @@ class BrokerSettings(Section):
     port: Annotated[int, Field(ge=0, le=65535)] = Field(
         0, description="port for a spawned broker; 0 = a free loopback port"
     )
+    tls_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        0,
+        description="also listen with TLS here (a spawned mosquitto; certificates from a "
+        "generated demo CA in security.broker_auth_dir/tls); 0 = no TLS listener",
+    )
 
 
 class StreamSettings(Section):

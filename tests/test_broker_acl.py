@@ -136,3 +136,35 @@ async def test_a_revoked_device_is_cut_off_without_restarting_the_broker(setup: 
     async with setup.client(PEER):  # the others are untouched
         pass
     assert setup.broker.process.pid == pid and setup.broker.running
+
+
+async def test_a_tls_listener_with_the_demo_ca(tmp_path: Path) -> None:
+    import ssl
+
+    from broadcaster.tls import demo_ca
+
+    store = Store(tmp_path / "loa.db")
+    demo_data.seed(store)
+    access = BrokerAccess(store, SystemClock(), tmp_path / "broker")
+    password = access.provision(ME)
+    files = demo_ca(tmp_path / "broker" / "tls")
+    assert demo_ca(tmp_path / "broker" / "tls") == files  # made once, reused
+    tls_port = free_port()
+    broker = start_broker(
+        "mosquitto", port=free_port(), auth_dir=tmp_path / "broker", tls=(tls_port, files)
+    )
+    try:
+        trusted = ssl.create_default_context(cafile=str(files.ca))
+        async with aiomqtt.Client(
+            broker.host, tls_port, username=ME, password=password, tls_context=trusted
+        ) as c:
+            await c.publish(f"{C}/dev/{ME}/telemetry", b"{}", qos=1)
+        untrusted = ssl.create_default_context()  # the system CAs do not know the demo CA
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(
+                broker.host, tls_port, username=ME, password=password, tls_context=untrusted
+            ):
+                pass
+    finally:
+        broker.stop()
+        store.close()

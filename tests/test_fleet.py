@@ -52,14 +52,18 @@ async def test_killed_speakers_raise_alarms_that_clear_and_uptime_shows_the_gap(
     beat = SpeakerOptions(telemetry_interval_s=0.5)  # the heartbeat, well inside silent_s
     async with serve(settings, seed=False) as r, fleet_of(r, rest, beat):
         start_us = r.services.clock.now_us()
-        sim = SimProcess(
-            five,
-            host=broker.host,
-            port=broker.port,
-            pubkey_hex=r.services.signer.public_hex(),
-            workdir=tmp_path / "sim",
-            extra=["--telemetry-interval", "0.5"],
-        )
+
+        def start_five(name: str) -> SimProcess:  # a separate process, so it can be killed
+            return SimProcess(
+                five,
+                host=broker.host,
+                port=broker.port,
+                pubkey_hex=r.services.signer.public_hex(),
+                workdir=tmp_path / name,
+                extra=["--telemetry-interval", "0.5"],
+            )
+
+        sim = start_five("sim")
         try:
             await wait_online(r, 30, timeout=30)
             await anyio.sleep(1.0)
@@ -79,14 +83,7 @@ async def test_killed_speakers_raise_alarms_that_clear_and_uptime_shows_the_gap(
             ack = await r.client.post(f"/api/alarms/{alarms[0]['id']}/ack")
             assert ack.json()["alarm"]["acked_by"] == "svc-tests"
             await anyio.sleep(1.0)
-            sim = SimProcess(
-                five,
-                host=broker.host,
-                port=broker.port,
-                pubkey_hex=r.services.signer.public_hex(),
-                workdir=tmp_path / "sim2",
-                extra=["--telemetry-interval", "0.5"],
-            )
+            sim = start_five("sim2")
             await wait_online(r, 30, timeout=30)
             back_us = r.services.clock.now_us()
             with anyio.fail_after(10):

@@ -20,7 +20,7 @@ from tests.conftest import Running, fleet_of, make_settings, serve
 from tests.test_api import COMMUNE
 from tests.test_dispatch import upload
 from tests.test_e2e import wait_online
-from tests.test_programmes_api import URL, VN, body, clock_before_minute
+from tests.test_programmes_api import URL, VN, body, clock_before_minute, finished_firings
 
 CUT, GOOD, BAD = "vt-ap-1-1", "vt-ap-1-2", "vt-ap-1-3"
 
@@ -72,13 +72,7 @@ async def test_a_cut_link_at_fire_time_still_plays_the_prefetched_item_on_time(
             while not fleet.log.of("report", device=CUT):
                 await anyio.sleep(0.1)
         fleet.speakers[CUT].restore_link()
-        with anyio.fail_after(30):
-            while True:
-                hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
-                done = [o for o in hist["occurrences"] if o["status"] != "started"]
-                if done:
-                    break
-                await anyio.sleep(0.3)
+        done = await finished_firings(r, 30)
         b = (await r.client.get(f"/api/broadcasts/{pre['broadcast_id']}")).json()["broadcast"]
         cut_plays = fleet.log.of("play", device=CUT, stream=pre["stream_id"])
     assert done[0]["status"] == "played", done[0]

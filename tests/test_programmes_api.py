@@ -41,6 +41,17 @@ def body(media_id: str, **when: Any) -> dict[str, Any]:
     }
 
 
+async def finished_firings(r: Running, timeout: float) -> list[dict[str, Any]]:
+    """Wait for the history to show at least one firing that has finished."""
+    with anyio.fail_after(timeout):
+        while True:
+            hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
+            done = [o for o in hist["occurrences"] if o["status"] != "started"]
+            if done:
+                return done
+            await anyio.sleep(0.3)
+
+
 async def nothing_saved(r: Running) -> None:
     listed = (await r.client.get(URL)).json()["programmes"]
     assert listed == []
@@ -125,13 +136,7 @@ async def test_an_approved_programme_fires_and_plays_on_time(tmp_path: Path, bro
         p = (await r.client.post(URL, json=once)).json()["programme"]
         await r.client.post(f"/api/programmes/{p['id']}/submit")
         await r.client.post(f"/api/programmes/{p['id']}/approve")
-        with anyio.fail_after(40):
-            while True:
-                hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
-                done = [o for o in hist["occurrences"] if o["status"] not in ("started",)]
-                if done:
-                    break
-                await anyio.sleep(0.3)
+        done = await finished_firings(r, 40)
         occ = done[0]
         b = (await r.client.get(f"/api/broadcasts/{occ['broadcast_id']}")).json()["broadcast"]
     assert occ["status"] == "played", occ
@@ -246,13 +251,7 @@ async def test_a_daily_relay_programme_relays_the_station(tmp_path: Path, broker
         p = resp.json()["programme"]
         await r.client.post(f"/api/programmes/{p['id']}/submit")
         await r.client.post(f"/api/programmes/{p['id']}/approve")
-        with anyio.fail_after(40):
-            while True:
-                hist = (await r.client.get(f"/api/communes/{COMMUNE}/occurrences/history")).json()
-                done = [o for o in hist["occurrences"] if o["status"] != "started"]
-                if done:
-                    break
-                await anyio.sleep(0.3)
+        done = await finished_firings(r, 40)
         assert done[0]["broadcast_id"], done[0]["reason"]
         b = (await r.client.get(f"/api/broadcasts/{done[0]['broadcast_id']}")).json()
         bad = {**relay, "what": {"kind": "relay", "url": "file:///etc/passwd", "duration_s": 3}}

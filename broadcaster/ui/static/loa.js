@@ -8,7 +8,7 @@ const commune = () => document.body.dataset.commune;
 
 async function api(method, url, body, raw) {
   const opts = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
-  if (raw) { opts.body = raw; } else if (body !== undefined) {
+  if (raw) { opts.body = raw; opts.headers["Content-Type"] = raw.type || "application/octet-stream"; } else if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
   }
@@ -282,6 +282,22 @@ async function loadDevices() {
     `<li>${esc(a.device_id)}: ${esc(a.kind)} — ${esc(a.detail)} ${a.acked_us ? "✓" : `<button type="button" data-ack="${a.id}">OK</button>`}</li>`).join("");
   document.querySelectorAll("[data-ack]").forEach((b) => b.addEventListener("click", async () => { await api("POST", `/api/alarms/${b.dataset.ack}/ack`); loadDevices(); }));
 }
+if ($("#firmware-form")) $("#firmware-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const file = $("#fw-file").files[0];
+    const fw = (await api("POST", `/api/firmware?version=${encodeURIComponent($("#fw-version").value)}`, undefined,
+      new Blob([await file.arrayBuffer()], { type: "application/octet-stream" }))).firmware;
+    // online speakers only: an offline one would hold the wave until it times out
+    const devices = [...document.querySelectorAll("#device-list tr[data-online=true]")].map((r) => r.dataset.device);
+    const r = (await api("POST", `/api/firmware/${fw.id}/rollouts`, { devices, canary: Number($("#fw-canary").value) })).rollout;
+    const poll = setInterval(async () => {
+      const now = (await api("GET", `/api/rollouts/${r.id}`)).rollout;
+      $("#rollout-status").textContent = `${now.status} ${now.reason || ""}`;
+      if (now.status !== "running") clearInterval(poll);
+    }, 1000);
+  } catch (err) { showError($("#firmware-error"), err); }
+});
 if ($("#device-list")) { loadDevices(); $("#device-filter").addEventListener("change", loadDevices); setInterval(() => loadDevices().catch(() => {}), 3000); }
 
 if ($("#device-name")) {
