@@ -164,6 +164,10 @@ async def pages_at(r: Running, browser: Any, tmp_path: Path, width: int) -> None
     )
     await page.fill("#p-title", f"Bản tin sáng {width}")
     await page.fill("#p-at", "23:58")
+    # a target picked on the map: a speaker of Ấp 2 selects the hamlet
+    await page.click(".pick-map circle[data-hamlet=ap-2] >> nth=0")
+    assert await page.is_checked("#programme-form input[name=hamlet][value=ap-2]")
+    assert not await page.is_checked("#programme-form input[name=hamlet][value='']")
     await page.dispatch_event("#p-at", "change")
     await page.wait_for_selector("#conflicts li:has-text('Không trùng lịch')")  # before saving
     await page.click("#programme-form button[type=submit]")

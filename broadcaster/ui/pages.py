@@ -66,6 +66,10 @@ JS_STRINGS = (
 )
 
 
+#: Pages whose targets can be picked on the map (a click toggles the speaker's hamlet).
+PICK_ON_MAP = ("schedule.html", "emergency.html", "live.html")
+
+
 def lang_of(request: Request) -> str:
     lang = request.query_params.get("lang") or request.cookies.get("lang") or "vi"
     return lang if lang in LANGUAGES else "vi"
@@ -173,6 +177,9 @@ def _simple(name: str, template: str) -> Route:
         commune = _commune(request)
         if commune is not None:
             ctx["hamlets"] = svc(request).store.hamlets(commune["id"])
+            if template in PICK_ON_MAP:
+                devices = svc(request).store.device_details(commune["id"])
+                ctx["points"] = layout(devices, ctx["hamlets"])
         return render(request, template, **ctx)
 
     return Route(name, page)

@@ -333,3 +333,27 @@ if ($("#report-form")) {
   $("#report-form").addEventListener("submit", (e) => { e.preventDefault(); show(); });
   show();
 }
+
+// --- targets picked on the map: a click (or Enter) toggles the speaker's hamlet ---------
+document.querySelectorAll(".pick-map").forEach((map) => {
+  const form = map.closest("form");
+  const sync = () => {
+    const on = new Set([...form.querySelectorAll('input[name="hamlet"]:checked')].map((x) => x.value));
+    map.querySelectorAll("circle").forEach((c) => c.setAttribute("class", "speaker " + (on.has(c.dataset.hamlet) ? "playing" : "idle")));
+  };
+  const toggle = (c) => {
+    const box = form.querySelector(`input[name="hamlet"][value="${c.dataset.hamlet}"]`);
+    if (!box) return;
+    box.checked = !box.checked;
+    const whole = form.querySelector('input[name="hamlet"][value=""]');
+    if (whole && box.checked) whole.checked = false;
+    sync();
+    form.dispatchEvent(new Event("change"));
+  };
+  map.querySelectorAll("circle").forEach((c) => {
+    c.addEventListener("click", () => toggle(c));
+    c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(c); } });
+  });
+  form.addEventListener("change", sync);
+  sync();
+});
