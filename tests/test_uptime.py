@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broadcaster.fleet.uptime import Uptime, uptime
+from devices.uptime import Uptime, uptime
 
 T = 1_000_000  # one second in µs
 times = st.integers(0, 10_000)

@@ -7,7 +7,7 @@ they were online (presence history) — never from what was only scheduled.
   reported playing (so three speakers playing the same bulletin count once), by kind:
   ``news`` (scheduled programmes), ``relay``, ``live``, ``alert``, ``notice`` (the rest).
 * Alert delivery rate: speakers that played an alert / speakers targeted and online.
-* Uptime: :mod:`broadcaster.fleet.uptime` (controller downtime is unknown).
+* Uptime: :mod:`devices.uptime` (controller downtime is unknown).
 * Top faults: alarms raised in the period, by kind.
 """
 

@@ -17,13 +17,13 @@ from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import Ack, Command, dump
 from devices.signing import Signer
 from devices.topics import DeviceTopic, device_topic
+from devices.uptime import Interval, Uptime, uptime
 from loa.clock import Clock
 from loa.errors import FieldError, InvalidInput, NotFound
 
 from ..settings import FleetSettings
 from ..store import Store
 from .alarms import KINDS, Facts, evaluate
-from .uptime import Interval, Uptime, uptime
 
 logger = logging.getLogger(__name__)
 
