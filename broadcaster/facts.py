@@ -108,6 +108,7 @@ class Facts:
             firmware=p.fw,
             codecs=list(p.codecs),
             reason=p.reason,
+            session=p.session,
         )
         if p.state == "online":
             for listener in self.on_online:

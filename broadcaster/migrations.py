@@ -478,3 +478,9 @@ def m012_firmware(db: Database) -> None:
         },
         pk=("rollout_id", "device_id"),
     )
+
+
+@migrations()
+def m013_presence_session(db: Database) -> None:
+    """The MQTT connection a speaker's presence belongs to (stale wills are ignored)."""
+    db.table("devices").add_column("session", str)

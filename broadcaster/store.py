@@ -204,21 +204,26 @@ class Store:
         firmware: str,
         codecs: list[str],
         reason: str = "",
+        session: str | None = None,
     ) -> bool:
         """Record presence (and, when it changes, a presence_log row); False if the device
-        is unknown in that commune."""
+        is unknown in that commune. An ``offline`` from another connection than the one
+        the device is on now (a late will) changes nothing."""
         before = self.query(
-            "SELECT online FROM devices WHERE commune_id=? AND id=?", [commune_id, device_id]
+            "SELECT online, session FROM devices WHERE commune_id=? AND id=?",
+            [commune_id, device_id],
         )
         if not before:
             return False
+        if not online and session and before[0]["session"] and session != before[0]["session"]:
+            return True
         values: dict[str, Any] = {
             "online": int(online),
             "last_seen_us": at_us,
             "presence_changed_us": at_us,
         }
         if online:
-            values.update(firmware=firmware, codecs=json.dumps(codecs))
+            values.update(firmware=firmware, codecs=json.dumps(codecs), session=session)
         assignments = ", ".join(f"{k}=?" for k in values)
         sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
         changed = bool(before[0]["online"]) != online

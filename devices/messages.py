@@ -176,6 +176,10 @@ class Presence(Message):
     fw: Annotated[str, Field(max_length=64)] = ""
     codecs: Annotated[list[CodecName], Field(max_length=4)] = Field(default_factory=list)
     reason: Annotated[str, Field(max_length=200)] = ""
+    # One id per MQTT connection, in the online message and in that connection's will:
+    # a will from an older connection (published late, when the broker drops it after a
+    # reconnect) must not mark the new connection offline.
+    session: Annotated[str, Field(pattern=r"^[0-9a-f]{1,32}$")] | None = None
 
 
 class Counters(Strict):

@@ -40,6 +40,8 @@ class LinkOptions:
     will_payload: bytes = b""
     will_retain: bool = True
     farewell_payload: bytes | None = None  # published on the will topic at a clean stop
+    #: Makes the will at each connect (instead of ``will_payload``), e.g. with a session id.
+    will_factory: Callable[[], bytes] | None = None
     clean_session: bool = True  # False: the broker keeps QoS 1 messages while we are away
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
@@ -75,7 +77,8 @@ class MqttLink:
         o = self.options
         will = None
         if o.will_topic is not None:
-            will = aiomqtt.Will(o.will_topic, o.will_payload, qos=1, retain=o.will_retain)
+            payload = o.will_factory() if o.will_factory is not None else o.will_payload
+            will = aiomqtt.Will(o.will_topic, payload, qos=1, retain=o.will_retain)
         return aiomqtt.Client(
             o.host,
             o.port,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import secrets
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ class Speaker:
             self.opt.cache_bytes, self.opt.cache_items, corrupt=self.opt.corrupt_items
         )
         self.armed: dict[uuid.UUID, Armed] = {}
+        self.session: str | None = None
         self.firmware = spec.firmware
         self.corrupt_firmware = self.opt.corrupt_firmware
         self._fw: tuple[FirmwareOffer, bytearray, int] | None = None  # offer, data, next slice
@@ -177,7 +179,7 @@ class Speaker:
                 username=spec.id if spec.password else None,
                 password=spec.password or None,
                 will_topic=self._topic(DeviceTopic.PRESENCE),
-                will_payload=dump(Presence(state="offline", reason="connection lost")),
+                will_factory=self._new_session_will,
                 farewell_payload=dump(Presence(state="offline", reason="shut down")),
                 subscriptions=tuple(
                     (t, 1)
@@ -188,6 +190,11 @@ class Speaker:
             clock,
         )
         self.link.on_connect(self._announce)
+
+    def _new_session_will(self) -> bytes:
+        """A new connection: a new session id, in its will and in its online message."""
+        self.session = secrets.token_hex(8)
+        return dump(Presence(state="offline", reason="connection lost", session=self.session))
 
     def _topic(self, which: DeviceTopic) -> str:
         return device_topic(self.spec.commune, self.spec.id, which)

@@ -169,6 +169,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         fw=st.text(max_size=64),
         codecs=st.lists(codecs, max_size=4),
         reason=vietnamese_text,
+        session=_opt(st.binary(min_size=1, max_size=16).map(bytes.hex)),
     ),
     "Telemetry": st.builds(
         Telemetry,

@@ -527,3 +527,34 @@ def test_device_facts_relax_durability_but_the_ledger_stays_full(tmp_path: Path)
     store.set_presence(COMMUNE, "vt-ap-1-1", online=True, at_us=6, firmware="x", codecs=["opus"])
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     store.close()
+
+
+def test_a_late_will_from_an_older_connection_does_not_mark_a_speaker_offline(tmp_path: Path):
+    store = Store(tmp_path / "p.db")
+    demo_data.seed(store)
+    d = "vt-ap-1-1"
+
+    def presence(online: bool, at: int, session: str | None) -> None:
+        store.set_presence(
+            COMMUNE, d, online=online, at_us=at, firmware="x", codecs=["opus"], session=session
+        )
+
+    def online() -> bool:
+        return bool(store.query("SELECT online FROM devices WHERE id=?", [d])[0]["online"])
+
+    presence(True, 1, "aa")
+    presence(True, 2, "bb")  # reconnected: a new connection
+    presence(False, 3, "aa")  # the old connection's will, published late
+    assert online()
+    presence(False, 4, "bb")  # the current connection's will
+    assert not online()
+    presence(True, 5, "cc")
+    presence(False, 6, None)  # firmware that sends no session id is believed
+    assert not online()
+    assert [r["online"] for r in store.query("SELECT online FROM presence_log ORDER BY at_us")] == [
+        1,
+        0,
+        1,
+        0,
+    ]
+    store.close()

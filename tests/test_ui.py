@@ -188,15 +188,16 @@ async def pages_at(r: Running, browser: Any, tmp_path: Path, width: int) -> None
 
 
 @needs_chromium
+@pytest.mark.parametrize("width", [360, 1280])
 async def test_an_alert_from_the_browser_updates_the_hamlet_board(
-    tmp_path: Path, broker: Any
+    tmp_path: Path, broker: Any, width: int
 ) -> None:
     async with ui_env(tmp_path, broker) as (r, _fleet, browser):
-        await alert_board(r, browser)
+        await alert_board(r, browser, width)
 
 
-async def alert_board(r: Running, browser: Any) -> None:
-    page = await login(browser, r, 360)
+async def alert_board(r: Running, browser: Any, width: int) -> None:
+    page = await login(browser, r, width)
     await page.goto(r.url + "/emergency")
     # keyboard: the big button is reachable with Tab alone
     for _ in range(60):
@@ -210,7 +211,8 @@ async def alert_board(r: Running, browser: Any) -> None:
     await page.check("input[name=type][value=flood]")
     await page.check("#alert-form input[name=hamlet][value=ap-1]")
     await page.check("#alert-form input[name=hamlet][value=ap-2]")
-    await page.fill("#a-message", "Nước sông dâng cao, bà con di dời đến nơi an toàn.")
+    await page.fill("#a-message", "Nước sông dâng cao.")
+    await page.select_option("#a-repeat", "1")
     await page.click("#alert-create")
     await page.wait_for_selector("#alert-confirm:not([hidden])")
     await page.click("#alert-go")
@@ -220,22 +222,23 @@ async def alert_board(r: Running, browser: Any) -> None:
     await page.wait_for_selector(
         "#board tr[data-hamlet=ap-2] td.played:has-text('3')", timeout=30_000
     )
-    await shot(page, "alert-board")
+    await shot(page, f"alert-board-{width}")
     await page.click("#alert-cancel")
     await page.wait_for_selector("#alert-status:has-text('cancelled')", timeout=10_000)
     await page.close()
 
 
 @needs_chromium
+@pytest.mark.parametrize("width", [360, 1280])
 async def test_a_speaker_going_offline_shows_on_the_map_and_english_is_complete(
-    tmp_path: Path, broker: Any
+    tmp_path: Path, broker: Any, width: int
 ) -> None:
     async with ui_env(tmp_path, broker) as (r, fleet, browser):
-        await offline_and_english(r, fleet, browser)
+        await offline_and_english(r, fleet, browser, width)
 
 
-async def offline_and_english(r: Running, fleet: Any, browser: Any) -> None:
-    page = await login(browser, r, 1280)
+async def offline_and_english(r: Running, fleet: Any, browser: Any, width: int) -> None:
+    page = await login(browser, r, width)
     await page.wait_for_selector("#sp-vt-ap-2-3.idle")
     speaker = fleet.speakers["vt-ap-2-3"]
     await speaker.link.publish(  # what its last will says when it dies
@@ -244,7 +247,7 @@ async def offline_and_english(r: Running, fleet: Any, browser: Any) -> None:
         retain=True,
     )
     await page.wait_for_selector("#sp-vt-ap-2-3.offline", timeout=10_000)
-    await shot(page, "dashboard-offline")
+    await shot(page, f"dashboard-offline-{width}")
     await page.goto(r.url + "/?lang=en")
     body = await page.inner_text("body")
     for english in ("Dashboard", "Schedule", "Emergency", "Speaker map", "Hamlet", "Log out"):

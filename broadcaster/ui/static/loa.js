@@ -232,6 +232,7 @@ if ($("#alert-form")) {
       const a = (await api("POST", `/api/communes/${commune()}/alerts`, {
         type: form.querySelector('input[name="type"]:checked').value,
         risk_level: Number($("#a-risk").value),
+        repeat: Number($("#a-repeat").value),
         message: $("#a-message").value,
         targets: hamlets.length ? hamlets : [{ commune: commune() }],
       })).alert;
