@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from broadcaster import demo_data
@@ -257,3 +258,31 @@ async def offline_and_english(r: Running, fleet: Any, browser: Any, width: int) 
     await page.goto(r.url + "/emergency")  # the language is remembered
     assert "Emergency alert" in await page.inner_text("h1")
     await page.close()
+
+
+@needs_chromium
+async def test_push_to_talk_goes_on_air_from_the_browser_microphone(
+    tmp_path: Path, broker: Any
+) -> None:
+    """Chromium's fake microphone (a tone) → MediaRecorder → WebSocket → the speakers of
+    the chosen hamlet, with the on-air indicator and the level meter moving."""
+    async with ui_env(tmp_path, broker) as (r, fleet, browser):
+        page = await login(browser, r, 360)
+        await page.goto(r.url + "/live")
+        await page.check("#live-form input[name=hamlet][value=ap-1]")
+        await page.click("#ptt")
+        await page.wait_for_selector("#on-air-indicator.on-air", timeout=15_000)
+        with anyio.fail_after(15):
+            while float(await page.eval_on_selector("#level", "e => e.value")) <= 0:
+                await anyio.sleep(0.2)
+        await anyio.sleep(3.0)
+        await shot(page, "live-on-air")
+        await page.click("#ptt")
+        await page.wait_for_selector("#on-air-indicator.off-air")
+        with anyio.fail_after(20):
+            while len(fleet.log.of("report")) < 3:
+                await anyio.sleep(0.2)
+        reports = fleet.log.of("report")
+        await page.close()
+    assert {e["device"] for e in reports} == {"vt-ap-1-1", "vt-ap-1-2", "vt-ap-1-3"}
+    assert all(e["frames_played"] > 0 for e in reports)
