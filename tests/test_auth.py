@@ -346,3 +346,33 @@ async def test_no_secret_appears_in_the_logs(
     for secret in secrets:
         assert secret not in text
     assert "login" in server_log  # the events are logged, only without their secrets
+
+
+async def test_every_unsafe_route_refuses_a_cookie_session_without_csrf(
+    tmp_path: Path, broker: Any
+) -> None:
+    settings = make_settings(tmp_path, broker)
+    async with serve(settings) as r:
+        add_user(settings, "quan-tri", [Role.ADMIN], Area(PROVINCE))
+        async with httpx.AsyncClient(base_url=r.url) as web:
+            login = await web.post(
+                "/api/login", json={"username": "quan-tri", "password": PASSWORD}
+            )
+            csrf = login.json()["csrf_token"]
+            unsafe = sorted(
+                (m, p) for (m, p), perm in POLICY.items() if m in ("POST", "PUT", "DELETE") and perm
+            )
+            for method, path in unsafe:
+                resp = await web.request(method, concrete(path), json={})
+                err = assert_error(resp, 403, "forbidden")
+                assert "CSRF" in err["error"], (method, path)
+                wrong = await web.request(
+                    method, concrete(path), json={}, headers={"x-csrf-token": csrf + "x"}
+                )
+                assert_error(wrong, 403, "forbidden")
+            assert len(unsafe) > 30
+            # with the token the same session gets past the check (to the handler's own answer)
+            ok = await web.post(
+                "/api/me/tokens", json={"name": "x"}, headers={"x-csrf-token": csrf}
+            )
+            assert ok.status_code == 201
