@@ -248,6 +248,7 @@ async def offline_and_english(r: Running, fleet: Any, browser: Any, width: int) 
         retain=True,
     )
     await page.wait_for_selector("#sp-vt-ap-2-3.offline", timeout=10_000)
+    await page.wait_for_selector("#hamlets tr[data-hamlet=ap-2] td.online:has-text('2')")
     await shot(page, f"dashboard-offline-{width}")
     await page.goto(r.url + "/?lang=en")
     body = await page.inner_text("body")

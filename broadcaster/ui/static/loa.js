@@ -84,6 +84,11 @@ async function refreshMap() {
     el.dataset.state = state;
     el.querySelector("title").textContent = d.id + " — " + T({ offline: "Mất kết nối", fault: "Lỗi", playing: "Đang phát", idle: "Rảnh" }[state]);
   }
+  const up = {};
+  devs.devices.forEach((d) => { up[d.hamlet] = (up[d.hamlet] || 0) + (d.online ? 1 : 0); });
+  document.querySelectorAll("#hamlets tr[data-hamlet]").forEach((row) => {
+    row.querySelector(".online").textContent = up[row.dataset.hamlet] || 0;
+  });
   $("#on-air").innerHTML = live.length
     ? live.map((b) => `<li>${esc(b.title)} (${esc(b.priority)})</li>`).join("")
     : `<li>${esc(T("Chưa có bản tin"))}</li>`;
