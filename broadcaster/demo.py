@@ -93,7 +93,10 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None, list[DeviceSpe
         store.close()
     tls = None
     if secured and settings.broker.tls_port:
-        tls = (settings.broker.tls_port, demo_ca(auth_dir / "tls", settings.mqtt.host))
+        tls = (
+            settings.broker.tls_port,
+            demo_ca(auth_dir / "tls", SystemClock(), settings.mqtt.host),
+        )
     broker = start_broker(
         settings.broker.mode,
         port=settings.broker.port,

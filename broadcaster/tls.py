@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from loa.clock import Clock
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -43,13 +45,14 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         fh.write(data)
 
 
-def demo_ca(directory: Path, host: str = "127.0.0.1", days: int = 825) -> TlsFiles:
-    """CA + server certificate for ``host`` (and localhost) in ``directory``."""
+def demo_ca(directory: Path, clock: Clock, host: str = "127.0.0.1", days: int = 825) -> TlsFiles:
+    """CA + server certificate for ``host`` (and localhost) in ``directory``, valid from
+    ``clock``'s now."""
     files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
     if files.ca.exists() and files.cert.exists() and files.key.exists():
         return files
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()

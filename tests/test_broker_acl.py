@@ -147,8 +147,8 @@ async def test_a_tls_listener_with_the_demo_ca(tmp_path: Path) -> None:
     demo_data.seed(store)
     access = BrokerAccess(store, SystemClock(), tmp_path / "broker")
     password = access.provision(ME)
-    files = demo_ca(tmp_path / "broker" / "tls")
-    assert demo_ca(tmp_path / "broker" / "tls") == files  # made once, reused
+    files = demo_ca(tmp_path / "broker" / "tls", SystemClock())
+    assert demo_ca(tmp_path / "broker" / "tls", SystemClock()) == files  # made once, reused
     tls_port = free_port()
     broker = start_broker(
         "mosquitto", port=free_port(), auth_dir=tmp_path / "broker", tls=(tls_port, files)

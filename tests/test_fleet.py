@@ -4,7 +4,6 @@ moves a speaker without re-flashing; metrics; device payloads never break ingest
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +240,6 @@ async def test_no_device_payload_breaks_ingest_or_touches_another_device(
     assert state() == before
     assert router.dropped["vt-ap-1-1"] > 0
     assert (await running.client.get("/api/health")).status_code == 200
-    time.sleep(0)
 
 
 async def rollout_done(r: Running, rid: str) -> dict[str, Any]:

@@ -86,13 +86,8 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
     env.install_gettext_callables(gettext, lambda s, p, n: gettext(s if n == 1 else p))  # type: ignore[attr-defined]
     p = request.scope.get("state", {}).get("principal")
     s = svc(request)
-    communes = s.store.communes()
-    if p is not None and p.area.commune:
-        communes = [c for c in communes if c["id"] == p.area.commune]
-    elif p is not None:
-        communes = [c for c in communes if c["province_id"] == p.area.province]
-    wanted = request.query_params.get("commune")
-    commune = next((c for c in communes if c["id"] == wanted), communes[0] if communes else None)
+    communes = _communes(request)
+    commune = _commune(request)
     table = translator(lang)
     js = {k: table.get(k, k) for k in JS_STRINGS}
     html = env.get_template(name).render(
@@ -145,24 +140,28 @@ async def login_page(request: Request) -> Response:
 async def dashboard(request: Request) -> Response:
     s = svc(request)
     principal(request)
-    page = render(request, "dashboard.html")  # resolves the commune
     commune = _commune(request)
     if commune is None:
-        return page
+        return render(request, "dashboard.html")
     hamlets = s.store.hamlets(commune["id"])
     devices = s.store.device_details(commune["id"])
     return render(request, "dashboard.html", hamlets=hamlets, points=layout(devices, hamlets))
 
 
+def _communes(request: Request) -> list[dict[str, Any]]:
+    """The communes inside the logged-in account's area (all, before logging in)."""
+    p = request.scope.get("state", {}).get("principal")
+    communes = svc(request).store.communes()
+    if p is None:
+        return communes
+    if p.area.commune:
+        return [c for c in communes if c["id"] == p.area.commune]
+    return [c for c in communes if c["province_id"] == p.area.province]
+
+
 def _commune(request: Request) -> dict[str, Any] | None:
-    s = svc(request)
-    p = principal(request)
-    communes = [
-        c
-        for c in s.store.communes()
-        if (p.area.commune and c["id"] == p.area.commune)
-        or (not p.area.commune and c["province_id"] == p.area.province)
-    ]
+    """The commune a page shows: ``?commune=`` if it is in the area, else the first."""
+    communes = _communes(request)
     wanted = request.query_params.get("commune")
     return next((c for c in communes if c["id"] == wanted), communes[0] if communes else None)
 
