@@ -62,7 +62,8 @@ def svc(request: Request) -> Services:
 
 async def read_json(request: Request, model: type[B]) -> B:
     limit = svc(request).settings.http.max_body_bytes
-    if "json" not in request.headers.get("content-type", ""):
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":  # a cross-site form cannot send this without asking
         raise UnsupportedMedia("send the body as JSON (Content-Type: application/json)")
     body = b""
     async for part in request.stream():

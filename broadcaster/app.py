@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from devices.topics import DeviceTopic, device_filter
 from devices.transport import LinkOptions, MqttLink
 from loa import __version__
 from loa.clock import Clock, SkewedClock, SystemClock
-from loa.errors import ToolMissing
+from loa.errors import ConfigError, ToolMissing
 
 from . import api, live_api, media_api, programmes_api
 from .alerts import api as alerts_api
@@ -29,6 +30,7 @@ from .alerts.service import AlertService
 from .auth import api as auth_api
 from .auth.accounts import Accounts
 from .auth.audit import AuditLog
+from .auth.headers import SecurityHeaders
 from .auth.limits import RateLimit
 from .auth.middleware import AuthMiddleware
 from .broker_access import BrokerAccess
@@ -103,6 +105,20 @@ def reloader(settings: Settings, broker_reload: Callable[[], None] | None) -> Ca
             )
 
     return run
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options every way of serving Loa uses: its own proxy-header handling off
+    (X-Forwarded-For is believed only from ``http.trusted_proxies``, by the auth
+    middleware), and HTTPS when ``http.tls_cert``/``http.tls_key`` are set."""
+    options: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+    if settings.http.tls_cert or settings.http.tls_key:
+        for name in ("tls_cert", "tls_key"):
+            path = Path(getattr(settings.http, name))
+            if not getattr(settings.http, name) or not path.is_file():
+                raise ConfigError(f"http.{name}: {path} is not a readable file (HTTPS needs both)")
+        options.update(ssl_certfile=settings.http.tls_cert, ssl_keyfile=settings.http.tls_key)
+    return options
 
 
 def create_app(
@@ -180,6 +196,7 @@ def create_app(
                     seconds,
                     settings.audio,
                     retry_max_s=settings.stream.relay_retry_max_s,
+                    allowed_hosts=settings.relay.allowed_hosts,
                 )
                 return live.id
 
@@ -261,7 +278,7 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(AuthMiddleware, routes=ROUTES)],
+        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware, routes=ROUTES)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

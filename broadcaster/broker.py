@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -64,6 +66,8 @@ class Broker:
     port: int
     process: subprocess.Popen[bytes]
     workdir: Path
+    access_src: Path | None = None  # where Loa writes the access files
+    user: str = ""
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -83,7 +87,23 @@ class Broker:
         """Make Mosquitto re-read its password file and ACL (SIGHUP): a revoked device
         is disconnected and refused, without restarting the broker."""
         if self.kind == "mosquitto" and self.running:
+            if self.access_src is not None:
+                _hand_over(self.access_src, self.workdir / "access", self.user)
             self.process.send_signal(signal.SIGHUP)
+
+
+def broker_user() -> str:
+    """Who a spawned Mosquitto runs as: itself when Loa is not root; started as root,
+    the unprivileged ``mosquitto`` user (else ``nobody``)."""
+    if os.geteuid() != 0:
+        return getpass.getuser()
+    for name in ("mosquitto", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise BrokerError("started as root, but there is no unprivileged user to run mosquitto as")
 
 
 def mosquitto_config(
@@ -91,34 +111,54 @@ def mosquitto_config(
     host: str = "127.0.0.1",
     auth_dir: Path | None = None,
     tls: tuple[int, TlsFiles] | None = None,
+    user: str | None = None,
 ) -> str:
-    access = (
-        [
+    """The configuration of a spawned Mosquitto.
+
+    With ``auth_dir``: no anonymous clients, the password file and ACL there, and each
+    client's id is its user name (``use_username_as_clientid``), so one speaker's
+    credentials can never take another's (or the controller's) session. With ``tls``
+    too: the plaintext listener is loopback-only and admits only the controller (its own
+    password file ``passwd.local``); speakers use the TLS listener.
+    """
+    if auth_dir is None:
+        plain = [f"listener {port} {host}", "allow_anonymous true"]
+        secure: list[str] = []
+    elif tls is None:
+        plain = [
+            f"listener {port} {host}",
             "allow_anonymous false",
             f"password_file {auth_dir / 'passwd'}",
             f"acl_file {auth_dir / 'acl'}",
         ]
-        if auth_dir is not None
-        else ["allow_anonymous true"]
-    )
-    secure = (
-        [
+        secure = []
+    else:
+        plain = [
+            "per_listener_settings true",
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {auth_dir / 'passwd.local'}",
+            f"acl_file {auth_dir / 'acl'}",
+            "use_username_as_clientid true",
+        ]
+        secure = [
             f"listener {tls[0]} {host}",
             f"cafile {tls[1].ca}",
             f"certfile {tls[1].cert}",
             f"keyfile {tls[1].key}",
             "tls_version tlsv1.2",
+            "allow_anonymous false",
+            f"password_file {auth_dir / 'passwd'}",
+            f"acl_file {auth_dir / 'acl'}",
+            "use_username_as_clientid true",
         ]
-        if tls is not None
-        else []
-    )
+    if auth_dir is not None and tls is None:
+        plain.append("use_username_as_clientid true")
     return "\n".join(
         [
-            f"listener {port} {host}",
-            # Run as root, Mosquitto would switch to the user "mosquitto", who cannot read
-            # Loa's 0600 files: keep the user that started it.
-            f"user {getpass.getuser()}",
-            *access,
+            *plain,
+            # Started as root, Mosquitto switches to this user before reading its files
+            f"user {user or getpass.getuser()}",
             "max_packet_size 1048576",
             *secure,
             "persistence false",
@@ -129,6 +169,27 @@ def mosquitto_config(
             "",
         ]
     )
+
+
+#: Files a spawned Mosquitto reads from the access folder (copied into its own folder,
+#: owned by the user it runs as, at start and at every reload).
+ACCESS_FILES = ("passwd", "passwd.local", "acl")
+
+
+def _hand_over(src: Path | None, dst: Path, user: str) -> None:
+    """Copy the access files Mosquitto reads into its own folder, readable by it only."""
+    if src is None:
+        return
+    ids = pwd.getpwnam(user)
+    for name in ACCESS_FILES:
+        if not (src / name).exists():
+            continue
+        tmp = dst / f".{name}.tmp"
+        shutil.copyfile(src / name, tmp)
+        os.chmod(tmp, 0o600)
+        if os.geteuid() == 0:
+            os.chown(tmp, ids.pw_uid, ids.pw_gid)
+        tmp.replace(dst / name)
 
 
 def start_broker(
@@ -149,9 +210,32 @@ def start_broker(
         where = f" at {mosquitto!r}" if mosquitto else ""
         raise BrokerError(f"mosquitto is not installed{where}: apt-get install mosquitto")
     workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
+    user = ""
     if mode in ("auto", "mosquitto") and binary is not None:
+        user = broker_user()
+        own = workdir / "access"  # what mosquitto reads: copies it owns (it may not
+        own.mkdir(mode=0o700)  # reach Loa's 0600 files in a root-only folder)
+        if os.geteuid() == 0:
+            ids = pwd.getpwnam(user)
+            for d in (workdir, own):
+                os.chown(d, ids.pw_uid, ids.pw_gid)
+        _hand_over(auth_dir, own, user)
+        if tls is not None:
+            copies = TlsFiles(own / "ca.crt", own / "server.crt", own / "server.key")
+            for a, b in (
+                (tls[1].ca, copies.ca),
+                (tls[1].cert, copies.cert),
+                (tls[1].key, copies.key),
+            ):
+                shutil.copyfile(a, b)
+                os.chmod(b, 0o600)
+                if os.geteuid() == 0:
+                    os.chown(b, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
+            tls = (tls[0], copies)
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, host, auth_dir, tls))
+        conf.write_text(
+            mosquitto_config(port, host, own if auth_dir is not None else None, tls, user)
+        )
         argv = [binary, "-c", str(conf)]
         kind = "mosquitto"
     elif auth_dir is not None or tls is not None:
@@ -169,7 +253,9 @@ def start_broker(
     log = (workdir / "broker.log").open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
-    broker = Broker(kind, host, port, proc, workdir)
+    broker = Broker(
+        kind, host, port, proc, workdir, auth_dir if kind == "mosquitto" else None, user
+    )
     time.sleep(0.05)  # a child that cannot bind exits at once: let it
     if not wait_listening(host, port, timeout, proc) or proc.poll() is not None:
         tail = (workdir / "broker.log").read_text(errors="replace")[-2000:]

@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from devices.reserved import CONTROLLER_USER as CONTROLLER_USER
+from devices.reserved import check_device_id, reserved
 from devices.topics import (
     DEVICE_PUBLISHES,
     DeviceTopic,
@@ -29,7 +31,6 @@ from loa.errors import NotFound
 
 from .store import DeviceRow, Store
 
-CONTROLLER_USER = "loa-controller"
 ITERATIONS = 1000  # PBKDF2-SHA512 rounds; Mosquitto reads the count from each hash
 DEVICE_READS = (DeviceTopic.CMD, DeviceTopic.CONFIG, DeviceTopic.TIME_RESP, DeviceTopic.FW)
 
@@ -103,7 +104,9 @@ class BrokerAccess:
         return path.read_text(encoding="utf-8").strip()
 
     def provision(self, device_id: str) -> str:
-        """New credentials for a device (replacing any): the password, shown once."""
+        """New credentials for a device (replacing any): the password, shown once. Only
+        a speaker in the registry gets a broker user, never under a reserved name."""
+        check_device_id(device_id, "device")
         if not self.store.query("SELECT id FROM devices WHERE id=?", [device_id]):
             raise NotFound(f"speaker {device_id!r} does not exist")
         password = secrets.token_urlsafe(18)
@@ -130,7 +133,8 @@ class BrokerAccess:
         self.apply()
 
     def apply(self) -> None:
-        """Rewrite the password file and ACL from the database, then reload the broker."""
+        """Rewrite the password file and ACL whole from the registry (never appended to:
+        one line per user, the controller's first), then reload the broker."""
         self.dir.mkdir(parents=True, exist_ok=True)
         creds = {
             r["device_id"]: r["hash"]
@@ -139,11 +143,15 @@ class BrokerAccess:
             )
         }
         devices = [
-            d for c in self.store.communes() for d in self.store.devices(c["id"]) if d.id in creds
+            d
+            for c in self.store.communes()
+            for d in self.store.devices(c["id"])
+            if d.id in creds and not reserved(d.id)  # a row slipped in by hand: never a user
         ]
         lines = [f"{CONTROLLER_USER}:{mosquitto_hash(self.controller_password())}"]
         lines += [f"{d.id}:{creds[d.id]}" for d in devices]
         _write(self.dir / "passwd", "\n".join(lines) + "\n")
+        _write(self.dir / "passwd.local", lines[0] + "\n")  # loopback listener (with TLS)
         _write(self.dir / "acl", acl_text(devices))
         if self.reload is not None:
             self.reload()

@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     )
     serve = sub.add_parser("serve", help="run the control plane (broker from settings)")
     _common(serve)
+    serve.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", default=None, help="private key (PEM) of --tls-cert")
     sim = sub.add_parser("sim", help="run simulated speakers")
     from firmware_sim.__main__ import add_arguments
 
@@ -73,6 +75,9 @@ def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
     overrides = list(args.overrides)
     if getattr(args, "port", None) is not None:
         overrides.append(f"http.port={args.port}")
+    for name in ("tls_cert", "tls_key"):
+        if getattr(args, name, None) is not None:
+            overrides.append(f"http.{name}={getattr(args, name)}")
     data = getattr(args, "data", None)
     if data is not None:
         pre = [
@@ -105,21 +110,23 @@ def _run(args: argparse.Namespace) -> int:
 
         from loa.clock import SystemClock
 
-        from .app import create_app
+        from .app import create_app, server_options
         from .auth.accounts import first_admin_line
         from .store import Store
 
         s = load_settings(args)
+        options = server_options(s)
+        scheme = "https" if "ssl_certfile" in options else "http"
         store = Store(Path(s.db.path))
         try:
             print(
-                f"Loa control plane on {s.http.host}:{s.http.port}; "
+                f"Loa control plane on {scheme}://{s.http.host}:{s.http.port}; "
                 f"{first_admin_line(store, SystemClock(), s.security)}",
                 flush=True,
             )
         finally:
             store.close()
-        uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info")
+        uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info", **options)
         return 0
     if args.command == "keygen":
         from devices.signing import Signer

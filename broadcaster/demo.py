@@ -23,7 +23,7 @@ from loa.clock import SystemClock
 from loa.errors import LoaError, ToolMissing
 
 from . import demo_data
-from .app import create_app
+from .app import create_app, server_options
 from .auth.accounts import first_admin_line, service_token
 from .broker import Broker, find_mosquitto, start_broker
 from .broker_access import CONTROLLER_USER, BrokerAccess
@@ -216,6 +216,7 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
             port=settings.http.port,
             log_level="warning",
             lifespan="on",
+            **server_options(settings),
         )
         server = uvicorn.Server(config)
         sock = bind(settings.http.host, settings.http.port)

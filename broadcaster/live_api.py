@@ -31,7 +31,7 @@ from loa.errors import FieldError, InvalidInput, LoaError
 from .api import UUID_RE, Body, TargetIn, ok, parse_json, path_id, read_json, resolve_targets, svc
 from .auth.guard import principal
 from .live import LiveBroadcast, LiveRequest
-from .relay import check_url, relay
+from .relay import check_source, relay
 from .services import Services
 
 logger = logging.getLogger(__name__)
@@ -168,13 +168,19 @@ async def relay_start(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     body = await read_json(request, RelayIn)
     _scoped(s, commune, body.targets)
-    safe_url = check_url(body.url)
+    safe_url = await check_source(body.url, s.settings.relay.allowed_hosts)
     resolution = resolve_targets(s, body.targets, principal(request))
     title = unicodedata.normalize("NFC", body.title).strip() or "Tiếp sóng"
     live = s.dispatcher.open_live(LiveRequest(resolution, title, kind="relay", source=safe_url))
     st = s.settings.stream
     s.dispatcher.spawn(
-        relay, live, body.url, body.duration_s, s.settings.audio, retry_max_s=st.relay_retry_max_s
+        relay,
+        live,
+        body.url,
+        body.duration_s,
+        s.settings.audio,
+        retry_max_s=st.relay_retry_max_s,
+        allowed_hosts=s.settings.relay.allowed_hosts,
     )
     s.audit("relay.start", commune=commune, broadcast=live.id, source=safe_url)
     return ok({"broadcast": s.ledger.get(live.id)}, status=202)

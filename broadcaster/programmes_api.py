@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from starlette.requests import Request
@@ -17,8 +17,9 @@ from schedules.recurrence import KINDS, Kind, Rule, parse_date, validate
 
 from .api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from .auth.guard import principal, require_targets
+from .auth.roles import Role
 from .programmes import ProgrammeService
-from .relay import check_url
+from .relay import check_source, redact
 from .targeting import Target
 
 DateText = Annotated[str, Field(max_length=10)]
@@ -102,7 +103,7 @@ async def _fields(request: Request, commune: str, body: ProgrammeIn) -> dict[str
     s = svc(request)
     media_id = body.what.media_id
     if body.what.kind == "relay":
-        check_url(body.what.url or "")
+        await check_source(body.what.url or "", s.settings.relay.allowed_hosts)
     if body.what.kind == "text":  # spoken once, when saved, so it airs without waiting
         item = await s.library.add_text(body.what.text or "", commune_id=commune, title=body.title)
         media_id = item["id"]
@@ -116,6 +117,14 @@ async def _fields(request: Request, commune: str, body: ProgrammeIn) -> dict[str
         "priority": body.priority,
         "volume": body.volume,
     }
+
+
+def shown(request: Request, programme: dict[str, Any]) -> dict[str, Any]:
+    """A programme as the caller may see it: a relay URL's user name and password only
+    for admins."""
+    if Role.ADMIN not in principal(request).roles and programme.get("relay_url"):
+        return {**programme, "relay_url": redact(programme["relay_url"])}
+    return programme
 
 
 def _targets(request: Request, body: ProgrammeIn) -> list[Target]:
@@ -134,7 +143,7 @@ async def programme_create(request: Request) -> JSONResponse:
     validate(rule)  # before any text is spoken
     fields = await _fields(request, commune, body)
     programme, conflicts = service.save(commune, fields, rule, _targets(request, body))
-    return ok({"programme": programme, "conflicts": conflicts}, status=201)
+    return ok({"programme": shown(request, programme), "conflicts": conflicts}, status=201)
 
 
 async def programme_check(request: Request) -> JSONResponse:
@@ -169,17 +178,18 @@ async def programme_update(request: Request) -> JSONResponse:
     programme, conflicts = service.save(
         current["commune_id"], fields, rule, _targets(request, body), programme_id=pid
     )
-    return ok({"programme": programme, "conflicts": conflicts})
+    return ok({"programme": shown(request, programme), "conflicts": conflicts})
 
 
 async def programme_list(request: Request) -> JSONResponse:
-    return ok({"programmes": programmes(request).of_commune(path_id(request, "commune"))})
+    listed = programmes(request).of_commune(path_id(request, "commune"))
+    return ok({"programmes": [shown(request, p) for p in listed]})
 
 
 async def programme_get(request: Request) -> JSONResponse:
     pid = path_id(request, "programme", UUID_RE)
     service = programmes(request)
-    return ok({"programme": service.get(pid), "conflicts": service.conflicts(pid)})
+    return ok({"programme": shown(request, service.get(pid)), "conflicts": service.conflicts(pid)})
 
 
 async def programme_delete(request: Request) -> JSONResponse:
@@ -194,7 +204,9 @@ def _action(action: str) -> Callable[[Request], Awaitable[JSONResponse]]:
         reason = ""
         if request.headers.get("content-length") not in (None, "0"):
             reason = (await read_json(request, ReasonIn)).reason
-        return ok({"programme": programmes(request).set_status(pid, action, reason)})
+        return ok(
+            {"programme": shown(request, programmes(request).set_status(pid, action, reason))}
+        )
 
     return handler
 

@@ -9,7 +9,10 @@ as gaps on the broadcast (and logged), never hidden.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +40,62 @@ def check_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
+def _listed(host: str, ips: Sequence[str], allowed: Sequence[str]) -> bool:
+    """Whether the host name, or every address it resolves to, is in the allow-list."""
+    names = {a.lower() for a in allowed}
+    if host.lower() in names:
+        return True
+    nets = []
+    for a in allowed:
+        try:
+            nets.append(ipaddress.ip_network(a, strict=False))
+        except ValueError:
+            continue
+    return bool(ips) and all(any(ipaddress.ip_address(i) in n for n in nets) for i in ips)
+
+
+def _inside(ip: str) -> bool:
+    """Loopback, private, link-local, shared or reserved: not a public radio stream."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not addr.is_global or addr.is_multicast
+
+
+async def check_source(url: str, allowed: Sequence[str]) -> str:
+    """``check_url``, then resolve the host and refuse a source that points into the
+    controller's own networks (loopback, link-local, private ranges: a relay must not
+    become a way to scan them) unless it is listed in ``relay.allowed_hosts``.
+    Returns the URL without credentials."""
+    safe = check_url(url)
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    try:
+        infos = await anyio.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
+    except OSError:
+        raise InvalidInput(
+            f"the relay source's host {host!r} cannot be found",
+            errors=[FieldError("url", "unknown host", "url")],
+        ) from None
+    ips = sorted({str(i[4][0]) for i in infos})
+    if any(_inside(i) for i in ips) and not _listed(host, ips, allowed):
+        raise InvalidInput(
+            f"the relay source {host!r} is on a loopback, private or link-local address; "
+            "only public streams are relayed (an administrator can allow a local one in "
+            "relay.allowed_hosts)",
+            errors=[FieldError("url", "private address", "forbidden_host")],
+        )
+    return safe
+
+
+def redact(url: str) -> str:
+    """A relay URL with any user name and password removed (as shown to non-admins)."""
+    try:
+        return check_url(url)
+    except InvalidInput:
+        return ""
+
+
 @dataclass
 class RelayReport:
     connections: int = 0
@@ -52,6 +111,7 @@ async def relay(
     *,
     retry_max_s: float,
     client: httpx.AsyncClient | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> RelayReport:
     """Relay ``url`` into ``live`` for ``duration_s`` seconds of air time, then close it."""
     report = RelayReport()
@@ -68,7 +128,9 @@ async def relay(
                 tg.cancel_scope.cancel()
 
             tg.start_soon(watch)
-            await _loop(live, url, audio, http, report, deadline, air_us, retry_max_s)
+            await _loop(
+                live, url, audio, http, report, deadline, air_us, retry_max_s, allowed_hosts
+            )
             tg.cancel_scope.cancel()
     finally:
         if own:
@@ -97,6 +159,7 @@ async def _loop(
     deadline: int,
     air_us: int,
     retry_max_s: float,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> None:
     """Connect, relay, and reconnect with backoff until ``air_us`` of air time is covered.
 
@@ -112,6 +175,11 @@ async def _loop(
             return
         try:
             with anyio.fail_after(max(0.1, (end - clock.now_us()) / 1e6)):
+                if allowed_hosts is not None:  # again at each connection: DNS may change
+                    try:
+                        await check_source(url, allowed_hosts)
+                    except InvalidInput as exc:
+                        raise AudioError(exc.message) from None
                 got = await _one_connection(live, url, audio, http, report, air_us)
             if live.timeline.covered_us >= air_us:
                 return
@@ -174,7 +242,9 @@ def _describe(exc: BaseException) -> str:
         return "cannot connect to the stream"
     if isinstance(exc, httpx.TimeoutException):
         return "the stream stopped sending"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.HTTPError):
+        return "the stream's server broke the connection"
+    return "the stream could not be read"  # never echo what an inside server said
 
 
 def _unwrap(exc: BaseException) -> BaseException:

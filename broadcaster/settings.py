@@ -8,6 +8,7 @@ setting; a test keeps that list complete.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,27 @@ class HttpSettings(Section):
         1024 * 1024, description="largest JSON request body"
     )
     public_url: str = Field("", description="URL printed for users; empty = http://host:port")
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="addresses or networks of reverse proxies whose X-Forwarded-For is "
+        "believed (empty = none: the client address is the connection's)",
+    )
+    tls_cert: str = Field("", description="certificate (PEM) to serve HTTPS without a proxy")
+    tls_key: str = Field("", description="private key (PEM) of http.tls_cert")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        for v in value:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} is not an address or network (10.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
 
 
 class DbSettings(Section):
@@ -191,10 +213,18 @@ class SecuritySettings(Section):
         12.0, description="a login session lasts this long"
     )
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = Field(
-        5, description="wrong passwords in a row before an account is locked"
+        5,
+        description="wrong passwords in a row, from one address for one user name, before "
+        "that address must wait (1 s, doubling) before trying that name again",
     )
     lockout_s: Annotated[float, Field(ge=1, le=86400)] = Field(
-        900.0, description="how long a locked account stays locked"
+        900.0, description="longest wait of that back-off (the owner elsewhere never waits)"
+    )
+    hash_workers: Annotated[int, Field(ge=1, le=32)] = Field(
+        1, description="password hashes computed at once (worker threads, off the event loop)"
+    )
+    hash_queue: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        16, description="logins waiting for a hash worker; beyond this a login answers 429"
     )
     login_per_min: Annotated[int, Field(ge=1, le=10000)] = Field(
         20, description="login attempts allowed per client address per minute"
@@ -274,6 +304,21 @@ class FleetSettings(Section):
     )
 
 
+class RelaySettings(Section):
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="relay sources allowed although they resolve to loopback, link-local "
+        "or private addresses (host names, addresses or networks); others are refused",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
+
+
 class AlertSettings(Section):
     default_expiry_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
         360, description="an alert without an expiry ends after this many minutes"
@@ -304,6 +349,7 @@ class Settings(Section):
     audio: AudioSettings = AudioSettings()
     alerts: AlertSettings = AlertSettings()
     fleet: FleetSettings = FleetSettings()
+    relay: RelaySettings = RelaySettings()
 
     def replace(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections changed (validated again)."""

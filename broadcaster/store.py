@@ -7,7 +7,9 @@ atomic (``with self.db.atomic():``; the connection is in autocommit mode, so a p
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from devices.messages import Telemetry
+from devices.reserved import check_device_id
 from loa.errors import NotFound
 
 from .migrations import migrations
@@ -54,9 +57,18 @@ class MediaRow:
     mp3_path: str | None = None
 
 
+def _private(path: Path, *, create: bool = True) -> None:
+    """Only the owner may read the database (accounts, hashes, audit): mode 0600."""
+    if create:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, 0o600)
+
+
 class Store:
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -66,6 +78,8 @@ class Store:
         self.path = path
         self._closed = False
         migrations.apply(self.db)
+        for extra in ("-wal", "-shm"):  # SQLite gives them the file's mode; older ones too
+            _private(path.with_name(path.name + extra), create=False)
 
     def close(self) -> None:
         if not self._closed:
@@ -106,6 +120,7 @@ class Store:
             )
 
     def upsert_device(self, commune_id: str, id: str, hamlet_id: str, name: str = "") -> None:
+        check_device_id(id)  # never the controller's (or the broker's) own name
         self.require_hamlet(commune_id, hamlet_id)
         self.db.table("devices").upsert(
             {"commune_id": commune_id, "id": id, "hamlet_id": hamlet_id, "name": name or id},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import unicodedata
 import uuid
 from typing import Any
 
@@ -17,17 +16,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from loa.clock import Clock
-from loa.errors import Conflict, FieldError, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from loa.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthorized
 
 from ..settings import SecuritySettings
 from ..store import Store
+from .names import MIN_PASSWORD, check_password, check_username, norm_username
 from .roles import Area, Principal, Role
+from .throttle import Backoff, Hashing
 
 TOKEN_PREFIX = "loa_"  # noqa: S105 - a prefix, not a secret
-MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 #: Verified against when the user does not exist, so timing does not tell.
 _DUMMY = _hasher.hash("not a real password")
+TOKEN_USE_GRANULARITY_US = 60_000_000
+__all__ = ["MIN_PASSWORD", "Accounts", "check_password", "norm_username"]
 
 
 def sha(token: str) -> str:
@@ -40,29 +42,15 @@ def new_password() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
 
 
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(
-            f"the password must have at least {MIN_PASSWORD} characters",
-            errors=[FieldError("password", f"at least {MIN_PASSWORD} characters", "too_short")],
-        )
-    if len(password) > 256:
-        raise InvalidInput(
-            "the password is too long",
-            errors=[FieldError("password", "at most 256 characters", "too_long")],
-        )
-
-
-def norm_username(name: str) -> str:
-    return unicodedata.normalize("NFC", name).strip().lower()
-
-
 class Accounts:
     def __init__(self, store: Store, clock: Clock, settings: SecuritySettings) -> None:
         self.store = store
         self.db = store.db
         self.clock = clock
         self.settings = settings
+        self.hashing = Hashing(settings.hash_workers, settings.hash_queue)
+        self.backoff = Backoff(clock, settings.login_max_failures, settings.lockout_s)
+        self._used: dict[str, int] = {}  # token hash → when its last use was written
 
     # --- accounts ---------------------------------------------------------------------
 
@@ -74,19 +62,39 @@ class Accounts:
         area: Area,
         full_name: str = "",
     ) -> dict[str, Any]:
-        name = norm_username(username)
-        if not name or len(name) > 64 or any(c.isspace() for c in name):
-            raise InvalidInput(
-                "choose a user name of 1-64 characters without spaces",
-                errors=[FieldError("username", "1-64 characters, no spaces", "invalid")],
-            )
-        check_password(password)
+        name = self._check_new(username, password, roles, area)
+        return self._insert(name, _hasher.hash(password), roles, area, full_name)
+
+    async def create_async(
+        self,
+        username: str,
+        password: str,
+        roles: list[Role],
+        area: Area,
+        full_name: str = "",
+    ) -> dict[str, Any]:
+        """:meth:`create` with the password hashed on a worker thread."""
+        name = self._check_new(username, password, roles, area)
+        hashed = await self.hashing.run(_hasher.hash, password)
+        return self._insert(name, hashed, roles, area, full_name)
+
+    def _check_new(self, username: str, password: str, roles: list[Role], area: Area) -> str:
+        existing = [r["username"] for r in self.store.query("SELECT username FROM users")]
+        name = check_username(username, existing)
+        check_password(password, name)
         if not roles:
             raise InvalidInput(
                 "give the account at least one role",
                 errors=[FieldError("roles", "at least one role", "required")],
             )
         self._check_area(area)
+        if name in existing:
+            raise Conflict(f"the user name {name!r} is taken")
+        return name
+
+    def _insert(
+        self, name: str, hashed: str, roles: list[Role], area: Area, full_name: str
+    ) -> dict[str, Any]:
         if self.store.query("SELECT id FROM users WHERE username=?", [name]):
             raise Conflict(f"the user name {name!r} is taken")
         uid = str(uuid.uuid4())
@@ -94,7 +102,7 @@ class Accounts:
             {
                 "id": uid,
                 "username": name,
-                "password_hash": _hasher.hash(password),
+                "password_hash": hashed,
                 "roles": json.dumps(sorted(r.value for r in roles)),
                 "province_id": area.province,
                 "commune_id": area.commune,
@@ -163,6 +171,40 @@ class Accounts:
         area: Area | None = None,
         disabled: bool | None = None,
         password: str | None = None,
+        by_other: bool = False,
+    ) -> dict[str, Any]:
+        hashed = None
+        if password is not None:
+            check_password(password, self._row(uid)["username"])
+            hashed = _hasher.hash(password)
+        return self._update(uid, roles, area, disabled, hashed, by_other)
+
+    async def update_async(
+        self,
+        uid: str,
+        *,
+        roles: list[Role] | None = None,
+        area: Area | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+        by_other: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`update` with the password hashed on a worker thread. A password set
+        by someone else (an admin's reset) also revokes the account's API tokens."""
+        hashed = None
+        if password is not None:
+            check_password(password, self._row(uid)["username"])
+            hashed = await self.hashing.run(_hasher.hash, password)
+        return self._update(uid, roles, area, disabled, hashed, by_other)
+
+    def _update(
+        self,
+        uid: str,
+        roles: list[Role] | None,
+        area: Area | None,
+        disabled: bool | None,
+        hashed: str | None,
+        by_other: bool,
     ) -> dict[str, Any]:
         self._row(uid)
         values: dict[str, Any] = {}
@@ -182,14 +224,18 @@ class Accounts:
             )
         if disabled is not None:
             values["disabled"] = int(disabled)
-        if password is not None:
-            check_password(password)
-            values.update(password_hash=_hasher.hash(password), failed_logins=0, locked_until_us=0)
+        if hashed is not None:
+            values.update(password_hash=hashed, failed_logins=0, locked_until_us=0)
         if values:
             with self.db.atomic():
                 self.db.table("users").update(uid, values)
-                if disabled or password is not None:  # old sessions end
+                if disabled or hashed is not None:  # old sessions end
                     self.db.execute("DELETE FROM sessions WHERE user_id=?", [uid])
+                if (hashed is not None and by_other) or disabled:  # and scripts' tokens
+                    self.db.execute(
+                        "UPDATE api_tokens SET revoked_us=? WHERE user_id=? AND revoked_us IS NULL",
+                        [self.clock.now_us(), uid],
+                    )
         return self.get(uid)
 
     def ensure_first_admin(self, province: str) -> str | None:
@@ -204,31 +250,34 @@ class Accounts:
     # --- logging in -----------------------------------------------------------------------
 
     def authenticate(self, username: str, password: str) -> dict[str, Any]:
-        """The account, or Unauthorized (one message for every failure) / locked."""
-        now = self.clock.now_us()
+        """The account, or Unauthorized (one message for every failure). Blocking: the
+        HTTP routes use :meth:`login` instead."""
         rows = self.store.query("SELECT * FROM users WHERE username=?", [norm_username(username)])
         if not rows:
             _verify(_DUMMY, password)
             raise Unauthorized("wrong user name or password")
-        u = rows[0]
-        if u["locked_until_us"] and u["locked_until_us"] > now:
-            raise TooManyRequests(
-                "this account is locked after too many wrong passwords; try again later",
-                retry_after_s=(u["locked_until_us"] - now) / 1e6,
-            )
-        if not _verify(u["password_hash"], password) or u["disabled"]:
-            failures = u["failed_logins"] + 1
-            locked = 0
-            if failures >= self.settings.login_max_failures:
-                locked, failures = now + int(self.settings.lockout_s * 1e6), 0
-            self.db.table("users").update(
-                u["id"], {"failed_logins": failures, "locked_until_us": locked}
-            )
+        if not _verify(rows[0]["password_hash"], password) or rows[0]["disabled"]:
             raise Unauthorized("wrong user name or password")
-        if u["failed_logins"] or u["locked_until_us"]:
-            self.db.table("users").update(u["id"], {"failed_logins": 0, "locked_until_us": 0})
+        return rows[0]
+
+    async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
+        """Check a password off the event loop, with the per (address, name) back-off.
+
+        Every failure answers the same whether the name exists or not: 401 "wrong user
+        name or password", or 429 while this address must wait for this name."""
+        name = norm_username(username)
+        self.backoff.check(address, name)
+        rows = self.store.query("SELECT * FROM users WHERE username=?", [name])
+        hashed = rows[0]["password_hash"] if rows else _DUMMY
+        good = await self.hashing.run(_verify, hashed, password)
+        if not rows or not good or rows[0]["disabled"]:
+            self.backoff.failed(address, name)
+            raise Unauthorized("wrong user name or password")
+        self.backoff.succeeded(address, name)
+        u = rows[0]
         if _hasher.check_needs_rehash(u["password_hash"]):
-            self.db.table("users").update(u["id"], {"password_hash": _hasher.hash(password)})
+            new = await self.hashing.run(_hasher.hash, password)
+            self.db.table("users").update(u["id"], {"password_hash": new})
         return u
 
     def start_session(self, user_id: str) -> tuple[str, str]:
@@ -309,10 +358,13 @@ class Accounts:
         )
         if not rows or rows[0]["revoked_us"] or rows[0]["disabled"]:
             return None
-        self.db.execute(
-            "UPDATE api_tokens SET last_used_us=? WHERE token_sha=?",
-            [self.clock.now_us(), sha(token)],
-        )
+        digest, now = sha(token), self.clock.now_us()
+        if now - self._used.get(digest, 0) >= TOKEN_USE_GRANULARITY_US:
+            # "last used" to the minute: one write a minute per token, not one per call
+            self._used[digest] = now
+            if len(self._used) > 10_000:
+                self._used.clear()
+            self.db.execute("UPDATE api_tokens SET last_used_us=? WHERE token_sha=?", [now, digest])
         return principal(rows[0], "token")
 
 
@@ -347,7 +399,6 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
             "hamlets": json.loads(row["hamlets"]),
         },
         "disabled": bool(row["disabled"]),
-        "locked": bool(row["locked_until_us"]),
         "created_us": row["created_us"],
     }
 

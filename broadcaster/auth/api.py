@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,7 +17,8 @@ from .accounts import public
 from .audit import ACTOR
 from .guard import principal
 from .middleware import COOKIE, client_ip
-from .roles import Area, Role
+from .policy import area_reach, require_grant, within
+from .roles import Area, Principal, Role
 
 RoleIn = Annotated[Role, Field(strict=False)]  # from its name
 
@@ -62,11 +64,12 @@ def _area(a: AreaIn) -> Area:
 
 async def login(request: Request) -> JSONResponse:
     s = svc(request)
-    s.login_limit.hit(client_ip(request.scope))
+    address = client_ip(request.scope)
+    s.login_limit.hit(address)
     body = await read_json(request, LoginIn)
-    ACTOR.set((body.username[:64], client_ip(request.scope)))
+    ACTOR.set((body.username[:64], address))
     try:
-        user = s.accounts.authenticate(body.username, body.password)
+        user = await s.accounts.login(body.username, body.password, address)
     except Exception:
         s.audit("login.failed", username=body.username[:64])
         raise
@@ -133,47 +136,41 @@ async def my_password(request: Request) -> JSONResponse:
     s = svc(request)
     p = principal(request)
     body = await read_json(request, PasswordIn)
-    s.accounts.authenticate(p.username, body.current)
-    s.accounts.update(p.user_id, password=body.new)
+    await s.accounts.login(p.username, body.current, client_ip(request.scope))
+    await s.accounts.update_async(p.user_id, password=body.new)
     s.audit("user.password", user=p.username)
     return ok({})
 
 
-def _admin_over(request: Request, area: Area) -> None:
-    """An admin manages accounts only inside its own area."""
-    mine = principal(request).area
-    if mine.is_province:
-        if area.province != mine.province:
-            raise Forbidden(f"outside your area ({mine.describe()})")
-    elif area.commune != mine.commune:
-        raise Forbidden(f"outside your area ({mine.describe()})")
+def _visible(who: Principal, user: dict[str, Any]) -> bool:
+    """An account is seen and managed only by admins whose area holds it whole."""
+    a = user["area"]
+    area = Area(a["province"], a["commune"], frozenset(a["hamlets"]))
+    return within(who.area, area_reach(area))
 
 
 async def user_list(request: Request) -> JSONResponse:
-    mine = principal(request).area
-    users = [
-        u
-        for u in svc(request).accounts.all()
-        if (mine.is_province and u["area"]["province"] == mine.province)
-        or u["area"]["commune"] == mine.commune
-    ]
-    return ok({"users": users})
+    who = principal(request)
+    return ok({"users": [u for u in svc(request).accounts.all() if _visible(who, u)]})
 
 
 async def user_create(request: Request) -> JSONResponse:
     s = svc(request)
     body = await read_json(request, UserIn)
     area = _area(body.area)
-    _admin_over(request, area)
-    user = s.accounts.create(body.username, body.password, body.roles, area, body.full_name)
+    require_grant(principal(request), area, body.roles)
+    user = await s.accounts.create_async(
+        body.username, body.password, body.roles, area, body.full_name
+    )
     s.audit("user.create", user=user["username"], roles=",".join(user["roles"]))
     return ok({"user": user}, 201)
 
 
 def _user(request: Request) -> dict[str, Any]:
+    """The account in the path (the middleware has checked it lies in the caller's area)."""
     user = svc(request).accounts.get(request.path_params["user"])
-    a = user["area"]
-    _admin_over(request, Area(a["province"], a["commune"], frozenset(a["hamlets"])))
+    if not _visible(principal(request), user):
+        raise Forbidden(f"outside your area ({principal(request).area.describe()})")
     return user
 
 
@@ -185,13 +182,24 @@ async def user_update(request: Request) -> JSONResponse:
     s = svc(request)
     user = _user(request)
     body = await read_json(request, UserUpdate)
+    who = principal(request)
     area = _area(body.area) if body.area else None
-    if area is not None:
-        _admin_over(request, area)
-    if user["id"] == principal(request).user_id and (body.disabled or body.roles is not None):
-        raise InvalidInput("you cannot disable yourself or change your own roles")
-    updated = s.accounts.update(
-        user["id"], roles=body.roles, area=area, disabled=body.disabled, password=body.password
+    a = user["area"]
+    current = Area(a["province"], a["commune"], frozenset(a["hamlets"]))
+    roles = [Role(r) for r in user["roles"]] if body.roles is None else body.roles
+    # nobody widens an area (their own included) or grants more than they hold
+    require_grant(who, area or current, roles)
+    if user["id"] == who.user_id and (
+        body.disabled or body.roles is not None or (area is not None and area != current)
+    ):
+        raise InvalidInput("you cannot disable yourself or change your own roles or area")
+    updated = await s.accounts.update_async(
+        user["id"],
+        roles=body.roles,
+        area=area,
+        disabled=body.disabled,
+        password=body.password,
+        by_other=user["id"] != who.user_id,
     )
     changed = sorted(k for k, v in body.model_dump().items() if v is not None)
     s.audit("user.update", user=user["username"], changed=",".join(changed))
@@ -211,12 +219,15 @@ async def audit_list(request: Request) -> JSONResponse:
         return int(value)
 
     limit = num("limit") or 200
-    rows = s.audit_log.query(
-        actor=q.get("actor"),
-        action=q.get("action"),
-        since_us=num("since_us"),
-        until_us=num("until_us"),
-        limit=limit,
+    rows = await anyio.to_thread.run_sync(
+        lambda: s.audit_log.query(
+            actor=q.get("actor"),
+            action=q.get("action"),
+            since_us=num("since_us"),
+            until_us=num("until_us"),
+            limit=limit,
+            area=principal(request).area,
+        )
     )
     return ok({"audit": rows})
 

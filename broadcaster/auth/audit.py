@@ -15,6 +15,8 @@ from typing import Any
 from loa.clock import Clock
 
 from ..store import Store
+from .policy import area_reach, within
+from .roles import Area
 
 logger = logging.getLogger("loa.audit")
 
@@ -63,9 +65,30 @@ class AuditLog:
         since_us: int | None = None,
         until_us: int | None = None,
         limit: int = 200,
+        area: Area | None = None,
     ) -> list[dict[str, Any]]:
+        """Entries, newest first. With ``area``: only what accounts inside that area did
+        (and, for a province account, what the system and unknown callers did)."""
         where: list[str] = ["1=1"]
         args: list[Any] = []
+        if area is not None:
+            users = self.store.query("SELECT username, province_id, commune_id, hamlets FROM users")
+            seen = [
+                u["username"]
+                for u in users
+                if within(
+                    area,
+                    area_reach(
+                        Area(u["province_id"], u["commune_id"], frozenset(json.loads(u["hamlets"])))
+                    ),
+                )
+            ]
+            marks = ",".join("?" * len(seen)) or "NULL"
+            clause = f"actor IN ({marks})"
+            if area.is_province:
+                clause += " OR actor NOT IN (SELECT username FROM users)"
+            where.append(f"({clause})")
+            args += seen
         if actor:
             where.append("actor=?")
             args.append(actor)

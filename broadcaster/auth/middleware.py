@@ -9,6 +9,7 @@ touches is read from the path; targets inside bodies are checked by the handlers
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,8 @@ from loa.errors import Forbidden, LoaError, PayloadTooLarge, Unauthorized
 from ..http_errors import error_body
 from .accounts import Accounts
 from .audit import ACTOR
-from .policy import POLICY
+from .policy import POLICY, require_within
+from .reach import ACCOUNTS, CONTAINERS, KINDS, OWN, Reaches
 from .roles import Perm, Principal
 
 COOKIE = "loa_session"
@@ -56,8 +58,37 @@ def cookie(scope: Scope, name: str) -> str:
 
 
 def client_ip(scope: Scope) -> str:
+    """The caller's address: the connection's peer, or — only when that peer is one of
+    ``http.trusted_proxies`` — the last address in X-Forwarded-For that is not itself
+    a trusted proxy. (uvicorn's own proxy-header handling is switched off.)"""
     client = scope.get("client")
-    return str(client[0]) if client else ""
+    peer = str(client[0]) if client else ""
+    app = scope.get("app")
+    services = getattr(getattr(app, "state", None), "loa", None)
+    trusted = services.settings.http.trusted_proxies if services is not None else ()
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in header(scope, b"x-forwarded-for").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop if _address(hop) else peer
+    return peer
+
+
+def _address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _in(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 class AuthMiddleware:
@@ -144,10 +175,7 @@ class AuthMiddleware:
         if not p.can(perm):
             roles = ", ".join(sorted(r.value for r in p.roles))
             raise Forbidden(f"your role ({roles}) may not do this ({perm.value})")
-        store = self._services(scope).store
-        areas = Areas(store)
-        for name, value in params.items():
-            areas.check(p, perm, name, str(value))
+        check_objects(p, method, params, self._services(scope).store)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self._services(scope).settings.http.max_body_bytes
@@ -201,63 +229,24 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class Areas:
-    """Which communes a path parameter names, and whether an account's area covers them."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def province_of(self, commune: str) -> str | None:
-        rows = self.store.query("SELECT province_id FROM communes WHERE id=?", [commune])
-        return str(rows[0]["province_id"]) if rows else None
-
-    def communes(self, name: str, value: str) -> list[str] | None:
-        """Communes the object belongs to; None when it is province-wide or unknown."""
-        q = self.store.query
-        match name:
-            case "commune":
-                return [value]
-            case "media":
-                rows = q("SELECT commune_id FROM media WHERE id=?", [value])
-                return [rows[0]["commune_id"]] if rows and rows[0]["commune_id"] else None
-            case "broadcast":
-                rows = q("SELECT commune_id FROM broadcast_communes WHERE broadcast_id=?", [value])
-                return [r["commune_id"] for r in rows] or None
-            case "programme":
-                rows = q("SELECT commune_id FROM programmes WHERE id=?", [value])
-                return [rows[0]["commune_id"]] if rows else None
-            case "alert":
-                rows = q("SELECT commune_id FROM alerts WHERE id=?", [value])
-                return [rows[0]["commune_id"]] if rows else None
-            case "alarm":
-                rows = q("SELECT commune_id FROM alarms WHERE id=?", [value])
-                return [rows[0]["commune_id"]] if rows else None
-            case "device":
-                rows = q("SELECT commune_id FROM devices WHERE id=?", [value])
-                return [rows[0]["commune_id"]] if rows else None
-        return None
-
-    def check(self, p: Principal, perm: Perm, name: str, value: str) -> None:
-        if name == "province":
-            if not (p.area.is_province and p.area.province == value):
-                raise Forbidden(f"outside your area ({p.area.describe()})")
-            return
-        communes = self.communes(name, value)
-        if communes is None:
-            if (
-                name == "media"
-                and perm is not Perm.READ
-                and not p.area.is_province
-                and self.store.query("SELECT id FROM media WHERE id=?", [value])
-            ):
-                raise Forbidden("province and built-in items are managed by the province")
-            return  # unknown: the handler answers 404
-        for c in communes:
-            province = self.province_of(c)
-            if province is None:
-                continue  # no such commune: the handler answers 404
-            if not p.area.covers_commune(c, province):
-                raise Forbidden(f"outside your area ({p.area.describe()})")
+def check_objects(p: Principal, method: str, params: dict[str, Any], store: Any) -> None:
+    """The one object rule (:func:`~broadcaster.auth.policy.require_within`) for every
+    object a path names: reading needs the object inside the caller's commune (or its
+    province's shared catalogues), acting needs its whole area inside the caller's.
+    A path parameter no loader knows is refused: deny by default."""
+    reaches = Reaches(store)
+    for name, value in params.items():
+        if name in OWN:
+            continue
+        if name not in KINDS:
+            raise Forbidden(f"this route names a {name} that has no access rule")
+        reach = reaches.of(name, str(value))
+        if reach is None:
+            continue  # no such object: the handler answers 404
+        read = method in ("GET", "WS") or name in CONTAINERS
+        if name in ACCOUNTS:
+            read = False  # an account is managed whole, even to look at it
+        require_within(p, reach, read=read, what=f"this {name}")
 
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -9,7 +9,12 @@ programme, alert, device) and, for targets in a body, from the handler
 
 from __future__ import annotations
 
-from .roles import Perm
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loa.errors import Forbidden
+
+from .roles import Area, Perm, Principal, Role, perms_of
 
 PUBLIC = None
 R, M, S, A = Perm.READ, Perm.MEDIA, Perm.SCHEDULE, Perm.APPROVE
@@ -104,3 +109,102 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("GET", "/api/alerts/{alert}/events"): R,
     ("GET", "/api/alerts/{alert}/cap"): R,
 }
+
+
+# --- the one rule for every existing object -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of where an object lies: a whole province (``commune`` None), a whole
+    commune (``hamlets`` None) or some hamlets of one commune. ``shared`` marks a
+    province catalogue every account of the province may read (the province library,
+    firmware images)."""
+
+    province: str
+    commune: str | None = None
+    hamlets: frozenset[str] | None = None
+    shared: bool = False
+
+
+#: Where an object lies: the union of its parts (a broadcast to two hamlets has two).
+Reach = tuple[Part, ...]
+#: The province of a part that belongs to the whole deployment (the province library,
+#: built-in signals, firmware images: stored without a province).
+DEPLOYMENT = "*"
+
+
+def within(area: Area, reach: Reach, *, read: bool = False) -> bool:
+    """Whether an account whose area is ``area`` may act on (``read=False``) or read an
+    object lying in ``reach``.
+
+    Acting needs the object's *whole* area inside the account's: a hamlet account acts
+    only on objects of its hamlets, a commune account on objects of its commune, a
+    province account on its province. Reading is wider by one step: an account reads
+    everything of its own commune (a hamlet broadcaster sees the commune's schedule),
+    and a province's shared catalogues; never another commune's or province's things.
+    An object with no part at all is refused (nothing known about it is not "inside").
+    """
+    if not reach:
+        return False
+    return all(_part_within(area, p, read) for p in reach)
+
+
+def _part_within(area: Area, part: Part, read: bool) -> bool:
+    if part.province == DEPLOYMENT:
+        return area.is_province or (read and part.shared)
+    if part.province != area.province:
+        return False
+    if area.is_province:
+        return True
+    if part.commune is None:
+        return read and part.shared
+    if part.commune != area.commune:
+        return False
+    if read or not area.hamlets:
+        return True
+    return part.hamlets is not None and part.hamlets <= area.hamlets
+
+
+def describe_reach(reach: Reach) -> str:
+    out = []
+    for p in reach:
+        if p.province == DEPLOYMENT:
+            out.append("the whole deployment")
+        elif p.commune is None:
+            out.append(f"province {p.province}")
+        elif p.hamlets is None:
+            out.append(f"commune {p.commune}")
+        else:
+            out.append(f"hamlets {', '.join(sorted(p.hamlets))} of {p.commune}")
+    return "; ".join(sorted(set(out))) or "nowhere known"
+
+
+def require_within(who: Principal, reach: Reach, *, read: bool = False, what: str = "it") -> None:
+    """The policy every route applies to the object it loads (and alerts may call):
+    :class:`~loa.errors.Forbidden` unless ``within(who.area, reach, read=read)``.
+
+    ``reach`` comes from :mod:`broadcaster.auth.reach` (``reach_of(store, kind, id)``
+    for a stored object, ``reach_of_targets(store, targets)`` for targets)."""
+    if not within(who.area, reach, read=read):
+        raise Forbidden(
+            f"{what} lies outside your area: it reaches {describe_reach(reach)}, "
+            f"you act on {who.area.describe()}"
+        )
+
+
+def area_reach(area: Area) -> Reach:
+    """An account's own area as a reach (accounts are objects too)."""
+    hamlets = area.hamlets or None
+    return (Part(area.province, area.commune, hamlets if area.commune else None),)
+
+
+def require_grant(who: Principal, area: Area, roles: Iterable[Role]) -> None:
+    """Nobody grants more than they hold: the area given must lie inside the granter's
+    and the roles' permissions be ones the granter has."""
+    require_within(who, area_reach(area), what="that area")
+    extra = perms_of(roles) - who.perms
+    if extra:
+        raise Forbidden(
+            f"you cannot grant what you do not hold ({', '.join(sorted(p.value for p in extra))})"
+        )

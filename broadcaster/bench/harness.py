@@ -18,7 +18,7 @@ from firmware_sim.spec import DeviceSpec, dump_fleet
 from loa.clock import Clock
 from loa.errors import LoaError
 
-from ..app import create_app
+from ..app import create_app, server_options
 from ..services import Services
 from ..settings import Settings
 
@@ -29,7 +29,14 @@ class ControllerThread:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.app: Starlette = create_app(settings, clock=clock)
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
+                **server_options(settings),
+            )
         )
         self.thread = threading.Thread(target=self.server.run, name="loa-controller", daemon=True)
 

@@ -26,6 +26,7 @@ from loa.errors import (
 
 from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal, require_targets
+from ..auth.policy import DEPLOYMENT, Part, require_within
 from ..targeting import Target
 from .metrics import render
 from .report import as_csv, as_html, commune_report, province_rollup, rollup_csv
@@ -104,6 +105,7 @@ async def device_create(request: Request) -> JSONResponse:
     if s.store.device_commune(body.id) is not None:
         raise Conflict(f"speaker {body.id!r} already exists")
     s.store.require_hamlet(commune, body.hamlet)
+    require_targets(principal(request), [Target(commune, hamlet=body.hamlet)], s.store)
     s.store.upsert_device(commune, body.id, body.hamlet, body.name or "")
     _update(request, body.id, body)
     s.audit("device.create", device=body.id, hamlet=body.hamlet)
@@ -132,9 +134,11 @@ async def device_update(request: Request) -> JSONResponse:
     s = svc(request)
     d = _device(request)
     body = await read_json(request, DeviceIn)
+    if body.hamlet is not None and body.hamlet != d["hamlet_id"]:  # moved: there too
+        s.store.require_hamlet(d["commune_id"], body.hamlet)
+        require_targets(principal(request), [Target(d["commune_id"], hamlet=body.hamlet)], s.store)
     changed = sorted(_update(request, d["id"], body))
     if body.hamlet is not None and body.hamlet != d["hamlet_id"]:
-        s.store.require_hamlet(d["commune_id"], body.hamlet)
         s.store.db.table("devices").update((d["commune_id"], d["id"]), {"hamlet_id": body.hamlet})
         row = next(x for x in s.store.devices(d["commune_id"]) if x.id == d["id"])
         await s.facts.push_config(row)
@@ -290,6 +294,7 @@ class RolloutIn(Body):
 async def firmware_upload(request: Request) -> JSONResponse:
     """The image as the raw body (``application/octet-stream``), ``?version=``."""
     s = svc(request)
+    require_within(principal(request), (Part(DEPLOYMENT),), what="a firmware image")
     limit = s.settings.fleet.firmware_max_bytes
     if "octet-stream" not in request.headers.get("content-type", ""):
         raise UnsupportedMedia(
@@ -331,7 +336,10 @@ async def rollout_get(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    body, content_type = render(svc(request))
+    """The whole province's figures: for province accounts (a Prometheus token) only."""
+    who = principal(request)
+    require_within(who, (Part(who.area.province),), read=True, what="the metrics")
+    body, content_type = await anyio.to_thread.run_sync(render, svc(request), who.area.province)
     return Response(body, media_type=content_type)
 
 

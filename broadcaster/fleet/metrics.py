@@ -23,8 +23,9 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 class LoaCollector(Collector):
-    def __init__(self, s: Services) -> None:
+    def __init__(self, s: Services, province: str | None = None) -> None:
         self.s = s
+        self.province = province
 
     def collect(self) -> Iterator[Metric]:
         q = self.s.store.query
@@ -36,7 +37,9 @@ class LoaCollector(Collector):
         )
         for r in q(
             "SELECT commune_id, hamlet_id, SUM(online) AS up, COUNT(*) AS n FROM devices"
-            " GROUP BY commune_id, hamlet_id"
+            " WHERE ? IS NULL OR commune_id IN (SELECT id FROM communes WHERE province_id=?)"
+            " GROUP BY commune_id, hamlet_id",
+            [self.province, self.province],
         ):
             online.add_metric([r["commune_id"], r["hamlet_id"]], r["up"] or 0)
             total.add_metric([r["commune_id"], r["hamlet_id"]], r["n"])
@@ -95,7 +98,8 @@ class LoaCollector(Collector):
         return h
 
 
-def render(s: Services) -> tuple[bytes, str]:
+def render(s: Services, province: str | None = None) -> tuple[bytes, str]:
+    """The metrics; with ``province``, speakers of that province only."""
     registry = CollectorRegistry()
-    registry.register(LoaCollector(s))
+    registry.register(LoaCollector(s, province))
     return generate_latest(registry), CONTENT_TYPE

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -133,8 +134,22 @@ def layout(devices: list[Any], hamlets: list[dict[str, Any]]) -> list[dict[str, 
     return out
 
 
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: a path on this site, else ``/``. Refused: other
+    schemes (``javascript:``), other hosts (``//evil.example``, ``/\\evil.example``),
+    and anything with spaces or control characters browsers would strip."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
 async def login_page(request: Request) -> Response:
-    return render(request, "login.html", next=request.query_params.get("next", "/"))
+    return render(request, "login.html", next=safe_next(request.query_params.get("next")))
 
 
 async def dashboard(request: Request) -> Response:

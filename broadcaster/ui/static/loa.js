@@ -1,6 +1,16 @@
 // Loa UI: plain JavaScript over the JSON API (session cookie + CSRF header).
 "use strict";
-const T = (s) => (window.T && window.T[s]) || s;
+const STRINGS = (() => {
+  const node = document.getElementById("loa-strings");
+  try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+})();
+const T = (s) => STRINGS[s] || s;
+// After logging in: only a path on this site (never javascript: or another host).
+function safeNext(value) {
+  if (!value || !value.startsWith("/") || value.startsWith("//") || /[\\\s\u0000-\u001f]/.test(value)) return "/";
+  try { const u = new URL(value, location.origin); return u.origin === location.origin ? u.pathname + u.search + u.hash : "/"; }
+  catch (e) { return "/"; }
+}
 const $ = (sel) => document.querySelector(sel);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
@@ -57,7 +67,7 @@ if (loginForm) loginForm.addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
     await api("POST", "/api/login", { username: $("#username").value, password: $("#password").value });
-    location.href = loginForm.dataset.next || "/";
+    location.href = safeNext(loginForm.dataset.next);
   } catch (err) { showError($("#login-error"), err); }
 });
 
