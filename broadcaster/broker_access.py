@@ -17,8 +17,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from devices.reserved import CONTROLLER_USER as CONTROLLER_USER
-from devices.reserved import check_device_id, reserved
+from devices.reserved import CONTROLLER_USER, check_device_id, reserved
 from devices.topics import (
     DEVICE_PUBLISHES,
     DeviceTopic,
@@ -31,6 +30,7 @@ from loa.errors import NotFound
 
 from .store import DeviceRow, Store
 
+__all__ = ["CONTROLLER_USER", "BrokerAccess", "acl_text", "device_acl", "mosquitto_hash"]
 ITERATIONS = 1000  # PBKDF2-SHA512 rounds; Mosquitto reads the count from each hash
 DEVICE_READS = (DeviceTopic.CMD, DeviceTopic.CONFIG, DeviceTopic.TIME_RESP, DeviceTopic.FW)
 

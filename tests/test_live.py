@@ -38,6 +38,7 @@ def live_settings(tmp: Path, broker: Any, **stream: object) -> Settings:
             "live_idle_timeout_s": 1.5,
             **stream,
         },
+        relay={"allowed_hosts": ["127.0.0.1"]},  # the test radio is on loopback
     )
 
 

@@ -238,7 +238,9 @@ async def test_a_daily_relay_programme_relays_the_station(tmp_path: Path, broker
     ).read_bytes()
     clock, boundary = clock_before_minute(8)
     fire = datetime.fromtimestamp(boundary, VN)
-    settings = make_settings(tmp_path, broker, scheduler={"tick_s": 0.5})
+    settings = make_settings(
+        tmp_path, broker, scheduler={"tick_s": 0.5}, relay={"allowed_hosts": ["127.0.0.1"]}
+    )
     async with Radio(radio_mp3).on_air() as radio, serve(settings, clock=clock) as r:
         relay = {
             "title": "Tiếp sóng VOV1",
