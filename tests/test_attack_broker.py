@@ -1,0 +1,113 @@
+"""Issue 16, findings 5 and 6 on the broker (real Mosquitto), and the relay SSRF guard."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import aiomqtt
+import anyio
+import pytest
+
+from broadcaster.broker import find_mosquitto, free_port, start_broker
+from broadcaster.relay import check_source
+from loa.errors import InvalidInput
+from tests.test_broker_acl import C, ME, PEER, Setup
+
+needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto")
+
+
+@needs_mosquitto
+async def test_5_another_speakers_client_id_cannot_kick_it_off(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    try:
+        host, port = setup.broker.host, setup.broker.port
+        real = aiomqtt.Client(
+            host, port, username=ME, password=setup.passwords[ME], identifier=f"loa-sim-{ME}"
+        )
+        async with real:
+            for _ in range(3):  # PEER's credentials, ME's (and the controller's) client id
+                for ident in (f"loa-sim-{ME}", ME, "loa-controller"):
+                    async with aiomqtt.Client(
+                        host, port, username=PEER, password=setup.passwords[PEER], identifier=ident
+                    ):
+                        pass
+            with anyio.fail_after(5):  # the real speaker's session is still up
+                await real.publish(f"{C}/dev/{ME}/telemetry", b"{}", qos=1)
+    finally:
+        setup.close()
+
+
+@needs_mosquitto
+def test_6_mosquitto_does_not_run_as_root(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    try:
+        pid = setup.broker.process.pid
+        user = subprocess.run(
+            ["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert user and user != "root"
+        setup.access.provision(ME)  # a reload reaches the files it may read
+        assert setup.broker.running
+    finally:
+        setup.close()
+
+
+@needs_mosquitto
+async def test_6_with_tls_the_plaintext_listener_is_loopback_and_controller_only(
+    tmp_path: Path,
+) -> None:
+    from broadcaster import demo_data
+    from broadcaster.broker_access import CONTROLLER_USER, BrokerAccess
+    from broadcaster.store import Store
+    from broadcaster.tls import demo_ca
+    from loa.clock import SystemClock
+
+    store = Store(tmp_path / "loa.db")
+    demo_data.seed(store)
+    access = BrokerAccess(store, SystemClock(), tmp_path / "broker")
+    password = access.provision(ME)
+    files = demo_ca(tmp_path / "broker" / "tls", SystemClock())
+    broker = start_broker(
+        "mosquitto", port=free_port(), auth_dir=tmp_path / "broker", tls=(free_port(), files)
+    )
+    try:
+        conf = (broker.workdir / "mosquitto.conf").read_text()
+        assert f"listener {broker.port} 127.0.0.1" in conf
+        with pytest.raises(aiomqtt.MqttError):  # a speaker on plaintext: refused
+            async with aiomqtt.Client(broker.host, broker.port, username=ME, password=password):
+                pass
+        async with aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=CONTROLLER_USER,
+            password=access.controller_password(),
+        ):
+            pass
+    finally:
+        broker.stop()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/api/health",
+        "http://localhost/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/",
+        "http://192.168.1.1/",
+        "http://0.0.0.0:22/",
+        "http://[::ffff:127.0.0.1]/",
+    ],
+)
+async def test_5_relays_cannot_reach_inside_addresses(url: str) -> None:
+    with pytest.raises(InvalidInput, match="relay.allowed_hosts"):
+        await check_source(url, ())
+
+
+async def test_5_an_allowed_local_source_is_accepted_without_its_password() -> None:
+    safe = await check_source("http://u:secret@127.0.0.1:8000/s.mp3", ("127.0.0.1",))
+    assert safe == "http://127.0.0.1:8000/s.mp3"
+    assert await check_source("http://127.0.0.1:9/x", ("127.0.0.0/8",))
