@@ -12,7 +12,7 @@ import pytest
 from broadcaster.broker import find_mosquitto, free_port, start_broker
 from broadcaster.relay import check_source
 from loa.errors import InvalidInput
-from tests.test_broker_acl import C, ME, PEER, Setup
+from tests.test_broker_acl import ME, PEER, C, Setup
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto")
 
@@ -103,7 +103,7 @@ async def test_6_with_tls_the_plaintext_listener_is_loopback_and_controller_only
     ],
 )
 async def test_5_relays_cannot_reach_inside_addresses(url: str) -> None:
-    with pytest.raises(InvalidInput, match="relay.allowed_hosts"):
+    with pytest.raises(InvalidInput, match=r"relay\.allowed_hosts"):
         await check_source(url, ())
 
 

@@ -349,6 +349,7 @@ def test_describe_lists_every_field_of_every_section():
         "audio",
         "alerts",
         "fleet",
+        "relay",
     }
     for name in ("http.max_body_bytes", "scheduler.timezone", "audio.max_upload_bytes"):
         assert name in names
