@@ -18,6 +18,7 @@ from audio.tones import chime, to_wav, tone
 from audio.tts import EspeakEngine
 from devices.signing import Signer, Verifier
 from firmware_sim.fleet import Fleet
+from firmware_sim.speaker import SpeakerOptions
 from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 from loa.errors import LoaError, ToolMissing
@@ -105,9 +106,23 @@ def prepare(settings: Settings) -> tuple[Settings, Broker | None, list[DeviceSpe
         tls=tls,
     )
     if tls is not None:
-        print(f"MQTT over TLS on port {tls[0]}; trust {tls[1].ca}", flush=True)
+        print(
+            f"MQTT over TLS on port {tls[0]} (speakers; plaintext only for the controller on "
+            f"loopback); trust {tls[1].ca}",
+            flush=True,
+        )
     settings = settings.replace(mqtt={"host": broker.host, "port": broker.port, **mqtt})
     return settings, broker, specs
+
+
+def speaker_link(settings: Settings) -> tuple[int, SpeakerOptions]:
+    """Where the simulated speakers connect: the TLS listener when there is one (they are
+    provisioned with the TLS URL and the CA), else the broker's one listener."""
+    auth_dir = Path(settings.security.broker_auth_dir)
+    ca = auth_dir / "tls" / "ca.crt"
+    if settings.broker.tls_port and settings.broker.mode != "external" and ca.exists():
+        return settings.broker.tls_port, SpeakerOptions(tls_ca=ca)
+    return settings.mqtt.port, SpeakerOptions()
 
 
 def logins(settings: Settings) -> tuple[str, str]:
@@ -203,11 +218,13 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
     try:
         login_line, token = logins(settings)
         signer = Signer.load_or_create(Path(settings.security.signing_key))
+        port, options = speaker_link(settings)
         fleet = Fleet(
             specs,
             host=settings.mqtt.host,
-            port=settings.mqtt.port,
+            port=port,
             verifier=Verifier([signer.public]),
+            options=options,
         )
         app = create_app(settings, broker_reload=broker.reload if broker else None)
         config = uvicorn.Config(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -44,6 +45,8 @@ class LinkOptions:
     will_factory: Callable[[], bytes] | None = None
     clean_session: bool = True  # False: the broker keeps QoS 1 messages while we are away
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+    #: Speak TLS, trusting this CA file (a speaker provisioned with the broker's TLS URL).
+    tls_ca: str | None = None
 
 
 class MqttLink:
@@ -89,6 +92,7 @@ class MqttLink:
             will=will,
             clean_session=o.clean_session,
             timeout=o.publish_timeout_s,
+            tls_context=ssl.create_default_context(cafile=o.tls_ca) if o.tls_ca else None,
         )
 
     async def run(self) -> None:

@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     key.add_argument("--pubkey", help="controller's Ed25519 public key, 64 hex characters")
     key.add_argument("--pubkey-file", type=Path, help="file holding that hex key")
     p.add_argument("--play-log", type=Path, help="append what was played here (JSON lines)")
+    p.add_argument(
+        "--tls-ca", type=Path, default=None, help="connect with TLS, trusting this CA file"
+    )
     p.add_argument("--telemetry-interval", type=float, default=30.0, help="seconds")
     p.add_argument(
         "--sync-interval",
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
             telemetry_interval_s=args.telemetry_interval,
             sync_interval_s=args.sync_interval,
             first_sync_samples=args.first_sync,
+            tls_ca=args.tls_ca,
         ),
     )
 

@@ -101,6 +101,7 @@ class SpeakerOptions:
     cache_items: int = 32
     corrupt_items: bool = False  # fault injection: every download arrives damaged
     corrupt_firmware: bool = False  # fault injection: firmware images arrive damaged
+    tls_ca: Path | None = None  # connect with TLS, trusting this CA (the broker's TLS URL)
 
 
 @dataclass
@@ -178,6 +179,7 @@ class Speaker:
                 client_id=f"loa-sim-{spec.id}",
                 username=spec.id if spec.password else None,
                 password=spec.password or None,
+                tls_ca=str(self.opt.tls_ca) if self.opt.tls_ca else None,
                 will_topic=self._topic(DeviceTopic.PRESENCE),
                 will_factory=self._new_session_will,
                 farewell_payload=dump(Presence(state="offline", reason="shut down")),
