@@ -267,6 +267,8 @@ class Accounts:
         name or password", or 429 while this address must wait for this name."""
         name = norm_username(username)
         self.backoff.check(address, name)
+        if self.hashing.full():  # refuse before touching the database
+            await self.hashing.run(_verify, _DUMMY, "")
         rows = self.store.query("SELECT * FROM users WHERE username=?", [name])
         hashed = rows[0]["password_hash"] if rows else _DUMMY
         good = await self.hashing.run(_verify, hashed, password)

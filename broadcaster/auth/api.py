@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import anyio
@@ -19,6 +20,9 @@ from .guard import principal
 from .middleware import COOKIE, client_ip
 from .policy import area_reach, require_grant, within
 from .roles import Area, Principal, Role
+from .throttle import Busy
+
+logger = logging.getLogger(__name__)
 
 RoleIn = Annotated[Role, Field(strict=False)]  # from its name
 
@@ -70,6 +74,12 @@ async def login(request: Request) -> JSONResponse:
     ACTOR.set((body.username[:64], address))
     try:
         user = await s.accounts.login(body.username, body.password, address)
+    except Busy:
+        # no password was checked: counted (s.accounts.hashing.refused) and logged now
+        # and then, not written one by one (a flood must not turn into a write flood)
+        if s.accounts.hashing.refused % 100 == 1:
+            logger.warning("logins refused, password checks busy: %d", s.accounts.hashing.refused)
+        raise
     except Exception:
         s.audit("login.failed", username=body.username[:64])
         raise

@@ -24,16 +24,25 @@ from loa.errors import TooManyRequests
 T = TypeVar("T")
 
 
+class Busy(TooManyRequests):
+    """Refused before any password was checked: the hash workers are all taken."""
+
+
 class Hashing:
     def __init__(self, workers: int, queue: int) -> None:
         self.limiter = anyio.CapacityLimiter(workers)
         self.queue = queue
         self.waiting = 0
+        self.refused = 0  # logins turned away busy (counted, not audited one by one)
+
+    def full(self) -> bool:
+        return self.waiting >= self.limiter.total_tokens + self.queue
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)`` on a worker thread; TooManyRequests when too many wait."""
-        if self.waiting >= self.limiter.total_tokens + self.queue:
-            raise TooManyRequests(
+        """``fn(*args)`` on a worker thread; :class:`Busy` (429) when too many wait."""
+        if self.full():
+            self.refused += 1
+            raise Busy(
                 "the server is busy checking other passwords; try again in a moment",
                 retry_after_s=1.0,
             )
