@@ -96,60 +96,51 @@ async def test_4_health_and_a_broadcast_survive_logins_an_upload_and_a_report(
         finally:
             sim.stop()
     assert set(codes) <= {401, 429}, set(codes)
-    print(
-        "DBG",
-        [
-            (d["frames_played"], d["frames_missing"], d["frames_late"], d["reason"])
-            for d in b["deliveries"]
-        ],
-        sorted(took)[-5:],
-        codes.count(429),
-    )
     assert set(outcomes(b).values()) == {"played"}, outcomes(b)
     assert all(d["frames_missing"] == 0 for d in b["deliveries"]), b["deliveries"]
+    assert codes.count(429) > 0  # the flood was turned away, not queued
     assert len(took) > 20
     assert p99(took) < 0.2, (p99(took), max(took))
 
 
 async def _under_load(r: Running, tmp_path: Path) -> tuple[dict[str, Any], list[float], list[int]]:
-    if True:
-        media_id = await upload(r, 6.0)
-        long_wav = wav(300.0)  # five minutes of audio to decode, normalise and encode
-        play = {"media_id": media_id, "targets": [{"commune": COMMUNE, "hamlet": "ap-1"}]}
-        stop = anyio.Event()
-        took: list[float] = []
-        codes: list[int] = []
-        async with anyio.create_task_group() as tg:
+    """A 6 s broadcast to Ấp 1 with, meanwhile, 200 logins, a 5-minute upload and the
+    monthly report; returns it, the health-check times and the login answers."""
+    media_id = await upload(r, 6.0)
+    long_wav = wav(300.0)  # five minutes of audio to decode, normalise and encode
+    play = {"media_id": media_id, "targets": [{"commune": COMMUNE, "hamlet": "ap-1"}]}
+    stop = anyio.Event()
+    took: list[float] = []
+    codes: list[int] = []
+    async with anyio.create_task_group() as tg:
 
-            async def health() -> None:
-                took.extend(await _health(r.url, stop))
+        async def health() -> None:
+            took.extend(await _health(r.url, stop))
 
-            async def logins() -> None:
-                codes.extend(await _logins(r.url, 200))
+        async def logins() -> None:
+            codes.extend(await _logins(r.url, 200))
 
-            async def long_upload() -> None:
-                resp = await r.client.post(
-                    f"/api/communes/{COMMUNE}/media",
-                    files={"file": ("dai.wav", long_wav, "audio/wav")},
-                )
-                assert resp.status_code in (201, 400), resp.text
+        async def long_upload() -> None:
+            resp = await r.client.post(
+                f"/api/communes/{COMMUNE}/media",
+                files={"file": ("dai.wav", long_wav, "audio/wav")},
+            )
+            assert resp.status_code in (201, 400), resp.text
 
-            async def report() -> None:
-                resp = await r.client.get(
-                    f"/api/communes/{COMMUNE}/report", params={"format": "html"}
-                )
-                assert resp.status_code == 200
+        async def report() -> None:
+            resp = await r.client.get(f"/api/communes/{COMMUNE}/report", params={"format": "html"})
+            assert resp.status_code == 200
 
-            tg.start_soon(health)
-            resp = await r.client.post("/api/broadcasts", json=play)
-            assert resp.status_code == 202, resp.text
-            bid = resp.json()["broadcast"]["id"]
-            tg.start_soon(logins)
-            tg.start_soon(long_upload)
-            tg.start_soon(report)
-            b = await wait_status(r, bid, timeout=60)
-            with anyio.fail_after(120):
-                while len(codes) < 200:
-                    await anyio.sleep(0.1)
-            stop.set()
+        tg.start_soon(health)
+        resp = await r.client.post("/api/broadcasts", json=play)
+        assert resp.status_code == 202, resp.text
+        bid = resp.json()["broadcast"]["id"]
+        tg.start_soon(logins)
+        tg.start_soon(long_upload)
+        tg.start_soon(report)
+        b = await wait_status(r, bid, timeout=60)
+        with anyio.fail_after(120):
+            while len(codes) < 200:
+                await anyio.sleep(0.1)
+        stop.set()
     return b, took, codes
