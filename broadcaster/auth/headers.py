@@ -3,6 +3,8 @@
 - ``Content-Security-Policy``: scripts, styles, images, media and connections from
   this site only (the pages have no inline script or style; their translated strings
   travel in a JSON data block), no plugins, never inside another site's frame.
+- A printable report (HTML with its own style and chart) is the one exception: it has
+  no script at all and may be framed by Loa's own reports page (DOCUMENT_HEADERS).
 - ``X-Frame-Options: DENY`` for older browsers, ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: same-origin`` (a page's address never leaves the site).
 """
@@ -15,6 +17,13 @@ CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+#: A printable document (the monthly report): no script at all, its own inline style and
+#: data: chart, framed only by Loa's own reports page.
+DOCUMENT_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'self'",
+    "x-frame-options": "SAMEORIGIN",
+}
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),

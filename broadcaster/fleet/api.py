@@ -26,6 +26,7 @@ from loa.errors import (
 
 from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal, require_targets
+from ..auth.headers import DOCUMENT_HEADERS
 from ..auth.policy import DEPLOYMENT, Part, require_within
 from ..targeting import Target
 from .metrics import render
@@ -269,7 +270,7 @@ async def report_commune(request: Request) -> Response:
         )
     if fmt == "html":
         page = await anyio.to_thread.run_sync(as_html, report, period)
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=DOCUMENT_HEADERS)
     return ok({"report": report, "period": period})
 
 
