@@ -18,7 +18,7 @@ from audio.settings import AudioSettings
 from audio.tts import EspeakEngine, SpeechEngine
 from devices.router import Router
 from devices.signing import Signer
-from devices.topics import DeviceTopic, device_filter
+from devices.topics import DeviceTopic, device_filter, retain_refused
 from devices.transport import LinkOptions, MqttLink
 from loa import __version__
 from loa.clock import Clock, SkewedClock, SystemClock
@@ -151,6 +151,7 @@ def create_app(
                     publish_timeout_s=m.publish_timeout_s,
                     clean_session=False,  # proof of play sent while we reconnect is kept
                     subscriptions=tuple((device_filter(t), 1) for t in SUBSCRIPTIONS),
+                    retained_refused=retain_refused,
                 ),
                 router,
                 clock,

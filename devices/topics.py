@@ -212,3 +212,14 @@ def mqtt_publish_overhead(topic: str, payload_len: int, qos: int = 1) -> int:
         remaining //= 128
         length_bytes += 1
     return 1 + length_bytes + variable
+
+
+def retain_refused(topic: str) -> bool:
+    """Whether a retained message on ``topic`` is one a device may not leave: devices
+    retain only their presence; anything else they publish retained is cleared by the
+    controller when it sees it (docs/protocol.md, *Retained messages*)."""
+    try:
+        parsed = parse_topic(topic)
+    except ProtocolError:
+        return False
+    return parsed.which in DEVICE_PUBLISHES and parsed.which is not DeviceTopic.PRESENCE

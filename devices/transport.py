@@ -47,6 +47,10 @@ class LinkOptions:
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     #: Speak TLS, trusting this CA file (a speaker provisioned with the broker's TLS URL).
     tls_ca: str | None = None
+    #: Topics where nobody may leave a retained message: one arriving retained there is
+    #: dropped and cleared on the broker (an empty retained publish), and the empty
+    #: message that clearing echoes back is dropped too.
+    retained_refused: Callable[[str], bool] | None = None
 
 
 class MqttLink:
@@ -62,6 +66,7 @@ class MqttLink:
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
         self.connects = 0
         self.handler_errors = 0
+        self.retained_cleared = 0  # retained messages cleared where none may be left
         self._rng = random.Random(options.client_id)  # noqa: S311 - jitter, not crypto
 
     @property
@@ -122,7 +127,10 @@ class MqttLink:
                             payload = message.payload
                             if not isinstance(payload, bytes | bytearray):
                                 payload = b"" if payload is None else str(payload).encode()
-                            await self._dispatch(message.topic.value, bytes(payload))
+                            topic = message.topic.value
+                            if await self._refuse_retained(client, topic, message.retain, payload):
+                                continue
+                            await self._dispatch(topic, bytes(payload))
                     except anyio.get_cancelled_exc_class():
                         await self._farewell(client)
                         raise
@@ -149,6 +157,20 @@ class MqttLink:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
             await client.publish(o.will_topic, o.farewell_payload, qos=1, retain=o.will_retain)
+
+    async def _refuse_retained(
+        self, client: aiomqtt.Client, topic: str, retain: bool, payload: bytes | bytearray
+    ) -> bool:
+        """True when the message is a refused retained one (then cleared) or the echo
+        of such a clearing."""
+        refused = self.options.retained_refused
+        if refused is None or not (retain or not payload) or not refused(topic):
+            return False
+        if retain and payload:
+            self.retained_cleared += 1
+            logger.warning("mqtt: cleared a retained message left on %s", topic)
+            await client.publish(topic, b"", qos=1, retain=True)
+        return True
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         try:

@@ -111,3 +111,57 @@ async def test_5_an_allowed_local_source_is_accepted_without_its_password() -> N
     safe = await check_source("http://u:secret@127.0.0.1:8000/s.mp3", ("127.0.0.1",))
     assert safe == "http://127.0.0.1:8000/s.mp3"
     assert await check_source("http://127.0.0.1:9/x", ("127.0.0.0/8",))
+
+
+@needs_mosquitto
+async def test_6_a_speakers_retained_telemetry_is_cleared_not_kept(tmp_path: Path) -> None:
+    from broadcaster.app import SUBSCRIPTIONS
+    from broadcaster.broker_access import CONTROLLER_USER
+    from devices.topics import device_filter, retain_refused
+    from devices.transport import LinkOptions, MqttLink
+    from loa.clock import SystemClock
+
+    setup = Setup(tmp_path)
+    try:
+        host, port = setup.broker.host, setup.broker.port
+        async with aiomqtt.Client(
+            host, port, username=ME, password=setup.passwords[ME], identifier=ME
+        ) as dev:
+            await dev.publish(f"{C}/dev/{ME}/telemetry", b'{"v":1,"stale":true}', retain=True)
+            await dev.publish(f"{C}/dev/{ME}/presence", b'{"v":1,"state":"online"}', retain=True)
+        seen: list[tuple[str, bytes]] = []
+
+        async def handler(topic: str, payload: bytes) -> None:
+            seen.append((topic, payload))
+
+        link = MqttLink(
+            LinkOptions(
+                host=host,
+                port=port,
+                client_id=CONTROLLER_USER,
+                username=CONTROLLER_USER,
+                password=setup.access.controller_password(),
+                subscriptions=tuple((device_filter(t), 1) for t in SUBSCRIPTIONS),
+                retained_refused=retain_refused,
+            ),
+            handler,
+            SystemClock(),
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(link.run)
+            with anyio.fail_after(10):
+                while link.retained_cleared < 1 or not seen:
+                    await anyio.sleep(0.05)
+            await anyio.sleep(0.3)  # the clearing's echo, if it were let through
+            tg.cancel_scope.cancel()
+        assert [t for t, _ in seen] == [f"{C}/dev/{ME}/presence"]  # presence is kept
+        # nothing is retained there any more: a fresh subscriber gets nothing
+        got: list[bytes] = []
+        async with setup.client(CONTROLLER_USER) as c:
+            await c.subscribe(f"{C}/dev/{ME}/telemetry", qos=1)
+            with anyio.move_on_after(1.0):
+                async for m in c.messages:
+                    got.append(bytes(m.payload))  # type: ignore[arg-type]
+        assert got == []
+    finally:
+        setup.close()
