@@ -67,6 +67,7 @@ class MqttLink:
         self.connects = 0
         self.handler_errors = 0
         self.retained_cleared = 0  # retained messages cleared where none may be left
+        self._clearing: set[str] = set()
         self._rng = random.Random(options.client_id)  # noqa: S311 - jitter, not crypto
 
     @property
@@ -162,14 +163,18 @@ class MqttLink:
         self, client: aiomqtt.Client, topic: str, retain: bool, payload: bytes | bytearray
     ) -> bool:
         """True when the message is a refused retained one (then cleared) or the echo
-        of such a clearing."""
+        of our own clearing (an empty message on a topic we just cleared)."""
+        if not payload and topic in self._clearing:
+            self._clearing.discard(topic)
+            return True
         refused = self.options.retained_refused
-        if refused is None or not (retain or not payload) or not refused(topic):
+        if not retain or not payload or refused is None or not refused(topic):
             return False
-        if retain and payload:
-            self.retained_cleared += 1
-            logger.warning("mqtt: cleared a retained message left on %s", topic)
-            await client.publish(topic, b"", qos=1, retain=True)
+        self.retained_cleared += 1
+        logger.warning("mqtt: cleared a retained message left on %s", topic)
+        if len(self._clearing) < 10_000:
+            self._clearing.add(topic)
+        await client.publish(topic, b"", qos=1, retain=True)
         return True
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
