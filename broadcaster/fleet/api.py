@@ -281,7 +281,7 @@ async def report_province(request: Request) -> Response:
         raise NotFound(f"province {province!r} does not exist")
     fmt = _format(request, ("json", "csv"))
     start, end, period = _report_period(request, s.settings.scheduler.timezone)
-    rows = province_rollup(s.store, province, start, end)
+    rows = await anyio.to_thread.run_sync(province_rollup, s.store, province, start, end)
     if fmt == "csv":
         return Response(rollup_csv(rows), media_type="text/csv; charset=utf-8")
     return ok({"communes": rows, "period": period, "from_us": start, "to_us": end})
