@@ -113,7 +113,18 @@ async def device_credentials(request: Request) -> JSONResponse:
     password = await anyio.to_thread.run_sync(s.broker_access.provision, device)
     s.audit("device.credentials", device=device)
     note = "shown once: put it in the speaker's provisioning now"
-    return ok({"username": device, "password": password, "note": note}, 201)
+    return ok(
+        {"username": device, "password": password, "broker": broker_url(s), "note": note}, 201
+    )
+
+
+def broker_url(s: Services) -> str:
+    """Where a speaker connects: the TLS listener when there is one (the plaintext
+    listener is then the controller's, on loopback)."""
+    host = s.settings.mqtt.host
+    if s.settings.broker.tls_port:
+        return f"mqtts://{host}:{s.settings.broker.tls_port}"
+    return f"mqtt://{host}:{s.settings.mqtt.port}"
 
 
 async def device_revoke(request: Request) -> JSONResponse:

@@ -165,3 +165,14 @@ async def test_6_a_speakers_retained_telemetry_is_cleared_not_kept(tmp_path: Pat
         assert got == []
     finally:
         setup.close()
+
+
+def test_5_a_failing_relay_says_why_without_echoing_what_a_server_said() -> None:
+    import httpx
+
+    from broadcaster.relay import _describe
+
+    said = _describe(httpx.RemoteProtocolError("HTTP/1.1 500 secret-internal-banner"))
+    assert "secret" not in said and said
+    assert "secret" not in _describe(RuntimeError("db password=secret"))
+    assert _describe(httpx.ConnectError("x")) == "cannot connect to the stream"
