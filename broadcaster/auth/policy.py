@@ -1,10 +1,20 @@
-"""Which permission every route needs (deny by default: a route missing here is 403,
-and a test fails while any route is missing).
+"""Who may do what, where — the two halves of the access policy.
 
-Keys are (method, path template); ``WS`` for WebSocket routes. ``None`` means public.
-The area an action touches comes from the path (commune, province, media, broadcast,
-programme, alert, device) and, for targets in a body, from the handler
-(:func:`broadcaster.auth.guard.require_targets`).
+1. :data:`POLICY`: the permission every route needs (deny by default: a route missing
+   here is 403, and a test fails while any route is missing). Keys are (method, path
+   template); ``WS`` for WebSocket routes; ``None`` means public.
+2. :func:`require_within`: the one rule for every existing object — acting on it needs
+   its whole area inside the caller's; reading it needs it in the caller's commune (or a
+   shared province catalogue). The auth middleware applies it to every object a path
+   names (where it lies comes from :mod:`broadcaster.auth.reach`); handlers apply it to
+   what a body names (new targets, a speaker's new hamlet, accounts given out:
+   :func:`require_grant`). Other packages call it the same way, e.g. for an alert's
+   targets::
+
+       from broadcaster.auth.policy import require_within
+       from broadcaster.auth.reach import Reaches
+
+       require_within(principal, Reaches(store).targets(targets), what="this alert")
 """
 
 from __future__ import annotations
