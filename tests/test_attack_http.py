@@ -363,3 +363,21 @@ async def test_6_login_takes_json_only(running: Running, kind: str) -> None:
             headers={"content-type": kind},
         )
     assert_error(resp, 415)
+
+
+async def test_4_a_token_call_does_not_write_to_the_database_each_time(
+    tmp_path: Path, broker: Any
+) -> None:
+    quiet = {"heartbeat_s": 300, "check_s": 300}  # no other writer meanwhile
+    settings = make_settings(tmp_path, broker, fleet=quiet)
+    async with serve(settings) as r:
+        token = bearer(add_user(settings, "kich-ban", [Role.VIEWER], Area(PROVINCE)))
+        await r.client.get("/api/me", headers=token)
+        first = (await r.client.get("/api/me/tokens", headers=token)).json()["tokens"][0]
+        assert first["last_used_us"]  # recorded (to the minute)
+        changes = r.services.store.db.conn.total_changes
+        for _ in range(20):
+            assert (await r.client.get("/api/communes", headers=token)).status_code == 200
+        assert r.services.store.db.conn.total_changes == changes  # reads stay reads
+        again = (await r.client.get("/api/me/tokens", headers=token)).json()["tokens"][0]
+        assert again["last_used_us"] == first["last_used_us"]
