@@ -79,6 +79,11 @@ class LoaCollector(Collector):
         for r in q("SELECT status, COUNT(*) AS n FROM commands GROUP BY status"):
             commands.add_metric([r["status"]], r["n"])
         yield commands
+        busy = CounterMetricFamily(
+            "loa_logins_refused_busy", "logins turned away (429) while password checks were busy"
+        )
+        busy.add_metric([], self.s.accounts.hashing.refused)
+        yield busy
 
     def _latency(self) -> Metric:
         """Alert → sound, per speaker: first played time − when the alert was confirmed."""
