@@ -381,3 +381,39 @@ async def test_4_a_token_call_does_not_write_to_the_database_each_time(
         assert r.services.store.db.conn.total_changes == changes  # reads stay reads
         again = (await r.client.get("/api/me/tokens", headers=token)).json()["tokens"][0]
         assert again["last_used_us"] == first["last_used_us"]
+
+
+def test_5_proxy_and_relay_allow_lists_are_parsed_and_bad_ones_refused() -> None:
+    from broadcaster.settings import load
+    from loa.errors import ConfigError
+
+    s = load(
+        overrides=[
+            "http.trusted_proxies=10.0.0.0/8, 127.0.0.1",
+            "relay.allowed_hosts=Radio.Local,192.168.1.0/24",
+        ]
+    )
+    assert s.http.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert s.relay.allowed_hosts == ("radio.local", "192.168.1.0/24")
+    assert load().http.trusted_proxies == ()  # nobody is believed by default
+    with pytest.raises(ConfigError, match=r"http\.trusted_proxies"):
+        load(overrides=["http.trusted_proxies=proxy.example"])
+
+
+async def test_6_a_vietnamese_name_logs_in_whatever_its_unicode_form(
+    tmp_path: Path, broker: Any
+) -> None:
+    import unicodedata
+
+    settings = make_settings(tmp_path, broker)
+    async with serve(settings) as r:
+        add_user(settings, "Phạm.Thị.Hương", [Role.VIEWER], Area(PROVINCE))
+        async with httpx.AsyncClient(base_url=r.url) as web:
+            for form in ("NFC", "NFD"):
+                name = unicodedata.normalize(form, "PHẠM.THỊ.HƯƠNG")
+                resp = await web.post("/api/login", json={"username": name, "password": PASSWORD})
+                assert resp.status_code == 200, (form, resp.text)
+            other = await web.post(
+                "/api/login", json={"username": "pham.thi.huong", "password": PASSWORD}
+            )
+            assert other.status_code == 401  # tone marks make another name
