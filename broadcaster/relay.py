@@ -73,10 +73,9 @@ async def check_source(url: str, allowed: Sequence[str]) -> str:
     try:
         infos = await anyio.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
     except OSError:
-        raise InvalidInput(
-            f"the relay source's host {host!r} cannot be found",
-            errors=[FieldError("url", "unknown host", "url")],
-        ) from None
+        # not resolvable now (no network, a typo): nothing to refuse yet; the check runs
+        # again before every connection, and a name that never resolves fails there
+        return safe
     ips = sorted({str(i[4][0]) for i in infos})
     if any(_inside(i) for i in ips) and not _listed(host, ips, allowed):
         raise InvalidInput(

@@ -176,3 +176,10 @@ def test_5_a_failing_relay_says_why_without_echoing_what_a_server_said() -> None
     assert "secret" not in said and said
     assert "secret" not in _describe(RuntimeError("db password=secret"))
     assert _describe(httpx.ConnectError("x")) == "cannot connect to the stream"
+
+
+async def test_5_a_public_source_is_accepted_even_if_unresolvable_now() -> None:
+    """The README's example: a station name this machine cannot resolve (no internet)
+    is not refused when saved; it is checked again before each connection."""
+    url = "http://radio.example.vn/vov1.mp3"
+    assert await check_source(url, ()) == url
