@@ -86,6 +86,12 @@ SUBSCRIPTIONS = (
 )
 
 
+#: Device topics where nothing may stay retained (all but presence), and how often the
+#: controller looks for (and clears) what a device left there anyway.
+SWEPT = tuple(device_filter(t) for t in SUBSCRIPTIONS if t is not DeviceTopic.PRESENCE)
+RETAINED_SWEEP_S = 60.0
+
+
 def reloader(settings: Settings, broker_reload: Callable[[], None] | None) -> Callable[[], None]:
     """How the broker is told to re-read its password file and ACL."""
     command = settings.security.broker_reload
@@ -256,6 +262,7 @@ def create_app(
             app.state.router = router
             async with anyio.create_task_group() as tg:
                 tg.start_soon(link.run)
+                tg.start_soon(link.sweep_retained, SWEPT, RETAINED_SWEEP_S)
                 tg.start_soon(facts.run)
                 await tg.start(dispatcher.run)
                 await tg.start(alerts.run)

@@ -191,6 +191,25 @@ class MqttLink:
         if client is not None:
             await client.subscribe(topic, qos)
 
+    async def sweep_retained(self, filters: tuple[str, ...], every_s: float) -> None:
+        """Every ``every_s``, subscribe again to ``filters`` (already subscribed): the
+        broker then re-sends what is retained there without interrupting the flow
+        (MQTT 3.1.1, 3.8.4), so a retained message left where none may be is found and
+        cleared within ``every_s``, not only at the next reconnect. Runs until cancelled."""
+        while True:
+            await self._clock.sleep(every_s)
+            client = self._client
+            if client is None:
+                continue
+            for topic in filters:
+                qos = self._subs.get(topic)
+                if qos is None:
+                    continue
+                try:
+                    await client.subscribe(topic, qos)
+                except aiomqtt.MqttError:
+                    break  # the session is dropping; the run loop reconnects
+
     async def unsubscribe(self, topic: str) -> None:
         self._subs.pop(topic, None)
         client = self._client

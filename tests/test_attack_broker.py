@@ -147,18 +147,29 @@ async def test_6_a_speakers_retained_telemetry_is_cleared_not_kept(tmp_path: Pat
             handler,
             SystemClock(),
         )
+        swept = tuple(device_filter(t) for t in SUBSCRIPTIONS if t.value != "presence")
         async with anyio.create_task_group() as tg:
             tg.start_soon(link.run)
-            with anyio.fail_after(10):
+            tg.start_soon(link.sweep_retained, swept, 0.3)
+            with anyio.fail_after(10):  # left before the controller came: found at connect
                 while link.retained_cleared < 1 or not seen:
+                    await anyio.sleep(0.05)
+            async with aiomqtt.Client(  # left while it runs: found by the sweep
+                host, port, username=ME, password=setup.passwords[ME], identifier=ME
+            ) as dev:
+                await dev.publish(f"{C}/dev/{ME}/report", b'{"v":1,"forged":1}', retain=True)
+            with anyio.fail_after(10):
+                while link.retained_cleared < 2:
                     await anyio.sleep(0.05)
             await anyio.sleep(0.3)  # the clearing's echo, if it were let through
             tg.cancel_scope.cancel()
-        assert [t for t, _ in seen] == [f"{C}/dev/{ME}/presence"]  # presence is kept
+        # presence is kept; the live report was delivered once (not retained on the way)
+        assert [t for t, _ in seen] == [f"{C}/dev/{ME}/presence", f"{C}/dev/{ME}/report"]
         # nothing is retained there any more: a fresh subscriber gets nothing
         got: list[bytes] = []
         async with setup.client(CONTROLLER_USER) as c:
             await c.subscribe(f"{C}/dev/{ME}/telemetry", qos=1)
+            await c.subscribe(f"{C}/dev/{ME}/report", qos=1)
             with anyio.move_on_after(1.0):
                 async for m in c.messages:
                     got.append(bytes(m.payload))  # type: ignore[arg-type]
