@@ -144,6 +144,8 @@ def start_broker(
     """Start a broker; ``mode`` is auto, mosquitto or amqtt. With ``auth_dir`` (Mosquitto
     only) anonymous access is off and the password file and ACL there apply."""
     port = port or free_port(host)
+    if auth_dir is not None:
+        auth_dir = auth_dir.resolve()  # the broker runs in its own folder
     binary = find_mosquitto(mosquitto)
     if mode == "mosquitto" and binary is None:
         where = f" at {mosquitto!r}" if mosquitto else ""
