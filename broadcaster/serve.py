@@ -37,13 +37,13 @@ async def run_serve(settings: Settings) -> int:
                         else f"MQTT broker {settings.mqtt.host}:{settings.mqtt.port}"
                     )
                     print(f"Loa control plane: open {url}  ({where})", flush=True)
-                    print(login, flush=True)
                     if empty:
                         print(
                             "No commune yet: log in and the first page sets up the province, "
                             "the commune, its hamlets and speakers.",
                             flush=True,
                         )
+                    print(login, flush=True)
                     with stop:
                         await _forever()
                     print("Loa: stopping (controller, then broker)", flush=True)
