@@ -151,8 +151,13 @@ def test_commune_from_empty_through_the_api(tmp_path: Path) -> None:
             files.append(out)
         log = tmp_path / "plays.jsonl"
         sim = subprocess.Popen(
-            [str(LOA), "sim", *[a for f in files for a in ("--provision", str(f))]]
-            + ["--play-log", str(log)],
+            [
+                str(LOA),
+                "sim",
+                *[a for f in files for a in ("--provision", str(f))],
+                "--play-log",
+                str(log),
+            ],
             env=env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
