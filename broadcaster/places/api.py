@@ -105,8 +105,8 @@ async def province_list(request: Request) -> JSONResponse:
 
 
 async def province_create(request: Request) -> JSONResponse:
-    _everywhere(request)
     body = await read_json(request, ProvinceIn)
+    _everywhere(request)
     p = places(request).create_province(body.name, body.id)
     svc(request).audit("province.create", province=p["id"])
     return ok({"province": p}, 201)
@@ -121,7 +121,6 @@ async def province_update(request: Request) -> JSONResponse:
 
 
 async def province_delete(request: Request) -> JSONResponse:
-    _everywhere(request)
     pid = path_id(request, "province")
     places(request).delete_province(pid)
     svc(request).audit("province.delete", province=pid)
