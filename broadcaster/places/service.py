@@ -217,10 +217,16 @@ class Places:
         return self.hamlet(cid, hid)
 
     def find_hamlet(self, cid: str, text: str) -> str | None:
-        """A hamlet's id from its id or its name (any case, NFC or NFD)."""
+        """A hamlet's id from its id or its name (any case, NFC or NFD; typed without
+        tone marks, "Ap 2A", it still matches the hamlet whose id it spells)."""
         wanted = unicodedata.normalize("NFC", text).strip()
-        for r in self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid]):
+        rows = self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid])
+        for r in rows:
             if r["id"] == wanted or r["name"].casefold() == wanted.casefold():
+                return str(r["id"])
+        plain = slug(wanted)
+        for r in rows:
+            if plain and (r["id"] == plain or slug(r["name"]) == plain):
                 return str(r["id"])
         return None
 
