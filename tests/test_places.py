@@ -321,3 +321,29 @@ def test_log_lines_never_carry_secrets() -> None:
     RedactFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "POST password=***" and line["level"] == "info"
+
+
+def test_provision_and_sim_refusals_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broadcaster.cli import main
+
+    monkeypatch.delenv("LOA_TOKEN", raising=False)
+    out = tmp_path / "vt-1.json"
+    assert main(["provision", "vt-1", "--out", str(out), "--url", "http://127.0.0.1:9"]) != 0
+    assert "API token" in capsys.readouterr().err
+    rc = main(
+        ["provision", "vt-1", "--out", str(out), "--url", "http://127.0.0.1:9", "--token", "loa_x"]
+    )
+    err_text = capsys.readouterr().err
+    assert rc != 0 and "cannot reach the control plane" in err_text and "Traceback" not in err_text
+    assert not out.exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "loa-provisioning/1", "device": "VT 1"}')
+    assert main(["sim", "--provision", str(bad)]) != 0
+    err_text = capsys.readouterr().err
+    assert (
+        "bad.json" in err_text and "device" in err_text and len(err_text.strip().splitlines()) == 1
+    )
+    assert main(["sim"]) != 0
+    assert "--provision" in capsys.readouterr().err

@@ -6,6 +6,7 @@ root (default data folder ``./loa-data``), with the real broker it starts.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -98,10 +99,13 @@ def test_readme_first_command_headless_as_written(tmp_path: Path) -> None:
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
 
 
+@pytest.mark.parametrize("command", ["demo", "serve"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_everything_demo_started(tmp_path: Path, sig: signal.Signals) -> None:
+def test_signal_stops_everything_it_started(
+    tmp_path: Path, sig: signal.Signals, command: str
+) -> None:
     proc = subprocess.Popen(
-        [str(LOA), "demo", "--port", "0"],
+        [str(LOA), command, "--port", "0", "--set", "broker.port=0"],
         cwd=tmp_path,
         env=env(),
         stdout=subprocess.PIPE,
@@ -117,9 +121,9 @@ def test_signal_stops_everything_demo_started(tmp_path: Path, sig: signal.Signal
             if not line:
                 break
             lines.append(line)
-            if line.startswith("Open http"):
+            if "login:" in line:
                 break
-        assert any(x.startswith("Open http") for x in lines), "".join(lines)[-3000:]
+        assert any("open http" in x.lower() for x in lines), "".join(lines)[-3000:]
         kids = children(proc.pid)
         brokers = [k for k in kids if "mosquitto" in cmdline(k) or "amqtt" in cmdline(k)]
         assert brokers, f"no broker child among {[cmdline(k) for k in kids]}"
@@ -140,3 +144,48 @@ def test_signal_stops_everything_demo_started(tmp_path: Path, sig: signal.Signal
     assert "Traceback" not in out, out[-3000:]
     warnings = [x for x in out.splitlines() if " WARNING " in x and "received: stopping" not in x]
     assert len(warnings) < 3, "\n".join(warnings)
+
+
+def test_serve_logs_json_lines_without_secrets(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(LOA), "serve", "--port", "0", "--set", "broker.port=0", "--log-json"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        out: list[str] = []
+        while not any("login:" in x for x in out):
+            line = proc.stdout.readline()
+            assert line, "loa serve ended early"
+            out.append(line)
+        url = re.search(r"open (http://\S+)", "".join(out))
+        password = re.search(r"login: admin / (\S+)", "".join(out))
+        assert url and password
+        import httpx
+
+        r = httpx.post(
+            url.group(1) + "/api/login",
+            json={"username": "admin", "password": password.group(1)},
+            timeout=30,
+        )
+        assert r.status_code == 200
+        assert httpx.get(url.group(1) + "/api/communes", timeout=30).status_code == 401
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    records = [json.loads(x) for x in err.splitlines() if x.strip()]
+    requests = [x for x in records if x["logger"] == "loa.http"]
+    assert {"method": "POST", "path": "/api/login", "status": 200, "user": "-"}.items() <= (
+        requests[0].items()
+    ), requests
+    assert any(x["path"] == "/api/communes" and x["status"] == 401 for x in requests)
+    assert all(isinstance(x["ms"], float) for x in requests)
+    assert password.group(1) not in err
