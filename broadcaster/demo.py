@@ -162,7 +162,7 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
     settings, broker, specs = prepare(settings)
     code = 0
     try:
-        async with stop_on_signal() as stop:
+        async with stop_on_signal(_quiet_presence) as stop:
             try:
                 code = await _run(settings, broker, specs, stop, headless, duration)
             finally:
@@ -172,6 +172,11 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
         if broker is not None:
             broker.stop()  # idempotent: also when the signal watcher never started
     return code
+
+
+def _quiet_presence() -> None:
+    """At a stop, the 27 simulated speakers leaving is expected, not news."""
+    logging.getLogger("broadcaster.facts").setLevel(logging.WARNING)
 
 
 async def _run(

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -70,8 +70,11 @@ def terminate_as_interrupt() -> None:
 
 
 @asynccontextmanager
-async def stop_on_signal() -> AsyncIterator[anyio.CancelScope]:
-    """A cancel scope that SIGINT or SIGTERM cancels; enter it around what should stop."""
+async def stop_on_signal(
+    on_signal: Callable[[], None] | None = None,
+) -> AsyncIterator[anyio.CancelScope]:
+    """A cancel scope that SIGINT or SIGTERM cancels; enter it around what should stop.
+    ``on_signal`` runs first (e.g. to quieten what the stop would make noisy)."""
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as tg:
 
@@ -79,6 +82,8 @@ async def stop_on_signal() -> AsyncIterator[anyio.CancelScope]:
             with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
                 async for signum in signals:
                     logger.warning("%s received: stopping", signal.Signals(signum).name)
+                    if on_signal is not None:
+                        on_signal()
                     scope.cancel()
 
         tg.start_soon(watch)
