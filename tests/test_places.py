@@ -347,3 +347,18 @@ def test_provision_and_sim_refusals_are_one_line(
     )
     assert main(["sim"]) != 0
     assert "--provision" in capsys.readouterr().err
+
+
+def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: Settings) -> None:
+    from types import SimpleNamespace
+
+    from broadcaster.fleet.registry_api import broker_urls
+
+    plain = SimpleNamespace(settings=settings)
+    host, port = settings.mqtt.host, settings.mqtt.port
+    assert broker_urls(plain) == [f"mqtt://{host}:{port}"]  # type: ignore[arg-type]
+    tls = SimpleNamespace(settings=settings.replace(broker={"tls_port": 8883}))
+    assert broker_urls(tls) == [f"mqtts://{host}:8883", f"mqtt://{host}:{port}"]  # type: ignore[arg-type]
+    urls = ("mqtts://loa.tinh.vn:8883", "mqtt://loa.tinh.vn:1883")
+    given = SimpleNamespace(settings=settings.replace(broker={"public_urls": urls}))
+    assert broker_urls(given) == list(urls)  # type: ignore[arg-type]
