@@ -159,18 +159,14 @@ async def script(url: str, timeout: float, token: str) -> DemoResult:
 
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
     """Broker, controller and speakers; SIGINT/SIGTERM stop them in reverse order."""
-    settings, broker, specs = prepare(settings)
     code = 0
-    try:
-        async with stop_on_signal(_quiet_presence) as stop:
-            try:
-                code = await _run(settings, broker, specs, stop, headless, duration)
-            finally:
-                if broker is not None:
-                    broker.stop()
-    finally:
-        if broker is not None:
-            broker.stop()  # idempotent: also when the signal watcher never started
+    async with stop_on_signal(_quiet_presence) as stop:
+        settings, broker, specs = prepare(settings)
+        try:
+            code = await _run(settings, broker, specs, stop, headless, duration)
+        finally:
+            if broker is not None:
+                broker.stop()
     return code
 
 
@@ -198,9 +194,12 @@ async def _run(
     app = create_app(settings, broker_reload=broker.reload if broker else None)
     code = 0
     async with serving(settings, app) as url:
-        with stop:  # a signal ends the speakers first; leaving ``serving`` stops the rest
-            async with anyio.create_task_group() as sims:
-                await sims.start(fleet.run)
+        async with anyio.create_task_group() as sims:
+            # started in full even if a signal comes meanwhile (a speaker cancelled halfway
+            # through connecting leaves an MQTT client nobody closes); the signal then ends
+            # the ``with stop`` block at once, and the speakers stop first
+            await sims.start(fleet.run)
+            with stop:
                 kind = broker.kind if broker else "external"
                 print(
                     f"Loa demo: {len(fleet.speakers)} simulated speakers in "
@@ -226,7 +225,7 @@ async def _run(
                     await anyio.sleep(duration)
                 else:
                     await anyio.sleep_forever()
-                sims.cancel_scope.cancel()
+            sims.cancel_scope.cancel()
         if stop.cancel_called:
             print("Loa demo: stopping (speakers, controller, broker)", flush=True)
     return code

@@ -76,21 +76,23 @@ async def stop_on_signal(
     """A cancel scope that SIGINT or SIGTERM cancels; enter it around what should stop.
     ``on_signal`` runs first (e.g. to quieten what the stop would make noisy)."""
     scope = anyio.CancelScope()
-    async with anyio.create_task_group() as tg:
+    # installed now, not when a task first runs: a signal during the (blocking) start-up
+    # that follows is kept and cancels ``scope`` as soon as the loop turns
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with anyio.create_task_group() as tg:
 
-        async def watch() -> None:
-            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async def watch() -> None:
                 async for signum in signals:
                     logger.warning("%s received: stopping", signal.Signals(signum).name)
                     if on_signal is not None:
                         on_signal()
                     scope.cancel()
 
-        tg.start_soon(watch)
-        try:
-            yield scope
-        finally:
-            tg.cancel_scope.cancel()
+            tg.start_soon(watch)
+            try:
+                yield scope
+            finally:
+                tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
