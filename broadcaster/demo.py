@@ -170,6 +170,14 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
     return code
 
 
+async def _settled(app: Any, count: int, timeout: float = 10.0) -> None:
+    """Until the controller has seen ``count`` speakers online (or ``timeout``)."""
+    store = app.state.loa.store
+    with anyio.move_on_after(timeout):
+        while store.query("SELECT count(*) AS n FROM devices WHERE online=1")[0]["n"] < count:  # noqa: ASYNC110 - the database is polled, no event to wait on
+            await anyio.sleep(0.1)
+
+
 def _quiet_presence() -> None:
     """At a stop, the 27 simulated speakers leaving is expected, not news."""
     logging.getLogger("broadcaster.facts").setLevel(logging.WARNING)
@@ -198,7 +206,12 @@ async def _run(
             # started in full even if a signal comes meanwhile (a speaker cancelled halfway
             # through connecting leaves an MQTT client nobody closes); the signal then ends
             # the ``with stop`` block at once, and the speakers stop first
+            presence = logging.getLogger("broadcaster.facts")
+            level = presence.level
+            presence.setLevel(logging.WARNING)  # 27 simulated speakers arriving is not news
             await sims.start(fleet.run)
+            await _settled(app, len(specs))
+            presence.setLevel(level)  # from now on, each one coming or going is logged
             with stop:
                 kind = broker.kind if broker else "external"
                 print(
