@@ -362,3 +362,39 @@ def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: S
     urls = ("mqtts://loa.tinh.vn:8883", "mqtt://loa.tinh.vn:1883")
     given = SimpleNamespace(settings=settings.replace(broker={"public_urls": urls}))
     assert broker_urls(given) == list(urls)  # type: ignore[arg-type]
+
+
+async def test_a_zone_of_hamlets_reaches_its_speakers_at_once(running: Running) -> None:
+    """A zone created while speakers are online: their signed config changes at once and
+    a broadcast to the zone plays on exactly the zone's hamlet."""
+    from broadcaster import demo_data
+    from tests.conftest import fleet_of, wav
+    from tests.test_e2e import broadcast, wait_online
+
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2")]
+    specs = [s.__class__(id=s.id, commune=s.commune, hamlet=s.hamlet) for s in specs]
+    async with fleet_of(running, specs) as fleet:
+        await wait_online(running, len(specs))
+        r = await running.client.post(
+            "/api/communes/vi-tan/zones", json={"name": "Ven sông", "hamlets": ["ap-2"]}
+        )
+        assert r.status_code == 201, r.text
+        with anyio.fail_after(10):
+            while {
+                e["device"]
+                for e in fleet.log.of("config")
+                if any(t.endswith("/zone/ven-song") for t in e["groups"])
+            } != set(demo_data.device_ids("ap-2")):
+                await anyio.sleep(0.1)
+        up = await running.client.post(
+            "/api/communes/vi-tan/media",
+            files={"file": ("tin.wav", wav(1.0), "audio/wav")},
+            data={"title": "Tin ven sông"},
+        )
+        media = up.json()["media"]["id"]
+        b = await broadcast(running, media, [{"commune": "vi-tan", "zone": "ven-song"}])
+        assert {d["device_id"] for d in b["deliveries"] if d["outcome"] == "played"} == set(
+            demo_data.device_ids("ap-2")
+        )
+        played = {e["device"] for e in fleet.log.of("play")}
+        assert played == set(demo_data.device_ids("ap-2"))
