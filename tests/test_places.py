@@ -106,6 +106,7 @@ async def test_places_from_empty_and_every_refusal(empty: Running) -> None:
     # deletions refused with the reason, nothing changed
     body = err(await c.delete("/api/communes/vi-tan/hamlets/ap-2a"), 409)
     assert "1 speakers (vt-1)" in body["error"]
+    assert body["errors"][0]["code"] == "not_empty"  # what the pages translate
     body = err(await c.delete("/api/communes/vi-tan"), 409)
     assert "hamlets" in body["error"] and "speakers" in body["error"]
     err(await c.delete("/api/provinces/hau-giang"), 409)
@@ -130,6 +131,7 @@ async def test_a_hamlet_with_history_is_kept(empty: Running) -> None:
     )
     body = err(await empty.client.delete("/api/communes/vi-tan/hamlets/ap-1"), 409)
     assert "history" in body["error"]
+    assert body["errors"][0]["code"] == "has_history"
 
 
 def add_user(settings: Settings, name: str, area: Area) -> str:
