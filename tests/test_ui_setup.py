@@ -88,6 +88,12 @@ async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: i
             users = (await r.client.get("/api/users")).json()["users"]
             limited = next(u for u in users if u["username"] == f"truong-ap-{width}")
             assert limited["area"]["hamlets"] == ["ap-2a"]
+            unlabelled = await page.evaluate(
+                """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+                     .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                                  && !e.closest('label')).map(e => e.id || e.name)"""
+            )
+            assert unlabelled == []
             await shot(page, f"setup-done-{width}")
 
             # a speaker's page: its provisioning QR code, once
