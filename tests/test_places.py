@@ -400,3 +400,19 @@ async def test_a_zone_of_hamlets_reaches_its_speakers_at_once(running: Running) 
         )
         played = {e["device"] for e in fleet.log.of("play")}
         assert played == set(demo_data.device_ids("ap-2"))
+
+
+def test_every_path_setting_is_made_absolute_once(tmp_path: Path) -> None:
+    from broadcaster.settings import absolute, load
+
+    s = absolute(
+        load(None, {}, ["broker.mosquitto=bin/mosquitto", "audio.ffmpeg=ffmpeg"]), tmp_path
+    )
+    assert s.db.path == str(tmp_path / "loa-data" / "loa.db")
+    assert s.storage.media_dir == str(tmp_path / "loa-data" / "media")
+    assert s.security.signing_key == str(tmp_path / "loa-data" / "signing.key")
+    assert s.security.broker_auth_dir == str(tmp_path / "loa-data" / "broker")
+    assert s.broker.mosquitto == str(tmp_path / "bin" / "mosquitto")  # a path: resolved
+    assert s.audio.ffmpeg == "ffmpeg"  # a name: looked up on PATH
+    again = absolute(s, Path("/elsewhere"))  # already absolute: unchanged
+    assert again.db.path == s.db.path
