@@ -47,10 +47,20 @@ class LinkOptions:
     subscriptions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     #: Speak TLS, trusting this CA file (a speaker provisioned with the broker's TLS URL).
     tls_ca: str | None = None
+    #: Or the CA as PEM text (from a provisioning file); "" with ``tls`` = the system CAs.
+    tls_ca_pem: str | None = None
     #: Topics where nobody may leave a retained message: one arriving retained there is
     #: dropped and cleared on the broker (an empty retained publish), and the empty
     #: message that clearing echoes back is dropped too.
     retained_refused: Callable[[str], bool] | None = None
+
+
+def _tls_context(o: LinkOptions) -> ssl.SSLContext | None:
+    if o.tls_ca:
+        return ssl.create_default_context(cafile=o.tls_ca)
+    if o.tls_ca_pem is not None:
+        return ssl.create_default_context(cadata=o.tls_ca_pem or None)
+    return None
 
 
 class MqttLink:
@@ -98,7 +108,7 @@ class MqttLink:
             will=will,
             clean_session=o.clean_session,
             timeout=o.publish_timeout_s,
-            tls_context=ssl.create_default_context(cafile=o.tls_ca) if o.tls_ca else None,
+            tls_context=_tls_context(o),
         )
 
     async def run(self) -> None:

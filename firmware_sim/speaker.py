@@ -102,6 +102,7 @@ class SpeakerOptions:
     corrupt_items: bool = False  # fault injection: every download arrives damaged
     corrupt_firmware: bool = False  # fault injection: firmware images arrive damaged
     tls_ca: Path | None = None  # connect with TLS, trusting this CA (the broker's TLS URL)
+    tls_ca_pem: str | None = None  # or TLS trusting this PEM ("" = the system CAs)
 
 
 @dataclass
@@ -180,6 +181,7 @@ class Speaker:
                 username=spec.id if spec.password else None,
                 password=spec.password or None,
                 tls_ca=str(self.opt.tls_ca) if self.opt.tls_ca else None,
+                tls_ca_pem=self.opt.tls_ca_pem,
                 will_topic=self._topic(DeviceTopic.PRESENCE),
                 will_factory=self._new_session_will,
                 farewell_payload=dump(Presence(state="offline", reason="shut down")),

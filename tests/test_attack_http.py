@@ -42,7 +42,9 @@ async def test_1_reserved_ids_are_never_speakers(tmp_path: Path, broker: Any) ->
         for _ in range(2):
             ok = await r.client.post("/api/devices/vt-ap-1-1/credentials", headers=tech)
             assert ok.status_code == 201, ok.text
-            assert ok.json()["broker"] == f"mqtt://{broker.host}:{broker.port}"
+            mqtt = ok.json()["provisioning"]["mqtt"]
+            assert mqtt["urls"] == [f"mqtt://{broker.host}:{broker.port}"]
+            assert mqtt["username"] == mqtt["client_id"] == "vt-ap-1-1"
         users = [
             line.split(":", 1)[0] for line in (tmp_path / "b" / "passwd").read_text().splitlines()
         ]

@@ -35,7 +35,7 @@ class LoginIn(Body):
 class AreaIn(Body):
     province: Id
     commune: Id | None = None
-    hamlets: Annotated[tuple[Id, ...], Field(max_length=100)] = ()
+    hamlets: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
 class UserIn(Body):

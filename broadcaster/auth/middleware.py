@@ -25,7 +25,7 @@ from ..http_errors import error_body
 from .accounts import Accounts
 from .audit import ACTOR
 from .policy import POLICY, require_within
-from .reach import ACCOUNTS, CONTAINERS, KINDS, OWN, Reaches
+from .reach import ACCOUNTS, CONTAINERS, IN_COMMUNE, KINDS, OWN, Reaches
 from .roles import Perm, Principal
 
 COOKIE = "loa_session"
@@ -238,9 +238,12 @@ def check_objects(p: Principal, method: str, params: dict[str, Any], store: Any)
     for name, value in params.items():
         if name in OWN:
             continue
-        if name not in KINDS:
+        if name in IN_COMMUNE:  # a hamlet or zone: its id is unique within its commune
+            reach = reaches.in_commune(name, str(params.get("commune", "")), str(value))
+        elif name in KINDS:
+            reach = reaches.of(name, str(value))
+        else:
             raise Forbidden(f"this route names a {name} that has no access rule")
-        reach = reaches.of(name, str(value))
         if reach is None:
             continue  # no such object: the handler answers 404
         read = method in ("GET", "WS") or name in CONTAINERS

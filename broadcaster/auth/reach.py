@@ -148,6 +148,17 @@ class Reaches:
             return None
         return (Part(DEPLOYMENT, shared=True),)
 
+    def in_commune(self, kind: str, commune: str, ident: str) -> Reach | None:
+        """A hamlet (itself) or a zone (the whole commune: its speakers may be anywhere
+        in it) of ``commune``."""
+        if kind == "hamlet":
+            rows = self.q("SELECT 1 FROM hamlets WHERE commune_id=? AND id=?", [commune, ident])
+            return (self._part(commune, frozenset({ident})),) if rows else None
+        if kind == "zone":
+            rows = self.q("SELECT 1 FROM zones WHERE commune_id=? AND id=?", [commune, ident])
+            return (self._part(commune, None),) if rows else None
+        raise KeyError(kind)
+
     def of(self, kind: str, ident: str) -> Reach | None:
         loader = KINDS.get(kind)
         if loader is None:
@@ -170,6 +181,8 @@ KINDS: dict[str, Callable[[Reaches, str], Reach | None]] = {
     "rollout": Reaches.rollout,
     "firmware": Reaches.firmware,
 }
+#: Path parameters whose id is unique only within the commune also in the path.
+IN_COMMUNE = frozenset({"hamlet", "zone"})
 #: Path parameters that name the caller's own things, checked by their handlers.
 OWN = frozenset({"token"})
 #: Path parameters that are not the object acted on, only where it is made or what it
