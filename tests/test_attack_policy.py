@@ -28,7 +28,7 @@ from broadcaster.auth.policy import (
     require_grant,
     within,
 )
-from broadcaster.auth.reach import KINDS, OWN
+from broadcaster.auth.reach import IN_COMMUNE, KINDS, OWN
 from broadcaster.auth.roles import GRANTS, Area, Principal, Role
 from broadcaster.store import Store
 from loa.errors import Forbidden
@@ -218,7 +218,7 @@ def test_every_route_naming_an_object_has_an_object_check() -> None:
     for r in ROUTES:
         if isinstance(r, (Route, WebSocketRoute)):
             for name in re.findall(r"\{(\w+)", r.path):
-                assert name in KINDS or name in OWN, (r.path, name)
+                assert name in KINDS or name in OWN or name in IN_COMMUNE, (r.path, name)
 
 
 def test_a_route_naming_an_unknown_kind_is_refused(store: Store) -> None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from devices.reserved import reserved
 from loa.errors import FieldError, InvalidInput
 
 from ..places.service import slug
@@ -152,9 +153,13 @@ def parse(text: str) -> list[SpeakerRow]:
         if not did:
             if not cell.get("name"):
                 raise refuse(n, "id", "give an id or a name")
-            did = slug(cell["name"])
+            did = speaker_id(cell["name"])
         elif not _ID.fullmatch(did):
             raise refuse(n, "id", f"{did!r}: use lowercase letters, digits, - and _ (at most 63)")
+        elif reserved(did):
+            raise refuse(
+                n, "id", f"{did!r} is reserved for the system (loa-…, svc-…): choose another"
+            )
         if did in seen:
             raise refuse(n, "id", f"{did!r} is already on row {seen[did]}")
         seen[did] = n
@@ -170,6 +175,17 @@ def parse(text: str) -> list[SpeakerRow]:
     if not out:
         raise InvalidInput("the file has a header but no speakers")
     return out
+
+
+#: Words a speaker's name often starts with, left out of the id made from it ("Loa Bến
+#: Đò" → ``ben-do``): ids starting ``loa-`` are the system's own (devices/reserved.py).
+SPEAKER_WORDS = ("cụm loa", "loa")
+
+
+def speaker_id(name: str) -> str:
+    """An id from a speaker's name, never a reserved one."""
+    did = slug(name, SPEAKER_WORDS)
+    return did if not reserved(did) else f"spk-{did}"[:63].rstrip("-")
 
 
 def render(rows: list[dict[str, object]]) -> str:
