@@ -11,7 +11,17 @@ import pytest
 
 from tests.test_ui import PASSWORD, needs_chromium, ui_env
 
-PAGES = ("/", "/library", "/schedule", "/live", "/emergency", "/devices", "/reports")
+PAGES = (
+    "/",
+    "/library",
+    "/schedule",
+    "/live",
+    "/emergency",
+    "/devices",
+    "/devices/vt-ap-1-1",
+    "/reports",
+    "/setup",
+)
 
 
 async def _watch(page: Any) -> list[str]:
@@ -21,7 +31,7 @@ async def _watch(page: Any) -> list[str]:
         "console",
         lambda m: seen.append(m.text) if "Content Security Policy" in m.text else None,
     )
-    page.on("pageerror", lambda e: seen.append(f"error: {e}"))
+    page.on("pageerror", lambda e: seen.append(f"error: {e} at {page.url}"))
     return seen
 
 
@@ -73,4 +83,11 @@ async def test_6_every_page_works_under_the_content_security_policy(
             "JSON.parse(document.getElementById('loa-strings').textContent)['Rảnh']"
         )
         assert strings == "Idle"
+        # a speaker's provisioning QR code (a data: image) shows under the policy
+        await page.goto(r.url + "/devices/vt-ap-1-1")
+        await page.click("#provision")
+        await page.wait_for_selector("#provision-qr:not([hidden])")
+        await page.wait_for_function("() => document.getElementById('provision-qr').complete")
+        width = await page.evaluate("() => document.getElementById('provision-qr').naturalWidth")
+        assert width > 0
         assert problems == [], problems

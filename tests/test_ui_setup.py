@@ -28,7 +28,7 @@ PASSWORD = "mật-khẩu-quản-trị-1"
 @needs_chromium
 @pytest.mark.parametrize("width", [360, 1280])
 async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: int) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     settings = make_settings(tmp_path, broker)
     store = Store(Path(settings.db.path))
@@ -64,9 +64,8 @@ async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: i
                 await page.wait_for_selector(f"#hamlet-list input[value='{name}']")
             await page.set_input_files("#import-file", str(csv_file))
             await page.click("#import-form button[type=submit]")
-            await page.wait_for_function(
-                "document.querySelectorAll('#setup-devices tr').length === 6"
-            )
+            # (no wait_for_function with a string: the pages' CSP forbids eval)
+            await expect(page.locator("#setup-devices tr")).to_have_count(6)
             assert "Đã nhập" in await page.inner_text("#setup-status")
             # a zone of one hamlet
             await page.fill("#zone-name", "Ven sông")

@@ -2,7 +2,8 @@
 
 - ``Content-Security-Policy``: scripts, styles, images, media and connections from
   this site only (the pages have no inline script or style; their translated strings
-  travel in a JSON data block), no plugins, never inside another site's frame.
+  travel in a JSON data block), images also as ``data:`` (a speaker's provisioning QR
+  code), no plugins, never inside another site's frame.
 - A printable report (HTML with its own style and chart) is the one exception: it has
   no script at all and may be framed by Loa's own reports page (DOCUMENT_HEADERS).
 - ``X-Frame-Options: DENY`` for older browsers, ``X-Content-Type-Options: nosniff``,
@@ -14,8 +15,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
-    "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
 #: A printable document (the monthly report): no script at all, its own inline style and
 #: data: chart, framed only by Loa's own reports page.

@@ -316,7 +316,7 @@ if ($("#firmware-form")) $("#firmware-form").addEventListener("submit", async (e
 });
 if ($("#device-list")) { loadDevices(); $("#device-filter").addEventListener("change", loadDevices); setInterval(() => loadDevices().catch(() => {}), 3000); }
 
-if ($("#device-name")) {
+if ($("#device-name") && $("#device-name").dataset.device) {  // the speaker page (not set-up's field)
   const id = $("#device-name").dataset.device;
   (async () => {
     const d = await api("GET", `/api/devices/${id}`);
