@@ -288,6 +288,8 @@ async def pages_at(r: Running, fleet: Any, browser: Any, tmp_path: Path, width: 
     assert "Hãy sửa các ô được đánh dấu" in await page.inner_text("#tts-error")
     assert await page.input_value("#tts-text") == "Kính thưa bà con"
 
+    await check(page, "library", width)
+
     # Phát ngay from the library: a long item to Ấp 1 only; the confirm line says where
     # and how many speakers; the dashboard shows it on air with a stop button.
     longer = tmp_path / "ban-tin-dai.wav"
@@ -510,6 +512,7 @@ async def test_the_report_prints_on_a4_in_both_languages(tmp_path: Path, broker:
             report = await page.context.new_page()
             await report.goto(r.url + src)
             await fits(report, f"report-{lang}")
+            await shot(report, f"report-{lang}-360")
             text = await report.inner_text("body")
             y, m = month.split("-")
             assert f"01/{m}/{y}" in text, text[:300]
@@ -555,6 +558,23 @@ async def test_the_report_prints_on_a4_in_both_languages(tmp_path: Path, broker:
                 assert abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2, (w, h)
             await report.close()
         await page.close()
+        await a_viewer_sees_no_buttons_and_a_refusal_says_why(browser, r)
+
+
+async def a_viewer_sees_no_buttons_and_a_refusal_says_why(browser: Any, r: Running) -> None:
+    page = await login(browser, r, 360, user="xem")
+    await page.goto(r.url + "/library")
+    await page.wait_for_selector("#media-list tr")
+    assert await page.locator("[data-play], #upload-form, #tts-form").count() == 0
+    await page.goto(r.url + "/devices/vt-ap-1-1")
+    assert await page.locator("[data-command]").count() == 0
+    # a refusal from the server (a role without the right) reads as a permission problem
+    said = await page.evaluate(
+        """() => api("POST", "/api/broadcasts", {media_id: "00000000-0000-4000-8000-000000000000",
+                   targets: [{commune: "vi-tan"}]}).then(() => "played", messageFor)"""
+    )
+    assert said == "Tài khoản của bạn không có quyền làm việc này.", said
+    await page.close()
 
 
 @needs_chromium

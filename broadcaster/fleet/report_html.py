@@ -57,7 +57,7 @@ def _plot(report: dict[str, Any], _: Callable[[str], str], fmt: Callable[[float,
     fig = Figure(figsize=(7.2, 6.4), dpi=110)
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(2, 1)
-    names = [h["name"] for h in report["hamlets"]]
+    names = [h["name"] if len(h["name"]) <= 14 else h["name"][:13] + "…" for h in report["hamlets"]]
     x = list(range(len(names)))
     bottom = [0.0] * len(names)
     for kind in KIND_ORDER:

@@ -386,7 +386,7 @@ async function watchPlay(id) {
   $("#play-status").dataset.status = b.status;
   return on;
 }
-if ($("#upload-form")) {
+if ($("#media-list")) {
   feed(() => loadMedia(), 5000);
   $("#media-list").addEventListener("click", (e) => {
     const id = e.target.dataset && e.target.dataset.play;
@@ -415,6 +415,8 @@ if ($("#upload-form")) {
     } catch (err) { showError($("#play-error"), err); } finally { busy(button, false); }
   });
   $("#play-stop").addEventListener("click", () => stopBroadcast(playing, $("#play-state")));
+}
+if ($("#upload-form")) {
   $("#upload-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const button = $("#upload-form button[type=submit]");
@@ -431,19 +433,20 @@ if ($("#upload-form")) {
   const makeText = async (andPlay) => {
     const el = $("#tts-error");
     const button = andPlay ? $("#tts-play") : $("#tts-save");
+    const both = [$("#tts-save"), $("#tts-play")].filter(Boolean);
     if (!$("#tts-text").value.trim()) { showError(el, failure("fields", 400, { errors: [{ field: "text", code: "missing" }] })); return; }
     busy(button, true, T("Đang đọc thành tiếng…"));
-    $("#tts-save").disabled = true; $("#tts-play").disabled = true;
+    both.forEach((b) => { b.disabled = true; });
     try {
       const data = await api("POST", `/api/communes/${commune()}/media/text`, { text: $("#tts-text").value, title: $("#tts-title").value || $("#tts-text").value.slice(0, 60) }, undefined, 120000);
       const m = data.media;
       showOk(el, fill(T("Đã tạo bản tin «{title}» ({length})."), { title: m.title, length: seconds(m.duration_ms) }));
       await loadMedia();
       if (andPlay) openPlay(m);
-    } catch (err) { showError(el, err); } finally { busy(button, false); $("#tts-save").disabled = false; $("#tts-play").disabled = false; }
+    } catch (err) { showError(el, err); } finally { busy(button, false); both.forEach((b) => { b.disabled = false; }); }
   };
   $("#tts-form").addEventListener("submit", (e) => { e.preventDefault(); makeText(false); });
-  $("#tts-play").addEventListener("click", () => makeText(true));
+  if ($("#tts-play")) $("#tts-play").addEventListener("click", () => makeText(true));
   let recorder = null;
   $("#record-start").addEventListener("click", async () => {
     let stream;
@@ -707,7 +710,8 @@ function plotHealth(series) {
   }
   for (let i = 0; i <= 3; i++) {
     const us = t0 + ((t1 - t0) * i) / 3;
-    g += `<text x="${x(us)}" y="${H - B + 18}" text-anchor="middle">${esc(hhmm(fromUs(us)))}</text>`;
+    const label = t1 - t0 < 600e6 ? hhmmss(fromUs(us)) : t1 - t0 < 86400e6 ? hhmm(fromUs(us)) : ddmmyyyy(fromUs(us)).slice(0, 5) + " " + hhmm(fromUs(us));
+    g += `<text x="${x(us)}" y="${H - B + 18}" text-anchor="middle">${esc(label)}</text>`;
   }
   g += `<text x="${L}" y="${TOP - 4}" fill="#a30000">${esc(T("Nhiệt độ (°C)"))}</text><text x="${W - R}" y="${TOP - 4}" text-anchor="end" fill="#1456c8">${esc(T("Tín hiệu (dBm)"))}</text>`;
   g += `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${esc(T("Giờ"))}</text>`;
