@@ -177,6 +177,12 @@ def _simple(name: str, template: str) -> Route:
                 ):
                     zones_of.setdefault(r["device_id"], []).append(r["zone_id"])
                 ctx["points"] = layout(devices, ctx["hamlets"], zones_of)
+                # an account limited to some hamlets is offered only those
+                mine = principal(request).area.hamlets
+                ctx["pick_hamlets"] = [h for h in ctx["hamlets"] if not mine or h["id"] in mine]
+                ctx["pick_whole"] = not mine
+                if mine:
+                    ctx["zones"] = []
         return render(request, template, **ctx)
 
     return Route(name, page)
