@@ -341,7 +341,7 @@ async def pages_at(r: Running, fleet: Any, browser: Any, tmp_path: Path, width: 
     assert await page.is_checked("#programme-form input[name=hamlet][value=ap-2]")
     assert not await page.is_checked("#programme-form input[name=hamlet][value='']")
     assert (
-        await page.locator(".pick-map circle.playing").count()
+        await page.locator(".pick-map circle.picked").count()
         == await page.locator(
             ".pick-map circle[data-hamlet=ap-1], .pick-map circle[data-hamlet=ap-2]"
         ).count()
@@ -647,6 +647,15 @@ async def offline_and_english(r: Running, fleet: Any, browser: Any, width: int) 
         assert english in body, english
     for vietnamese in ("Bảng điều khiển", "Lịch phát", "Khẩn cấp", "Ấp / thôn", "Đăng xuất"):
         assert vietnamese not in body, vietnamese
+    await shot(page, f"dashboard-en-{width}")
+    for name in ("library", "schedule", "devices", "reports"):  # English throughout
+        await page.goto(f"{r.url}/{name}")
+        ready = "#report-frame" if name == "reports" else "#as-of:not(:has-text('—'))"
+        await page.wait_for_selector(ready, state="attached")
+        text = await page.inner_text("main")
+        for vietnamese in ("Bản tin", "Nơi phát", "Trạng thái", "Tháng", "Trực tuyến"):
+            assert vietnamese not in text, (name, vietnamese)
+        await shot(page, f"{name}-en-{width}")
     await page.goto(r.url + "/emergency")  # the language is remembered
     assert "Emergency alert" in await page.inner_text("h1")
     await page.close()

@@ -8,6 +8,9 @@ const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 const commune = () => document.body.dataset.commune;
 const LOCALE = document.body.dataset.lang === "en" ? "en-GB" : "vi-VN";
 const can = (perm) => (document.body.dataset.perms || "").split(" ").includes(perm);
+// Replace a part only when it changed: a preview playing or a focused button survives a refresh.
+const setHtml = (el, html) => { if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; } };
+const view = (sel) => ({ set html(v) { setHtml($(sel), v); } });
 const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
 
 // --- numbers, times and dates as people write them (decimal comma in Vietnamese) --------
@@ -228,6 +231,7 @@ function pickedSummary(form) {
 const speakersText = (n) => (n === 1 ? T("1 loa") : fill(T("{n} loa"), { n }));
 function refuseNoTargets(el) {
   el.className = "error";
+  el.dataset.refusal = "targets";
   el.textContent = T("Chưa chọn nơi phát – hãy chọn cả xã, một hay nhiều ấp, hoặc khu vực.");
 }
 document.querySelectorAll(".targets").forEach((box) => {
@@ -241,9 +245,10 @@ document.querySelectorAll(".targets").forEach((box) => {
     const zones = [...box.querySelectorAll('input[name="zone"]:checked')].map((x) => x.value);
     map.querySelectorAll("circle").forEach((c) => {
       const chosen = on.has("") || on.has(c.dataset.hamlet) || zones.some((z) => (c.dataset.zones || "").split(" ").includes(z));
-      c.setAttribute("class", "speaker " + (chosen ? "playing" : "idle"));
+      c.setAttribute("class", "speaker " + (chosen ? "picked" : "unpicked"));
       c.setAttribute("aria-pressed", String(chosen));
     });
+    if (s) form.querySelectorAll('[data-refusal="targets"]').forEach((e) => { e.textContent = ""; delete e.dataset.refusal; });
     box.querySelector(".targets-summary").textContent = s
       ? fill(T("Nơi phát: {where} – {speakers}"), { where: s.names, speakers: speakersText(s.speakers) })
       : T("Chưa chọn nơi phát");
@@ -308,16 +313,18 @@ async function refreshDashboard() {
   document.querySelectorAll("#hamlets tr[data-hamlet]").forEach((row) => {
     row.querySelector(".online").textContent = up[row.dataset.hamlet] || 0;
   });
-  $("#on-air").innerHTML = live.length
+  view("#on-air").html = live.length
     ? details.map(({ broadcast: b }) => {
       const n = b.deliveries.filter((x) => x.targeted).length;
       return `<li class="on-air-item" data-broadcast="${b.id}"><span><b>${esc(b.title)}</b> – ${esc(STATUS_WORDS[b.status] || b.status)}, ${esc(speakersText(n))}</span>` +
         (can("broadcast") ? ` <button type="button" class="stop" data-stop="${b.id}">${esc(T("Dừng phát"))}</button>` : "") + "</li>";
     }).join("")
     : `<li class="empty">${esc(T("Không có gì đang phát"))}</li>`;
-  document.querySelectorAll("#on-air [data-stop]").forEach((b) => b.addEventListener("click", () => stopBroadcast(b.dataset.stop, $("#on-air-result"))));
 }
-if ($("#map")) feed(refreshDashboard, 2000);
+if ($("#map")) {
+  feed(refreshDashboard, 2000);
+  $("#on-air").addEventListener("click", (e) => { if (e.target.dataset && e.target.dataset.stop) stopBroadcast(e.target.dataset.stop, $("#on-air-result")); });
+}
 
 // --- library: upload, record, text-to-speech, and play any item now ----------------------
 let mediaById = {};
@@ -330,7 +337,7 @@ async function loadMedia(select) {
     if (keep) select.value = keep;
     return;
   }
-  $("#media-list").innerHTML = data.media.length ? data.media.map((m) =>
+  view("#media-list").html = data.media.length ? data.media.map((m) =>
     `<tr data-media="${m.id}"><td><b>${esc(m.title)}</b></td><td data-label="${esc(T("Thời lượng"))}">${esc(seconds(m.duration_ms))}</td>` +
     `<td data-label="${esc(T("Độ to (LUFS)"))}">${m.loudness && m.loudness.lufs != null ? esc(num(m.loudness.lufs, 1)) : "—"}</td>` +
     `<td><audio controls preload="none" src="/api/media/${m.id}/audio?codec=mp3"></audio></td>` +
@@ -487,7 +494,7 @@ async function loadCalendar() {
     api("GET", `/api/communes/${commune()}/programmes`, undefined, undefined, 4000),
   ]);
   const byId = Object.fromEntries(progs.programmes.map((p) => [p.id, p]));
-  $("#calendar").innerHTML = days.map((d) => {
+  view("#calendar").html = days.map((d) => {
     const items = data.occurrences.filter((o) => dayKey(fromUs(o.fire_us)) === dayKey(d));
     return `<div class="day"><h3>${esc(d.toLocaleDateString(LOCALE, { weekday: "short", timeZone: document.body.dataset.tz || undefined }))} ${esc(ddmmyyyy(d).slice(0, 5))}</h3>` +
       items.map((o) => {
@@ -497,7 +504,7 @@ async function loadCalendar() {
       }).join("") + (items.length ? "" : `<p class="empty">${esc(T("Trống"))}</p>`) + "</div>";
   }).join("");
   const pending = progs.programmes.filter((p) => p.status === "submitted");
-  $("#pending").innerHTML = pending.length ? pending.map((p) =>
+  view("#pending").html = pending.length ? pending.map((p) =>
     `<li class="on-air-item" data-programme="${p.id}"><span><b>${esc(p.title)}</b> – ${esc(whereText(p.targets))}</span>` +
     (can("approve") ? ` <button type="button" data-approve="${p.id}">${esc(T("Duyệt"))}</button> <button type="button" class="secondary" data-return="${p.id}">${esc(T("Trả lại"))}</button>` : "") + "</li>").join("")
     : `<li class="empty">${esc(T("Không có chương trình nào chờ duyệt"))}</li>`;
@@ -648,7 +655,7 @@ async function loadDevices() {
   const faulty = new Set(open.filter((a) => a.kind !== "offline").map((a) => a.device_id));
   const f = $("#device-filter").value;
   const rows = data.devices.filter((d) => !f || (f === "online") === d.online);
-  $("#device-list").innerHTML = rows.length ? rows.map((d) => {
+  view("#device-list").html = rows.length ? rows.map((d) => {
     const state = !d.online ? "offline" : faulty.has(d.id) ? "fault" : "online";
     const word = { offline: T("Ngoại tuyến"), fault: T("Có sự cố"), online: T("Trực tuyến") }[state];
     return `<tr data-device="${d.id}" data-online="${d.online}" data-state="${state}"><td><a href="/devices/${d.id}">${esc(d.name || d.id)}</a></td>` +
@@ -659,7 +666,7 @@ async function loadDevices() {
       `<td data-label="${esc(T("Phần mềm"))}">${esc(d.firmware || "—")}</td></tr>`;
   }).join("") : `<tr><td colspan="6" class="empty">${esc(T("Không có loa nào ở đây"))}</td></tr>`;
   const byId = Object.fromEntries(data.devices.map((d) => [d.id, d]));
-  $("#alarm-list").innerHTML = open.length ? open.map((a) =>
+  view("#alarm-list").html = open.length ? open.map((a) =>
     `<li class="on-air-item"><span><span class="state-dot state-${a.kind === "offline" ? "offline" : "fault"}"></span><b>${esc((byId[a.device_id] || {}).name || a.device_id)}</b>: ${esc(ALARM_KINDS[a.kind] || a.kind)} – ${esc(ago(a.raised_us))}</span> ` +
     (a.acked_us ? esc(T("Đã xác nhận")) : can("device") ? `<button type="button" data-ack="${a.id}">${esc(T("Đã biết"))}</button>` : "") + "</li>").join("")
     : `<li class="empty">${esc(T("Không có sự cố"))}</li>`;
@@ -742,7 +749,7 @@ if ($("#device-name")) {
     plotHealth(d.telemetry);
     if ($("#command-list")) {
       const cmds = (await api("GET", `/api/devices/${id}/commands`, undefined, undefined, 4000)).commands.slice(0, 5);
-      $("#command-list").innerHTML = cmds.length ? cmds.map((c) => `<li data-command-id="${c.id}" data-status="${c.status}"><b>${esc(COMMAND_NAMES[c.action] || c.action)}</b>${commandSteps(c)}</li>`).join("")
+      view("#command-list").html = cmds.length ? cmds.map((c) => `<li data-command-id="${c.id}" data-status="${c.status}"><b>${esc(COMMAND_NAMES[c.action] || c.action)}</b>${commandSteps(c)}</li>`).join("")
         : `<li class="empty">${esc(T("Chưa gửi lệnh nào"))}</li>`;
     }
   }, 2000);
