@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..alerts.model import RISK_LEVELS, TYPE_NAMES
 from ..auth.guard import principal
+from ..auth.roles import Perm
 from ..services import Services
 from .i18n import LANGUAGES, gettext_for, translator
 
@@ -76,6 +77,7 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
         perms=sorted(str(x) for x in p.perms) if p is not None else [],
         lang_names=LANG_NAMES,
         tz=(commune or {}).get("timezone") or s.settings.scheduler.timezone,
+        can_setup=p is not None and Perm.PLACES in p.perms,
         **ctx,
     )
     resp = HTMLResponse(html)
@@ -130,6 +132,8 @@ async def dashboard(request: Request) -> Response:
     principal(request)
     commune = _commune(request)
     if commune is None:
+        if principal(request).can(Perm.PLACES):  # an empty installation: set it up first
+            return RedirectResponse("/setup", status_code=303)
         return render(request, "dashboard.html")
     hamlets = s.store.hamlets(commune["id"])
     devices = s.store.device_details(commune["id"])
@@ -144,7 +148,7 @@ def _communes(request: Request) -> list[dict[str, Any]]:
         return communes
     if p.area.commune:
         return [c for c in communes if c["id"] == p.area.commune]
-    return [c for c in communes if c["province_id"] == p.area.province]
+    return [c for c in communes if p.area.covers_commune(c["id"], c["province_id"])]
 
 
 def _commune(request: Request) -> dict[str, Any] | None:
@@ -212,5 +216,6 @@ routes = [
     _simple("/devices", "devices.html"),
     Route("/devices/{device}", device_page),
     Route("/reports", reports_page),
+    _simple("/setup", "setup.html"),
     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
 ]

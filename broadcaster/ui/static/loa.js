@@ -36,7 +36,7 @@ function ago(us) {
 
 // --- talking to the server: three kinds of failure, told apart --------------------------
 function failure(kind, status, data) {
-  const err = new Error(kind);
+  const err = new Error((data && data.error) || kind); // the API's sentence, for the log
   err.kind = kind; // network | auth | permission | fields | refused | server
   err.status = status;
   err.data = data || {};
