@@ -368,12 +368,11 @@ async def pages_at(r: Running, fleet: Any, browser: Any, tmp_path: Path, width: 
     await page.uncheck("#programme-form input[name=hamlet][value=ap-1]")
     await page.dispatch_event("#p-at", "change")
     line = page.locator("#conflicts li", has_text="Trùng giờ với")
-    await line.first.wait_for()
+    await page.wait_for_selector("#conflicts li:has-text('lúc 23:58 (3 loa)')")
     assert await line.count() == 1
-    assert "lúc 23:58 (3 loa)" in await line.inner_text()
     await visit(page, r.url + "/schedule", "schedule", width, ".occ")
 
-    for name in ("live", "emergency", "devices", "reports"):
+    for name in ("live", "emergency", "devices", "reports", "setup"):
         await visit(page, r.url + "/" + name, name, width)
         unlabelled = await page.evaluate(
             """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]

@@ -533,12 +533,15 @@ function conflictLines(conflicts) {
   conflicts.forEach((c) => { if (!seen.has(c.programme_id)) seen.set(c.programme_id, c); });
   return [...seen.values()].map((c) => `<li>${esc(fill(T("Trùng giờ với «{title}» lúc {time} ({speakers})"), { title: c.title, time: hhmm(fromUs(c.at_us)), speakers: speakersText(c.speakers) }))}</li>`).join("");
 }
+let conflictCheck = 0; // only the answer to the latest question is shown
 async function checkConflicts() {
   const form = $("#programme-form");
   const body = programmeBody(form);
+  const mine = ++conflictCheck;
   if (!$("#p-media").value || !body.targets || !$("#p-at").value) { $("#conflicts").innerHTML = ""; return; }
   try {
     const data = await api("POST", `/api/communes/${commune()}/programmes/check`, { ...body, title: body.title || "?" });
+    if (mine !== conflictCheck) return;
     $("#conflicts").innerHTML = data.conflicts.length ? conflictLines(data.conflicts) : `<li class="ok">${esc(T("Không trùng lịch"))}</li>`;
   } catch (err) { $("#conflicts").innerHTML = ""; /* the save shows refusals */ }
 }
