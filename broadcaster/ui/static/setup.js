@@ -25,8 +25,10 @@ function failed(form, err) {
     }
   }
   if (err.data && err.data.status === 409) {
-    // a refusal with its reason (speakers still there, history kept): say it as it is
-    el.textContent = said("failed") + ": " + err.message;
+    // a refusal with its reason (speakers still there, history kept), in the user's
+    // language, with the details (which speakers, which zones) as the server gave them
+    const code = ((err.data.errors || [])[0] || {}).code;
+    el.textContent = (said(code) || said("failed")) + " (" + err.message + ")";
   } else {
     showError(el, err);
   }
