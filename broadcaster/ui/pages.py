@@ -32,7 +32,9 @@ env = Environment(
 #: server-side, handed over as JSON). A test fails on user-facing text outside ``T``.
 JS_STRINGS = tuple(
     dict.fromkeys(
-        re.findall(r'\bT\("((?:[^"\\]|\\.)*)"\)', (HERE / "static" / "loa.js").read_text("utf-8"))
+        m
+        for js in sorted((HERE / "static").glob("*.js"))
+        for m in re.findall(r'\bT\("((?:[^"\\]|\\.)*)"\)', js.read_text("utf-8"))
     )
 )
 #: Each language's own name (the switch shows the other one), never translated.
