@@ -312,6 +312,8 @@ async def pages_at(r: Running, fleet: Any, browser: Any, tmp_path: Path, width: 
             await anyio.sleep(0.2)
     reports = fleet.log.of("report")[before:]
     assert {e["device"] for e in reports} == {"vt-ap-1-1", "vt-ap-1-2", "vt-ap-1-3"}
+    if width == 360:  # typed text, spoken and played now on Ấp 2's speakers
+        await typed_text_plays_now(page, r, fleet)
 
     # schedule: "Cả xã" then Ấp 1 + Ấp 2 → exactly those two are saved
     await page.goto(r.url + "/schedule")
@@ -391,6 +393,24 @@ async def pages_at(r: Running, fleet: Any, browser: Any, tmp_path: Path, width: 
     assert re.fullmatch(r"\d{4}-\d\d", await page.input_value("#r-month"))
     await visit(page, r.url + "/login", "login", width)
     await page.close()
+
+
+async def typed_text_plays_now(page: Any, r: Running, fleet: Any) -> None:
+    await page.goto(r.url + "/library")
+    await page.fill("#tts-text", "Kính thưa bà con, chiều nay có mưa lớn.")
+    await page.fill("#tts-title", "Tin thời tiết")
+    before = len(fleet.log.of("report"))
+    await page.click("#tts-play")
+    assert await page.is_disabled("#tts-save")  # busy while the text is spoken
+    await page.wait_for_selector("#play-panel:not([hidden])", timeout=60_000)
+    assert await page.inner_text("#play-what") == "Tin thời tiết"
+    await page.check("#play-form input[name=hamlet][value=ap-2]")
+    assert "Ấp 2 – 3 loa" in await page.inner_text("#play-confirm")
+    await page.click("#play-go")
+    await page.wait_for_selector("#play-state.ok:has-text('3/3 loa đã phát')", timeout=60_000)
+    reports = fleet.log.of("report")[before:]
+    assert {e["device"] for e in reports} == {"vt-ap-2-1", "vt-ap-2-2", "vt-ap-2-3"}
+    assert all(e["frames_played"] > 0 for e in reports)
 
 
 @needs_chromium
