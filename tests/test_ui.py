@@ -521,6 +521,9 @@ async def test_the_report_prints_on_a4_in_both_languages(tmp_path: Path, broker:
             await report.goto(r.url + src)
             await fits(report, f"report-{lang}")
             await shot(report, f"report-{lang}-360")
+            await report.set_viewport_size({"width": 1280, "height": 900})
+            await shot(report, f"report-{lang}-1280")
+            await report.set_viewport_size({"width": 360, "height": 800})
             text = await report.inner_text("body")
             y, m = month.split("-")
             assert f"01/{m}/{y}" in text, text[:300]
