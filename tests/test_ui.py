@@ -579,6 +579,9 @@ async def a_viewer_sees_no_buttons_and_a_refusal_says_why(browser: Any, r: Runni
     assert await page.locator("[data-play], #upload-form, #tts-form").count() == 0
     await page.goto(r.url + "/devices/vt-ap-1-1")
     assert await page.locator("[data-command]").count() == 0
+    await page.goto(r.url + "/schedule")  # the week, read-only
+    await page.wait_for_selector("#calendar .day")
+    assert await page.locator("#programme-form, [data-approve]").count() == 0
     # a refusal from the server (a role without the right) reads as a permission problem
     said = await page.evaluate(
         """() => api("POST", "/api/broadcasts", {media_id: "00000000-0000-4000-8000-000000000000",

@@ -189,6 +189,10 @@ def _simple(name: str, template: str) -> Route:
                 ctx["pick_whole"] = not mine
                 if mine:
                     ctx["zones"] = []
+                ctx["place_names"] = {
+                    **{z["id"]: z["name"] for z in ctx["zones"]},
+                    **{h["id"]: h["name"] for h in ctx["hamlets"]},
+                }
         return render(request, template, **ctx)
 
     return Route(name, page)

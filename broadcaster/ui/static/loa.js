@@ -477,7 +477,7 @@ if ($("#upload-form")) {
 // --- schedule: a week calendar with status, targets and time; approve/return; conflicts --------
 const PROG_STATUS = { draft: T("Nháp"), submitted: T("Chờ duyệt"), approved: T("Đã duyệt"), returned: T("Bị trả lại") };
 function hamletNames() {
-  const names = {};
+  const names = JSON.parse(($("#calendar") && $("#calendar").dataset.names) || "{}");
   document.querySelectorAll('.targets input[name="hamlet"], .targets input[name="zone"]').forEach((x) => { names[x.value] = x.dataset.name; });
   return names;
 }
@@ -545,14 +545,16 @@ async function checkConflicts() {
     $("#conflicts").innerHTML = data.conflicts.length ? conflictLines(data.conflicts) : `<li class="ok">${esc(T("Không trùng lịch"))}</li>`;
   } catch (err) { $("#conflicts").innerHTML = ""; /* the save shows refusals */ }
 }
-if ($("#programme-form")) {
-  loadMedia($("#p-media"));
+if ($("#calendar")) {
   feed(loadCalendar, 5000);
   $("#pending").addEventListener("click", (e) => {
     const d = e.target.dataset || {};
     if (d.approve) decide(d.approve, "approve");
     if (d.return) decide(d.return, "return");
   });
+}
+if ($("#programme-form")) {
+  loadMedia($("#p-media"));
   $("#programme-form").addEventListener("change", checkConflicts);
   $("#p-start").value = dayKey(new Date());
   $("#programme-form").addEventListener("submit", async (e) => {
