@@ -218,6 +218,13 @@ async def fits(page: Any, name: str) -> None:
              .filter(([_, px]) => px < 12)"""
     )
     assert tiny == [], (name, tiny)
+    tiny_svg = await page.evaluate(  # map labels and plot axes, as drawn on the screen
+        """() => [...document.querySelectorAll('svg text')]
+             .filter(e => e.getBoundingClientRect().height > 0)
+             .map(e => [e.textContent.slice(0, 20), e.getBoundingClientRect().height])
+             .filter(([_, h]) => h < 12)"""
+    )
+    assert tiny_svg == [], (name, tiny_svg)
 
 
 async def visit(page: Any, url: str, name: str, width: int, ready: str = "main") -> None:

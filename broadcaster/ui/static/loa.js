@@ -707,7 +707,10 @@ if ($("#firmware-form")) $("#firmware-form").addEventListener("submit", async (e
 // --- one speaker: facts, health plot with axes and units, commands sent → acknowledged → result ---
 const COMMAND_NAMES = { test_tone: T("Phát âm thử"), reboot: T("Khởi động lại"), set_volume: T("Đặt âm lượng"), resync_clock: T("Đồng bộ đồng hồ"), stop: T("Dừng phát"), update_config: T("Cập nhật cấu hình") };
 function plotHealth(series) {
-  const W = 640, H = 300, L = 56, R = 56, TOP = 16, B = 44;
+  // drawn at the size it is shown, so its labels keep their 13 px on a phone
+  const W = Math.max(300, Math.round($("#health").getBoundingClientRect().width) || 640), H = 300, L = 48, R = 48, TOP = 32, B = 44;
+  $("#health").setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const ticks = W < 500 ? 2 : 3;
   const temps = series.filter((t) => t.temperature_c != null), sig = series.filter((t) => t.rssi_dbm != null);
   if (series.length < 2) { $("#health").innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">${esc(T("Chưa đủ số liệu để vẽ"))}</text>`; return; }
   const t0 = series[0].at_us, t1 = Math.max(series[series.length - 1].at_us, t0 + 1);
@@ -720,12 +723,12 @@ function plotHealth(series) {
     g += `<text x="${L - 6}" y="${y + 4}" text-anchor="end">${esc(num(c, 0))}</text><line x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="#ddd"/>`;
     g += `<text x="${W - R + 6}" y="${yS(-30 * i) + 4}">${-30 * i}</text>`;
   }
-  for (let i = 0; i <= 3; i++) {
-    const us = t0 + ((t1 - t0) * i) / 3;
+  for (let i = 0; i <= ticks; i++) {
+    const us = t0 + ((t1 - t0) * i) / ticks;
     const label = t1 - t0 < 600e6 ? hhmmss(fromUs(us)) : t1 - t0 < 86400e6 ? hhmm(fromUs(us)) : ddmmyyyy(fromUs(us)).slice(0, 5) + " " + hhmm(fromUs(us));
     g += `<text x="${x(us)}" y="${H - B + 18}" text-anchor="middle">${esc(label)}</text>`;
   }
-  g += `<text x="${L}" y="${TOP - 4}" fill="#a30000">${esc(T("Nhiệt độ (°C)"))}</text><text x="${W - R}" y="${TOP - 4}" text-anchor="end" fill="#1456c8">${esc(T("Tín hiệu (dBm)"))}</text>`;
+  g += `<text x="${L - 40}" y="16" fill="#a30000">${esc(T("Nhiệt độ (°C)"))}</text><text x="${W - R + 40}" y="16" text-anchor="end" fill="#1456c8">${esc(T("Tín hiệu (dBm)"))}</text>`;
   g += `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${esc(T("Giờ"))}</text>`;
   if (temps.length) g += `<polyline fill="none" stroke="#a30000" stroke-width="2.5" points="${temps.map((p) => `${x(p.at_us)},${yT(p.temperature_c)}`).join(" ")}"/>`;
   if (sig.length) g += `<polyline fill="none" stroke="#1456c8" stroke-width="2.5" stroke-dasharray="6 3" points="${sig.map((p) => `${x(p.at_us)},${yS(p.rssi_dbm)}`).join(" ")}"/>`;
