@@ -200,7 +200,7 @@ def render(rows: list[dict[str, object]]) -> str:
 
 TEMPLATE_ROWS: list[dict[str, object]] = [
     {
-        "id": "loa-ap-1-01",
+        "id": "vt-ap1-01",  # never loa-…: reserved for the system
         "name": "Cụm loa đầu ấp",
         "hamlet": "Ấp 1",
         "lat": 9.9712,
