@@ -5,7 +5,8 @@
   travel in a JSON data block), images also as ``data:`` (a speaker's provisioning QR
   code), no plugins, never inside another site's frame.
 - A printable report (HTML with its own style and chart) is the one exception: it has
-  no script at all and may be framed by Loa's own reports page (DOCUMENT_HEADERS).
+  only its own print-button script file and may be framed by Loa's own reports page
+  (DOCUMENT_HEADERS).
 - ``X-Frame-Options: DENY`` for older browsers, ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: same-origin`` (a page's address never leaves the site).
 """
@@ -18,11 +19,11 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-#: A printable document (the monthly report): no script at all, its own inline style and
+#: A printable document (the monthly report): only its print button's script file, its own inline style and
 #: data: chart, framed only by Loa's own reports page.
 DOCUMENT_HEADERS = {
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "img-src data:; frame-ancestors 'self'",
+    "content-security-policy": "default-src 'none'; script-src 'self'; "
+    "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
     "x-frame-options": "SAMEORIGIN",
 }
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
