@@ -19,8 +19,8 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-#: A printable document (the monthly report): only its print button's script file, its own inline style and
-#: data: chart, framed only by Loa's own reports page.
+#: A printable document (the monthly report): only its print button's script file, its
+#: own inline style and data: chart; framed only by Loa's own reports page.
 DOCUMENT_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; "
     "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
