@@ -142,6 +142,7 @@ def create_app(
             audit = AuditLog(store, clock)
             ledger = Ledger(store)
             swept = ledger.sweep_interrupted()
+            ledger.prune_pending(clock.now_us())
             if swept:
                 logger.warning("%d broadcasts were interrupted by the last shutdown", swept)
             facts = Facts(store, ledger, link, signer, clock, tuple(settings.security.trusted_keys))
@@ -169,9 +170,15 @@ def create_app(
             )
             facts.on_online.append(alerts.speaker_online)
 
-            def start_relay(title: str, url: str, seconds: float, where: Resolution) -> str:
+            def start_relay(
+                title: str,
+                url: str,
+                seconds: float,
+                where: Resolution,
+                also: Callable[[str], object] | None = None,
+            ) -> str:
                 live = dispatcher.open_live(
-                    LiveRequest(where, title, kind="relay", source=check_url(url))
+                    LiveRequest(where, title, kind="relay", source=check_url(url), also=also)
                 )
                 dispatcher.spawn(
                     relay,

@@ -484,3 +484,21 @@ def m012_firmware(db: Database) -> None:
 def m013_presence_session(db: Database) -> None:
     """The MQTT connection a speaker's presence belongs to (stale wills are ignored)."""
     db.table("devices").add_column("session", str)
+
+
+@migrations()
+def m014_issue18_faults(db: Database) -> None:
+    """Issue 18: how late a broadcast was accepted; proof of play that came before its
+    broadcast row (kept, then reconciled)."""
+    db.table("broadcasts").add_column("late_ms", int)
+    db.table("pending_reports").create(
+        {
+            "stream_id": str,
+            "device_id": str,
+            "commune_id": str,
+            "report": str,  # the PlayReport as JSON
+            "at_us": int,
+        },
+        pk=("stream_id", "device_id"),
+    )
+    db.table("pending_reports").create_index(["at_us"])

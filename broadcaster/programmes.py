@@ -41,6 +41,7 @@ from .targeting import Resolution, Target
 logger = logging.getLogger(__name__)
 
 EDITABLE = ("draft", "returned", "submitted", "approved")
+FROM_CACHE = "played from the speakers' cache while the controller was not running"
 #: A firing this close is streamed at its time rather than pushed ahead.
 PREFETCH_MIN_AHEAD_US = 3_000_000
 CONFLICT_WINDOW_DAYS = 14
@@ -50,8 +51,18 @@ class Player(Protocol):
     def start(self, req: BroadcastRequest) -> str: ...
 
 
-#: (title, url, duration_s, resolution) → broadcast id: starts a relay ("tiếp sóng").
-RelayStarter = Callable[[str, str, float, Resolution], str]
+class RelayStarter(Protocol):
+    """(title, url, duration_s, resolution) → broadcast id: starts a relay ("tiếp sóng");
+    ``also`` runs in the transaction that records it."""
+
+    def __call__(
+        self,
+        title: str,
+        url: str,
+        seconds: float,
+        where: Resolution,
+        also: Callable[[str], object] | None = None,
+    ) -> str: ...
 
 
 def rule_json(rule: Rule) -> str:
@@ -464,9 +475,15 @@ class ProgrammeService:
                 " during the programme' WHERE status='started' AND broadcast_id IN"
                 " (SELECT id FROM broadcasts WHERE status='interrupted')"
             ).rowcount
+            # A firing pushed ahead and armed on speakers played from their cache even
+            # with the controller down: the tick records it (not missed).
             missed = self.db.execute(
                 "UPDATE occurrences SET status='missed', reason='the controller was not"
-                " running at its time' WHERE status='scheduled' AND fire_us < ?",
+                " running at its time' WHERE status='scheduled' AND fire_us < ?"
+                " AND NOT EXISTS (SELECT 1 FROM prefetches f JOIN play_arms a"
+                " ON a.broadcast_id = f.broadcast_id AND a.state='armed'"
+                " WHERE f.programme_id = occurrences.programme_id"
+                " AND f.fire_us = occurrences.fire_us AND f.cancelled_us IS NULL)",
                 [now - grace],
             ).rowcount
         return {"interrupted": interrupted, "missed": missed}
@@ -488,6 +505,9 @@ class ProgrammeService:
             key = [o["programme_id"], o["fire_us"]]
             if o["p_status"] != "approved":
                 self._set(key, "skipped", "the programme is no longer approved")
+            elif now - o["fire_us"] > grace and self._armed(o):
+                started += self._start(o, now, record_only=True)
+                continue
             elif now - o["fire_us"] > grace:
                 why = f"due {(now - o['fire_us']) / 1e6:.0f} s ago"
                 self._set(key, "missed", f"{why}: {o['reason']}" if o["reason"] else why)
@@ -525,15 +545,37 @@ class ProgrammeService:
         }
         return not busy.isdisjoint(devices)
 
-    def _start(self, o: dict[str, Any], now: int) -> int:
+    def _armed(self, o: dict[str, Any]) -> bool:
+        """Some speaker armed this firing's pushed PLAY (so it played from its cache)."""
+        if self.prefetcher is None or o["what"] == "relay":
+            return False
+        cached = self.prefetcher.prefetched((o["programme_id"], o["fire_us"]))
+        return cached is not None and bool(cached.armed)
+
+    def _start(self, o: dict[str, Any], now: int, *, record_only: bool = False) -> int:
+        """Start a firing: the broadcast row and the occurrence's move to ``started`` are
+        one transaction (a crash between them can neither lose nor double it)."""
         key = [o["programme_id"], o["fire_us"]]
         targets = [Target(**t) for t in json.loads(o["targets"])]
+        late_ms = max(0, (now - o["fire_us"]) // 1000)
+
+        def mark(bid: str) -> None:
+            cur = self.db.execute(
+                "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?,"
+                " late_ms=?, reason=? WHERE programme_id=? AND fire_us=? AND status='scheduled'",
+                [bid, now, late_ms, FROM_CACHE if record_only else "", *key],
+            )
+            if not cur.rowcount:
+                raise Conflict("this firing was already started")
+
         try:
             resolution = resolve_in(self.store, targets)
             if o["what"] == "relay":
                 if self.relay is None:
                     raise LoaError("relaying is not available in this controller")
-                bid = self.relay(o["title"], o["relay_url"], o["relay_duration_s"], resolution)
+                bid = self.relay(
+                    o["title"], o["relay_url"], o["relay_duration_s"], resolution, also=mark
+                )
             else:
                 media = self.store.media(o["media_id"])
                 cached = self.prefetcher.prefetched((key[0], key[1])) if self.prefetcher else None
@@ -545,8 +587,13 @@ class ProgrammeService:
                         o["title"],
                         volume=o["volume"],
                         cached=cached,
+                        requested_us=None if record_only else o["fire_us"],
+                        also=mark,
+                        record_only=record_only,
                     )
                 )
+        except Conflict:
+            return 0
         except BrokerError as exc:
             # The broker is away (a restart, an outage): keep it due; the next tick
             # tries again until the grace runs out, when it is marked missed.
@@ -559,11 +606,6 @@ class ProgrammeService:
             self._set(key, "failed", exc.message)
             self._cancels.append(((key[0], key[1]), Priority[o["priority"].upper()]))
             return 0
-        self.db.execute(
-            "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?, late_ms=?"
-            " WHERE programme_id=? AND fire_us=? AND status='scheduled'",
-            [bid, now, max(0, (now - o["fire_us"]) // 1000), *key],
-        )
         self.audit("programme.fire", programme=o["programme_id"], broadcast=bid)
         return 1
 
@@ -575,7 +617,8 @@ class ProgrammeService:
 
     def _record_outcomes(self) -> None:
         for o in self.store.query(
-            "SELECT o.programme_id, o.fire_us, b.status AS b_status, b.error FROM occurrences o"
+            "SELECT o.programme_id, o.fire_us, o.reason, b.status AS b_status, b.error"
+            " FROM occurrences o"
             " JOIN broadcasts b ON b.id = o.broadcast_id WHERE o.status='started'"
             " AND b.status NOT IN ('streaming', 'finishing')"
         ):
@@ -589,7 +632,10 @@ class ProgrammeService:
                     key,
                 )
             }
-            self._set(key, *outcome_of(o["b_status"], o["error"], counts))
+            status, reason = outcome_of(o["b_status"], o["error"], counts)
+            if o["reason"] == FROM_CACHE:
+                reason = f"{FROM_CACHE}; {reason}" if reason else FROM_CACHE
+            self._set(key, status, reason)
 
     # --- the alarm clock ---------------------------------------------------------------------
 

@@ -1,0 +1,50 @@
+"""A broadcast's final status, computed from what its speakers reported (pure).
+
+``done`` means every targeted speaker that was online when it started played all of
+it; anything less is ``partial`` (some played) or ``missed`` (none did), with the
+reason. A stream that failed, was interrupted or was stopped keeps that status; the
+counts are added to its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+FINAL = ("done", "partial", "missed", "stopped", "failed", "interrupted")
+RUNNING = ("streaming", "finishing")
+
+
+def shortfall(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, int, dict[str, int]]:
+    """(online targeted speakers, of them played all, other outcomes counted)."""
+    online = played = 0
+    other: dict[str, int] = {}
+    for d in deliveries:
+        if not d["targeted"] or not d["online_at_start"]:
+            continue
+        online += 1
+        if d["outcome"] == "played":
+            played += 1
+        else:
+            other[d["outcome"]] = other.get(d["outcome"], 0) + 1
+    return online, played, other
+
+
+def final_status(
+    ending: str, error: str, deliveries: Iterable[Mapping[str, Any]], notes: str = ""
+) -> tuple[str, str]:
+    """(status, error) of a broadcast whose stream ended as ``ending`` (done, stopped,
+    failed, interrupted); ``notes`` (an outage, a late start) are kept in the reason."""
+    online, played, other = shortfall(deliveries)
+    parts = [p for p in (error, notes) if p]
+    if online == 0:
+        parts.append("no targeted speaker was online")
+    elif played < online:
+        detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(other.items()))
+        parts.insert(0, f"{played} of {online} online speakers played it all ({detail})")
+    reason = "; ".join(parts)
+    if ending != "done":
+        return ending, reason
+    if online in (0, played):
+        return "done", reason
+    return ("partial" if played or other.get("partial") else "missed"), reason
