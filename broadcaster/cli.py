@@ -140,11 +140,12 @@ def _run(args: argparse.Namespace) -> int:
         return run_bench(args)
     if args.command == "broker":
         from .broker import start_broker
+        from .broker_supervisor import supervise_forever
 
         b = start_broker(args.mode, port=args.broker_port)
         print(f"{b.kind} listening on {b.host}:{b.port}; Ctrl-C to stop", flush=True)
         try:
-            b.process.wait()
+            supervise_forever(b)  # a broker that dies is started again
         finally:
             b.stop()
         return 0

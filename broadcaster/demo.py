@@ -27,6 +27,7 @@ from .app import create_app
 from .auth.accounts import first_admin_line, service_token
 from .broker import Broker, find_mosquitto, start_broker
 from .broker_access import CONTROLLER_USER, BrokerAccess
+from .broker_supervisor import BrokerSupervisor
 from .settings import Settings
 from .store import Store
 from .tls import demo_ca
@@ -198,6 +199,11 @@ async def script(url: str, timeout: float, token: str) -> DemoResult:
     return DemoResult(ok, lines)
 
 
+async def _supervise(scope: anyio.CancelScope, supervisor: BrokerSupervisor) -> None:
+    with scope:
+        await supervisor.run()
+
+
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
     settings, broker, specs = prepare(settings)
     try:
@@ -232,6 +238,9 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                     await anyio.sleep(0.05)
             port = sock.getsockname()[1]
             url = settings.http.public_url or f"http://{settings.http.host}:{port}"
+            watch = anyio.CancelScope()
+            if broker is not None:  # a broker that dies is logged and started again
+                tg.start_soon(_supervise, watch, BrokerSupervisor(broker, SystemClock()))
             try:
                 async with anyio.create_task_group() as sims:
                     await sims.start(fleet.run)
@@ -259,6 +268,7 @@ async def run_demo(settings: Settings, *, headless: bool, duration: float | None
                         await anyio.sleep_forever()
                     sims.cancel_scope.cancel()
             finally:
+                watch.cancel()
                 server.should_exit = True  # graceful: the lifespan closes MQTT and the store
         return code
     finally:

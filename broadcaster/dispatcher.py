@@ -300,7 +300,12 @@ class Dispatcher:
             raise LoaError("the dispatcher is not running")
 
         async def run() -> None:
-            await func(*args, **kwargs)
+            try:
+                await func(*args, **kwargs)
+            except LoaError as exc:  # one task's failure never takes the dispatcher down
+                logger.error("%s failed: %s", getattr(func, "__name__", func), exc.message)
+            except Exception:
+                logger.exception("%s failed unexpectedly", getattr(func, "__name__", func))
 
         self._tg.start_soon(run)
 

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from loa.errors import AudioError, LoaError
+from loa.errors import AudioError, DiskFull, LoaError, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
+    if is_disk_full(exc):  # ENOSPC, or SQLite's "database or disk is full"
+        logger.error("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
+        return await loa_error(request, DiskFull())
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
         error_body(500, "internal error; see the server log", code="internal"), status_code=500

@@ -559,7 +559,10 @@ class ProgrammeService:
         targets = [Target(**t) for t in json.loads(o["targets"])]
         late_ms = max(0, (now - o["fire_us"]) // 1000)
 
+        marked: list[str] = []
+
         def mark(bid: str) -> None:
+            marked.append(bid)
             cur = self.db.execute(
                 "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?,"
                 " late_ms=?, reason=? WHERE programme_id=? AND fire_us=? AND status='scheduled'",
@@ -606,6 +609,11 @@ class ProgrammeService:
             self._set(key, "failed", exc.message)
             self._cancels.append(((key[0], key[1]), Priority[o["priority"].upper()]))
             return 0
+        if not marked:  # a player that does not take ``also`` (a stand-in): mark it now
+            try:
+                mark(bid)
+            except Conflict:
+                return 0
         self.audit("programme.fire", programme=o["programme_id"], broadcast=bid)
         return 1
 

@@ -37,6 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--first-sync", type=int, default=20, help="clock-sync exchanges in the burst at start"
     )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep each speaker's unsent proof of play here (resent after a restart)",
+    )
+    p.add_argument(
+        "--outage-grace",
+        type=float,
+        default=60.0,
+        help="seconds a stream stays open while the broker is unreachable",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -59,6 +70,8 @@ def run(args: argparse.Namespace) -> None:
             telemetry_interval_s=args.telemetry_interval,
             sync_interval_s=args.sync_interval,
             first_sync_samples=args.first_sync,
+            state_dir=args.state_dir,
+            outage_grace_s=args.outage_grace,
         ),
     )
 

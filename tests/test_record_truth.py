@@ -39,9 +39,7 @@ def d(outcome: str, online: bool = True, targeted: bool = True) -> dict[str, Any
 def test_final_status_from_deliveries(
     ending: str, rows: list[dict[str, Any]], status: str, words: str
 ) -> None:
-    error = {"stopped": "stopped before the end", "interrupted": "MQTT broker away"}.get(
-        ending, ""
-    )
+    error = {"stopped": "stopped before the end", "interrupted": "MQTT broker away"}.get(ending, "")
     got, reason = final_status(ending, error, rows)
     assert got == status
     assert words in reason
