@@ -560,13 +560,18 @@ class ProgrammeService:
         late_ms = max(0, (now - o["fire_us"]) // 1000)
 
         marked: list[str] = []
+        cached = None
+        if o["what"] != "relay" and self.prefetcher is not None:
+            cached = self.prefetcher.prefetched((key[0], key[1]))
+        # Armed speakers started it on their own (the controller was late or away).
+        from_cache = record_only or bool(cached and cached.armed and now >= cached.at_us)
 
         def mark(bid: str) -> None:
             marked.append(bid)
             cur = self.db.execute(
                 "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?,"
                 " late_ms=?, reason=? WHERE programme_id=? AND fire_us=? AND status='scheduled'",
-                [bid, now, late_ms, FROM_CACHE if record_only else "", *key],
+                [bid, now, late_ms, FROM_CACHE if from_cache else "", *key],
             )
             if not cur.rowcount:
                 raise Conflict("this firing was already started")
@@ -581,7 +586,6 @@ class ProgrammeService:
                 )
             else:
                 media = self.store.media(o["media_id"])
-                cached = self.prefetcher.prefetched((key[0], key[1])) if self.prefetcher else None
                 bid = self.player.start(
                     BroadcastRequest(
                         media,
@@ -590,7 +594,7 @@ class ProgrammeService:
                         o["title"],
                         volume=o["volume"],
                         cached=cached,
-                        requested_us=None if record_only else o["fire_us"],
+                        requested_us=None if from_cache else o["fire_us"],
                         also=mark,
                         record_only=record_only,
                     )
