@@ -192,6 +192,7 @@ def create_app(
 
             prefetcher = Prefetcher(store, dispatcher.send_frame, clock, settings.stream)
             facts.on_cache = prefetcher.record
+            facts.on_online.append(prefetcher.speaker_online)  # a restart empties caches
             programmes = ProgrammeService(
                 store,
                 dispatcher,

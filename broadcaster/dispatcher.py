@@ -443,6 +443,7 @@ class Dispatcher:
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))
+            await self._reports_can_arrive()
             if self.before_finalize is not None:
                 self.before_finalize()  # write proof of play still queued
             status = self._close(bid, ending, error)
@@ -453,6 +454,15 @@ class Dispatcher:
         except Exception as exc:  # a bug must fail one broadcast, never the dispatcher
             logger.exception("broadcast %s failed unexpectedly", bid)
             self._close(bid, "failed", f"internal error: {exc}")
+
+    async def _reports_can_arrive(self) -> None:
+        """Proof of play cannot arrive without a broker: if it is away (an outage, or the
+        controller just started), wait for it (up to ``outage_grace_s``), then the grace."""
+        if self.publisher.connected:
+            return
+        with anyio.move_on_after(self.settings.outage_grace_s), suppress(TimeoutError):
+            await self.publisher.wait_connected(self.settings.outage_grace_s)
+        await self.clock.sleep(self.settings.report_grace_s)
 
     def _close(self, bid: str, ending: str, error: str) -> str:
         outage = self._outages.pop(bid, None)

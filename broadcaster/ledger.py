@@ -9,7 +9,7 @@ from typing import Any
 from devices.messages import PlayReport, parse
 from loa.errors import NotFound, ProtocolError
 
-from .outcome import final_status
+from .outcome import COMPUTED, final_status, notes_of
 from .store import DeviceRow, Store
 
 #: Proof of play for a stream no broadcast row names yet is kept this long.
@@ -126,6 +126,8 @@ class Ledger:
             sql = f"UPDATE deliveries SET {assignments} WHERE broadcast_id=? AND device_id=?"  # noqa: S608
             cur = self.db.execute(sql, [*values.values(), b["id"], device_id])
             if cur.rowcount:
+                if b["status"] in COMPUTED:  # proof that came after the close counts too
+                    self._recompute(b)
                 return "recorded"
             self.db.table("deliveries").insert(
                 {
@@ -166,6 +168,14 @@ class Ledger:
             [now_us - PENDING_KEEP_US, PENDING_MAX],
         )
         return int(cur.rowcount)
+
+    def _recompute(self, b: dict[str, Any]) -> None:
+        rows = self.store.query(
+            "SELECT targeted, online_at_start, outcome FROM deliveries WHERE broadcast_id=?",
+            [b["id"]],
+        )
+        status, reason = final_status("done", "", rows, notes_of(b["error"] or ""))
+        self.update(b["id"], status=status, error=reason)
 
     def close(self, broadcast_id: str, ending: str, error: str, notes: str = "") -> str:
         """Close the deliveries nobody reported on, then the broadcast, its status

@@ -13,6 +13,9 @@ from typing import Any
 
 FINAL = ("done", "partial", "missed", "stopped", "failed", "interrupted")
 RUNNING = ("streaming", "finishing")
+#: Statuses computed from deliveries (a late proof of play computes them again).
+COMPUTED = ("done", "partial", "missed")
+NOBODY_ONLINE = "no targeted speaker was online"
 
 
 def shortfall(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, int, dict[str, int]]:
@@ -30,6 +33,15 @@ def shortfall(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, int, dict[s
     return online, played, other
 
 
+def notes_of(reason: str) -> str:
+    """The notes in a stored reason, without the counts :func:`final_status` wrote."""
+    return "; ".join(
+        p
+        for p in reason.split("; ")
+        if p and " online speakers played it all" not in p and p != NOBODY_ONLINE
+    )
+
+
 def final_status(
     ending: str, error: str, deliveries: Iterable[Mapping[str, Any]], notes: str = ""
 ) -> tuple[str, str]:
@@ -38,7 +50,7 @@ def final_status(
     online, played, other = shortfall(deliveries)
     parts = [p for p in (error, notes) if p]
     if online == 0:
-        parts.append("no targeted speaker was online")
+        parts.append(NOBODY_ONLINE)
     elif played < online:
         detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(other.items()))
         parts.insert(0, f"{played} of {online} online speakers played it all ({detail})")

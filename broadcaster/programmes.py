@@ -687,6 +687,7 @@ class ProgrammeService:
                 key, priority = self._cancels[0]
                 await self.prefetcher.cancel(key, priority)
                 self._cancels.pop(0)
+            await self.prefetcher.repair()  # speakers back from a restart, or missing items
             if not self.settings.prefetch_s:
                 return 0
             now = self.clock.now_us()

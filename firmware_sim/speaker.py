@@ -451,6 +451,9 @@ class Speaker:
             elif armed is None:
                 return None
             return CacheReport(item=play.item, state="cancelled", broadcast=play.broadcast)
+        again = self.armed.get(sid)
+        if again is not None and again.play == play:  # offered again (we came back): fine
+            return CacheReport(item=play.item, state="armed", broadcast=play.broadcast)
         if sid in self.armed or sid in self.streams or sid in self.closed:
             self._refuse("PLAY replayed", topic)
             return None

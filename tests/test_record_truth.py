@@ -95,3 +95,16 @@ def test_kept_reports_are_pruned_after_a_day(seeded_store: Store) -> None:
     ledger.record_report("vt-ap-1-1", COMMUNE, "ap-1", old, 1)
     assert ledger.prune_pending(2 * 86_400_000_000) == 1
     assert count(seeded_store, "pending_reports") == 0
+
+
+def test_proof_after_the_close_recomputes_the_status(seeded_store: Store) -> None:
+    s = seeded_store
+    ledger = Ledger(s)
+    b = broadcast_row(add_media(s))
+    ledger.create(b, [COMMUNE], [delivery(b["id"], "vt-ap-1-1", "ap-1")])
+    assert ledger.close(b["id"], "done", "", "accepted 2.0 s after it was asked for") == "missed"
+    late = PlayReport(stream=b["stream_id"], outcome="played", frames_played=3)
+    assert ledger.record_report("vt-ap-1-1", COMMUNE, "ap-1", late, 9) == "recorded"
+    got = ledger.get(b["id"])
+    assert got["status"] == "done"
+    assert got["error"] == "accepted 2.0 s after it was asked for"
