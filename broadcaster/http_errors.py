@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -52,8 +53,16 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+async def storage_error(request: Request, exc: Exception) -> Response:
+    """OS and SQLite errors inside a route: a full disk is a clear 507 (answered here, so
+    the connection stays usable); anything else is the usual 500."""
+    return await unexpected(request, exc)
+
+
 HANDLERS: dict[Any, Any] = {
     LoaError: loa_error,
+    OSError: storage_error,
+    sqlite3.DatabaseError: storage_error,
     HTTPException: http_error,
     500: unexpected,
     Exception: unexpected,

@@ -64,6 +64,15 @@ def test_a_firing_played_from_cache_while_the_controller_was_down(
     second = None
     try:
         client = wait_up(url, token)
+        wait_for(
+            lambda: all(
+                d["online"]
+                for d in client.get(f"/api/communes/{COMMUNE}/devices").json()["devices"]
+                if d["id"] in AP1
+            ),
+            timeout=30,
+        )
+        time.sleep(2)  # the speakers' first clock-sync answers
         up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(2.0))})
         assert up.status_code == 201, up.text
         media = up.json()["media"]["id"]
@@ -81,7 +90,7 @@ def test_a_firing_played_from_cache_while_the_controller_was_down(
         pid = p.json()["programme"]["id"]
         client.post(f"/api/programmes/{pid}/submit")
         assert client.post(f"/api/programmes/{pid}/approve").status_code == 200
-        wait_for(lambda: armed(tmp_path / "loa.db") == len(AP1), timeout=25)
+        wait_for(lambda: armed(tmp_path / "loa.db") == len(AP1), timeout=40)
         at(-5)
         first.send_signal(signal.SIGKILL)  # the controller dies at T−5 s
         first.wait(10)

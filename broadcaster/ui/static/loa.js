@@ -28,11 +28,18 @@ const CODES = {
   silent: "Tệp chỉ có im lặng", empty: "Tệp không có âm thanh", date: "Ngày hoặc giờ không hợp lệ",
   range: "Ngày hoặc giờ không hợp lệ", scope: "Ngoài khu vực của bạn", forbidden: "Ngoài khu vực của bạn",
 };
+// The server could not do it, whatever was typed: say why, not "correct the fields".
+const SERVER = {
+  disk_full: "Ổ đĩa của máy chủ đã đầy",
+  broker_unavailable: "Mất kết nối tới máy chủ MQTT, chưa gửi được",
+};
 function fieldMessage(f) { return T(CODES[f.code] || "Giá trị không hợp lệ"); }
 function showError(el, err) {
   const form = el.closest("form") || document;
   form.querySelectorAll(".field-error").forEach((x) => x.remove());
   const english = document.body.dataset.lang === "en";
+  const server = err.data && SERVER[err.data.code];
+  if (server) { el.textContent = T(server) + (english ? ` (${err.message})` : ""); return; }
   el.textContent = english ? T("Lỗi: ") + err.message : T("Không thực hiện được. Hãy sửa các ô được đánh dấu.");
   const fields = (err.data && err.data.errors) || [];
   if (!fields.length && !english && err.data && err.data.code) el.textContent += " (" + (T(CODES[err.data.code] || "") || err.data.code) + ")";
