@@ -120,6 +120,17 @@ async def device_revoke(request: Request) -> JSONResponse:
     device = path_id(request, "device")
     await anyio.to_thread.run_sync(s.broker_access.revoke, device)
     s.audit("device.revoke", device=device)
+    commune = s.store.device_commune(device)
+    if commune is not None:  # the broker drops it without a will: say so ourselves
+        s.store.set_presence(
+            commune,
+            device,
+            online=False,
+            at_us=s.clock.now_us(),
+            firmware="",
+            codecs=[],
+            reason="broker credentials revoked",
+        )
     return ok({})
 
 

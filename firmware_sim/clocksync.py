@@ -121,7 +121,12 @@ class ClockSync:
             self.device,
             (new_us - old_us) / 1e6,
         )
-        self.log.add(event="clock_step", device=self.device, step_us=new_us - old_us)
+        self.log.add(
+            event="clock_step",
+            device=self.device,
+            step_us=new_us - old_us,
+            true_us=self.clock.true_us(),
+        )
 
     async def exchange(self) -> None:
         """One request; the answer (if any within 1 s) feeds the model. A request that

@@ -6,6 +6,7 @@ for ten minutes and every frame was refused as outside the replay window."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -34,12 +35,22 @@ async def test_speakers_follow_a_stepped_controller_clock(tmp_path: Path, broker
             media = await upload(r, to_wav(tone(2.0, 550.0)))
             await anyio.sleep(3)  # the first sync burst
             for step_s in (60.0, -60.0, 3600.0, -3600.0):
+                stepped = time.time_ns() // 1000
                 clock.step(step_s)
                 await anyio.sleep(30)
                 b = await final(r, await start(r, media, "ap-1"), timeout=30)
                 got = {d["device_id"]: d["outcome"] for d in b["deliveries"]}
                 assert b["status"] == "done", (step_s, b["error"], got)
                 assert set(got.values()) == {"played"}, (step_s, got)
+                found = [
+                    e["true_us"]
+                    for e in read_log(tmp_path / "plays.jsonl")
+                    if e["event"] == "clock_step" and e.get("true_us", 0) > stepped
+                ]
+                print(
+                    f"\nMEASURED step {step_s:+.0f} s: found by {len(found)} speakers,"
+                    f" {(max(found, default=stepped) - stepped) / 1e6:.1f} s after it"
+                )
             assert sim.poll() is None
             steps = [e for e in read_log(tmp_path / "plays.jsonl") if e["event"] == "clock_step"]
             assert {e["device"] for e in steps} == set(AP1)

@@ -105,15 +105,16 @@ def test_revoke_one_speaker_then_kill_the_demo_broker(tmp_path: Path) -> None:
         # The demo's broker is killed: logged, started again, the API up meanwhile.
         brokers = children(demo.pid, "mosquitto")
         assert len(brokers) == 1
+        killed_us = time.time_ns() // 1000
         os.kill(brokers[0], signal.SIGKILL)
         assert client.get("/api/health").status_code == 200
         wait_for(lambda: children(demo.pid, "mosquitto"), timeout=20)
         wait_for(lambda: client.get("/api/health").json()["mqtt"], timeout=30)
-        wait_for(
+        wait_for(  # every speaker of Ấp 2 announced itself again on the new broker
             lambda: all(
-                d["online"]
+                d["online"] and d["last_seen_us"] > killed_us
                 for d in client.get(f"/api/communes/{COMMUNE}/devices").json()["devices"]
-                if d["hamlet_id"] == "ap-2"
+                if d["hamlet"] == "ap-2"
             ),
             timeout=30,
         )

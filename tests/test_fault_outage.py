@@ -76,6 +76,17 @@ async def test_outages_of_5_and_25_s_during_a_stream(tmp_path: Path) -> None:
                 if e["event"] == "play" and e["stream"] == b["stream_id"] and e["true_us"] > back
             }
             assert after == set(AP1), after
+            resumed = min(
+                e["true_us"]
+                for e in log
+                if e["event"] == "play" and e["stream"] == b["stream_id"] and e["true_us"] > back
+            )
+            print(  # the figures docs/operations.md quotes
+                f"\nMEASURED outage 5 s + 25 s: status={b['status']} error={b['error']!r}"
+                f" missing={[got[d]['frames_missing'] for d in AP1]}"
+                f" played={[got[d]['frames_played'] for d in AP1]} of {b['chunks']}"
+                f" first play {(resumed - back) / 1e6:.1f} s after the broker was back"
+            )
             assert not [e for e in log if "already ended" in e.get("reason", "")]
             # And the next bulletin plays everywhere.
             short = await upload(r, to_wav(tone(2.0, 660.0)))
@@ -117,6 +128,7 @@ async def test_an_outage_longer_than_the_grace_interrupts_with_the_reason(
             b = await final(r, bid)
             assert b["status"] == "interrupted", b
             assert "more than 10 s" in b["error"]
+            print(f"\nMEASURED outage 15 s (grace 10 s): {b['status']} {b['error']!r}")
             assert sim.poll() is None, (tmp_path / "sim.log").read_text()
             await wait_online(r, AP1)
             short = await upload(r, to_wav(tone(2.0, 660.0)))
