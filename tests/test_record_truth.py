@@ -108,3 +108,20 @@ def test_proof_after_the_close_recomputes_the_status(seeded_store: Store) -> Non
     got = ledger.get(b["id"])
     assert got["status"] == "done"
     assert got["error"] == "accepted 2.0 s after it was asked for"
+
+
+def test_a_late_acceptance_is_said_in_the_record(seeded_store: Store) -> None:
+    from broadcaster.dispatcher import Dispatcher
+    from broadcaster.settings import StreamSettings
+    from devices.signing import Signer
+    from loa.clock import FakeClock
+
+    s = seeded_store
+    ledger = Ledger(s)
+    b = broadcast_row(add_media(s), late_ms=15_400)
+    ledger.create(b, [COMMUNE], [delivery(b["id"], "vt-ap-1-1", "ap-1")])
+    report = PlayReport(stream=b["stream_id"], outcome="played", frames_played=1)
+    ledger.record_report("vt-ap-1-1", COMMUNE, "ap-1", report, 1)
+    d = Dispatcher(ledger, None, Signer.generate(), FakeClock(), StreamSettings())  # type: ignore[arg-type]
+    assert d._close(b["id"], "done", "") == "done"
+    assert ledger.get(b["id"])["error"] == "accepted 15.4 s after it was asked for"
