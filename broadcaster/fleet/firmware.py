@@ -81,7 +81,13 @@ class Firmware:
         sig = self.signer.sign(MANIFEST_CONTEXT + manifest_bytes(version, sha, len(image)))
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{sha}.bin"
-        path.write_bytes(image)
+        part = path.with_name(path.name + ".part")
+        try:  # all or nothing: a full disk leaves no half-written image behind
+            part.write_bytes(image)
+            part.replace(path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         row = {
             "id": str(uuid.uuid4()),
             "version": version,
