@@ -78,12 +78,13 @@ class Outage:
     total_s: float = 0.0
     skipped: int = 0  # frames whose time had passed when the broker came back
 
-    def note(self) -> str:
-        if not self.total_s and not self.skipped:
+    def note(self, now: float) -> str:
+        away = self.total_s + (now - self.since if self.since is not None else 0.0)
+        if not away and not self.skipped:
             return ""
         return (
-            f"MQTT broker unreachable for {self.total_s:.0f} s during the broadcast;"
-            f" {self.skipped} frames were past their time when it came back"
+            f"MQTT broker unreachable for {away:.0f} s during the broadcast;"
+            f" {self.skipped} frames were past their time and not sent"
         )
 
 
@@ -468,7 +469,7 @@ class Dispatcher:
         outage = self._outages.pop(bid, None)
         rows = self.ledger.store.query("SELECT late_ms FROM broadcasts WHERE id=?", [bid])
         late_ms = (rows[0]["late_ms"] or 0) if rows else 0
-        notes = [outage.note()] if outage is not None else []
+        notes = [outage.note(self.clock.monotonic())] if outage is not None else []
         if late_ms >= 1000:
             notes.append(f"accepted {late_ms / 1000:.1f} s after it was asked for")
         return self.ledger.close(bid, ending, error, "; ".join(n for n in notes if n))

@@ -9,7 +9,7 @@ from typing import Any
 from devices.messages import PlayReport, parse
 from loa.errors import NotFound, ProtocolError
 
-from .outcome import COMPUTED, final_status, notes_of
+from .outcome import COMPUTED, RUNNING, final_status, notes_of
 from .store import DeviceRow, Store
 
 #: Proof of play for a stream no broadcast row names yet is kept this long.
@@ -126,7 +126,7 @@ class Ledger:
             sql = f"UPDATE deliveries SET {assignments} WHERE broadcast_id=? AND device_id=?"  # noqa: S608
             cur = self.db.execute(sql, [*values.values(), b["id"], device_id])
             if cur.rowcount:
-                if b["status"] in COMPUTED:  # proof that came after the close counts too
+                if b["status"] not in RUNNING:  # proof that came after the close counts too
                     self._recompute(b)
                 return "recorded"
             self.db.table("deliveries").insert(
@@ -174,7 +174,8 @@ class Ledger:
             "SELECT targeted, online_at_start, outcome FROM deliveries WHERE broadcast_id=?",
             [b["id"]],
         )
-        status, reason = final_status("done", "", rows, notes_of(b["error"] or ""))
+        ending = "done" if b["status"] in COMPUTED else b["status"]
+        status, reason = final_status(ending, "", rows, notes_of(b["error"] or ""))
         self.update(b["id"], status=status, error=reason)
 
     def close(self, broadcast_id: str, ending: str, error: str, notes: str = "") -> str:
