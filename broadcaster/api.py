@@ -16,6 +16,7 @@ from starlette.routing import Route
 from devices.frames import Priority
 from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 
+from .arrival import arrived_us
 from .auth.guard import principal, require_targets
 from .auth.roles import Principal
 from .directory import resolve_in
@@ -166,7 +167,13 @@ async def broadcast_create(request: Request) -> JSONResponse:
         )
     title = unicodedata.normalize("NFC", body.title) or media.title
     bid = s.dispatcher.start(
-        BroadcastRequest(media, resolution, Priority[body.priority.upper()], title)
+        BroadcastRequest(
+            media,
+            resolution,
+            Priority[body.priority.upper()],
+            title,
+            requested_us=arrived_us(request.scope),  # a late start says how late
+        )
     )
     s.audit("broadcast.start", broadcast=bid)
     return ok({"broadcast": s.ledger.get(bid)}, status=202)

@@ -26,6 +26,7 @@ from loa.errors import ToolMissing
 from . import api, live_api, media_api, programmes_api
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
+from .arrival import ArrivalMiddleware
 from .auth import api as auth_api
 from .auth.accounts import Accounts
 from .auth.audit import AuditLog
@@ -269,7 +270,10 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(AuthMiddleware, routes=ROUTES)],
+        middleware=[
+            Middleware(ArrivalMiddleware, clock=clock),  # first: when a request came in
+            Middleware(AuthMiddleware, routes=ROUTES),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
