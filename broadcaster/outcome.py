@@ -19,12 +19,14 @@ NOBODY_ONLINE = "no targeted speaker was online"
 
 
 def shortfall(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, int, dict[str, int]]:
-    """(online targeted speakers, of them played all, other outcomes counted)."""
+    """(online targeted speakers, of them played all, other outcomes counted). A speaker
+    believed offline at the start that reported anyway (the broker was away) counts."""
     online = played = 0
     other: dict[str, int] = {}
     for d in deliveries:
-        if not d["targeted"] or not d["online_at_start"]:
-            continue
+        heard = d["outcome"] not in ("pending", "offline", "no_report")
+        if not d["targeted"] or not (d["online_at_start"] or heard):
+            continue  # offline when it started, and never heard from
         online += 1
         if d["outcome"] == "played":
             played += 1

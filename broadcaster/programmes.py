@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 EDITABLE = ("draft", "returned", "submitted", "approved")
 FROM_CACHE = "played from the speakers' cache while the controller was not running"
+#: A finished firing's outcome is computed again for this long (late proof of play).
+RECHECK_US = 600_000_000
 #: A firing this close is streamed at its time rather than pushed ahead.
 PREFETCH_MIN_AHEAD_US = 3_000_000
 CONFLICT_WINDOW_DAYS = 14
@@ -628,11 +630,17 @@ class ProgrammeService:
         )
 
     def _record_outcomes(self) -> None:
+        """Outcomes of firings whose broadcast is over, from its deliveries; those that
+        ended in the last ``RECHECK_US`` are computed again, so proof of play that came
+        late (speakers back after a broker outage) still counts."""
+        since = self.clock.now_us() - RECHECK_US
         for o in self.store.query(
-            "SELECT o.programme_id, o.fire_us, o.reason, b.status AS b_status, b.error"
-            " FROM occurrences o"
-            " JOIN broadcasts b ON b.id = o.broadcast_id WHERE o.status='started'"
-            " AND b.status NOT IN ('streaming', 'finishing')"
+            "SELECT o.programme_id, o.fire_us, o.status, o.reason, b.status AS b_status,"
+            " b.error FROM occurrences o JOIN broadcasts b ON b.id = o.broadcast_id"
+            " WHERE b.status NOT IN ('streaming', 'finishing') AND (o.status='started'"
+            " OR (o.status IN ('played', 'partial', 'preempted', 'skipped')"
+            " AND o.started_us > ?))",
+            [since],
         ):
             key = [o["programme_id"], o["fire_us"]]
             counts = {
@@ -645,9 +653,10 @@ class ProgrammeService:
                 )
             }
             status, reason = outcome_of(o["b_status"], o["error"], counts)
-            if o["reason"] == FROM_CACHE:
+            if (o["reason"] or "").startswith(FROM_CACHE):
                 reason = f"{FROM_CACHE}; {reason}" if reason else FROM_CACHE
-            self._set(key, status, reason)
+            if (status, reason) != (o["status"], o["reason"]):
+                self._set(key, status, reason)
 
     # --- the alarm clock ---------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from broadcaster import demo_data
-from broadcaster.broker import Broker, free_port
+from broadcaster.broker import Broker, free_port, start_broker
+from broadcaster.broker_supervisor import relaunch
 from broadcaster.store import Store
 from devices.signing import Signer
 from tests.conftest import wav
@@ -127,3 +128,88 @@ def test_a_firing_played_from_cache_while_the_controller_was_down(
         assert store.query("SELECT count(*) AS n FROM pending_reports")[0]["n"] == 0
     finally:
         store.close()
+
+
+def test_a_25_s_broker_outage_across_a_prefetched_firing(tmp_path: Path) -> None:
+    """The broker is away from T−5 s to T+20 s: armed speakers play the whole item from
+    their cache (``loa sim`` used to crash on its clock-sync publish and stop after 3 of
+    7 chunks), keep their proof of play and send it when the broker is back."""
+    token = seeded(tmp_path)
+    mqtt_port, port = free_port(), free_port()
+    own = start_broker("auto", port=mqtt_port)
+    url = f"http://127.0.0.1:{port}"
+    boundary = (int(time.time()) // 60 + 10) * 60
+    offset = boundary - 30 - time.time()
+
+    def at(t: float) -> None:
+        time.sleep(max(0.0, boundary + t - (time.time() + offset)))
+
+    pubkey = Signer.load_or_create(tmp_path / "signing.key").public_hex()
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
+    sim = sim_process(tmp_path, own.host, mqtt_port, pubkey, specs)
+    extra = {"mqtt.backoff_max_s": 0.3, "mqtt.backoff_min_s": 0.1}
+    ctl = controller(tmp_path, own, port, offset, **extra)
+    try:
+        client = wait_up(url, token)
+        wait_for(
+            lambda: all(
+                d["online"]
+                for d in client.get(f"/api/communes/{COMMUNE}/devices").json()["devices"]
+                if d["id"] in AP1
+            ),
+            timeout=30,
+        )
+        time.sleep(2)
+        up = client.post(f"/api/communes/{COMMUNE}/media", files={"file": ("tin.wav", wav(6.0))})
+        assert up.status_code == 201, up.text
+        media = up.json()["media"]["id"]
+        p = client.post(
+            f"/api/communes/{COMMUNE}/programmes",
+            json={
+                "title": "P1",
+                "what": {"kind": "media", "media_id": media},
+                "targets": [{"commune": COMMUNE, "hamlet": "ap-1"}],
+                "when": {
+                    "kind": "daily",
+                    "at": datetime.fromtimestamp(boundary, VN).strftime("%H:%M"),
+                },
+            },
+        )
+        assert p.status_code == 201, p.text
+        pid = p.json()["programme"]["id"]
+        client.post(f"/api/programmes/{pid}/submit")
+        assert client.post(f"/api/programmes/{pid}/approve").status_code == 200
+        wait_for(lambda: armed(tmp_path / "loa.db") == len(AP1), timeout=40)
+        at(-5)
+        own.process.terminate()  # the broker is away across the firing...
+        own.process.wait(10)
+        at(20)
+        relaunch(own)  # ...for 25 s, then started again as Loa's supervisor does
+        done = wait_for(
+            lambda: (
+                (h := history(client)).get("P1", {}).get("status") not in (None, "started") and h
+            ),
+            timeout=60,
+        )
+        bid = done["P1"]["broadcast_id"]
+        # Speakers come back within their reconnect back-off (≤ 10 s) and send the proof
+        # they kept; the record follows it, even after the broadcast was closed.
+        b = wait_for(
+            lambda: (
+                (x := client.get(f"/api/broadcasts/{bid}").json()["broadcast"])["status"] == "done"
+                and x
+            ),
+            timeout=30,
+        )
+        got = {d["device_id"]: d for d in b["deliveries"]}
+        assert {got[d]["outcome"] for d in AP1} == {"played"}, got
+        assert {got[d]["frames_played"] for d in AP1} == {b["chunks"]}
+        p1 = wait_for(lambda: (p := history(client)["P1"])["status"] == "played" and p)
+        assert p1["broadcast_id"] == bid
+        assert sim.poll() is None, (tmp_path / "sim.log").read_text()
+    finally:
+        if ctl.poll() is None:
+            ctl.send_signal(signal.SIGTERM)
+            ctl.wait(15)
+        stop(sim)
+        own.stop()

@@ -32,6 +32,8 @@ def d(outcome: str, online: bool = True, targeted: bool = True) -> dict[str, Any
         ("done", [d("played"), d("preempted")], "partial", "1 preempted"),
         ("done", [d("offline", online=False)], "done", "no targeted speaker was online"),
         ("done", [d("played"), d("played", targeted=False)], "done", ""),
+        ("done", [d("played", online=False), d("offline", online=False)], "done", ""),
+        ("done", [d("missed", online=False), d("played")], "partial", "1 of 2"),
         ("stopped", [d("partial")], "stopped", "stopped before the end"),
         ("interrupted", [d("played"), d("missed")], "interrupted", "broker"),
     ],
