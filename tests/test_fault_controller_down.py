@@ -192,15 +192,16 @@ def test_a_25_s_broker_outage_across_a_prefetched_firing(tmp_path: Path) -> None
             timeout=60,
         )
         bid = done["P1"]["broadcast_id"]
+
         # Speakers come back within their reconnect back-off (≤ 10 s) and send the proof
         # they kept; the record follows it, even after the broadcast was closed.
-        b = wait_for(
-            lambda: (
-                (x := client.get(f"/api/broadcasts/{bid}").json()["broadcast"])["status"] == "done"
-                and x
-            ),
-            timeout=30,
-        )
+        def all_played() -> dict[str, object] | None:
+            x: dict[str, object] = client.get(f"/api/broadcasts/{bid}").json()["broadcast"]
+            ok = all(d["outcome"] == "played" for d in x["deliveries"])  # type: ignore[attr-defined]
+            return x if ok else None
+
+        b = wait_for(all_played, timeout=40)
+        assert b["status"] == "done", b
         got = {d["device_id"]: d for d in b["deliveries"]}
         assert {got[d]["outcome"] for d in AP1} == {"played"}, got
         assert {got[d]["frames_played"] for d in AP1} == {b["chunks"]}
