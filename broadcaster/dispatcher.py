@@ -210,6 +210,14 @@ class Dispatcher:
             ],
             also=req.also,
         )
+        logger.info(
+            "broadcast %s started: %r, %s, to %s (%d speakers)",
+            bid,
+            req.title,
+            req.priority.name.lower(),
+            ", ".join(f"{g['commune']}/{g['kind']}:{g['id'] or '*'}" for g in groups),
+            len(req.resolution.devices),
+        )
         self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
         # The per-speaker rows are written once the first frames are on their way: the
         # path from a request to the first publish never loops over devices.
@@ -448,7 +456,13 @@ class Dispatcher:
             if self.before_finalize is not None:
                 self.before_finalize()  # write proof of play still queued
             status = self._close(bid, ending, error)
-            logger.info("broadcast %s %s", bid, status)
+            outcomes = self.ledger.outcome_counts(bid)
+            logger.info(
+                "broadcast %s ended %s: %s",
+                bid,
+                status,
+                ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "no speakers",
+            )
         except anyio.get_cancelled_exc_class():
             self._close(bid, "interrupted", "the controller stopped during the broadcast")
             raise

@@ -487,7 +487,16 @@ def m013_presence_session(db: Database) -> None:
 
 
 @migrations()
-def m014_issue18_faults(db: Database) -> None:
+def m014_zone_hamlets_issue15(db: Database) -> None:
+    """A zone is a named set of hamlets and/or speakers: the hamlets it takes whole."""
+    db.table("zone_hamlets").create(
+        {"commune_id": str, "zone_id": str, "hamlet_id": str},
+        pk=("commune_id", "zone_id", "hamlet_id"),
+    )
+
+
+@migrations()
+def m015_issue18_faults(db: Database) -> None:
     """Issue 18: how late a broadcast was accepted; proof of play that came before its
     broadcast row (kept, then reconciled)."""
     db.table("broadcasts").add_column("late_ms", int)
