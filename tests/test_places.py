@@ -78,7 +78,7 @@ async def test_places_from_empty_and_every_refusal(empty: Running) -> None:
     err(await c.post("/api/provinces", json={"name": "  !!  "}), 400)
     err(await c.post("/api/provinces", json={}), 400)
     await setup_commune(empty)
-    again = (await c.post("/api/provinces", json={"name": "Tỉnh Hậu Giang"})).json()
+    again = (await c.post("/api/provinces", json={"name": "Hậu Giang"})).json()
     assert again["province"]["id"] == "hau-giang-2"  # unique, the name kept
     err(await c.post("/api/provinces", json={"name": "Khác", "id": "hau-giang"}), 409)
     bad_tz = await c.post(
@@ -416,3 +416,43 @@ def test_every_path_setting_is_made_absolute_once(tmp_path: Path) -> None:
     assert s.audio.ffmpeg == "ffmpeg"  # a name: looked up on PATH
     again = absolute(s, Path("/elsewhere"))  # already absolute: unchanged
     assert again.db.path == s.db.path
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+async def test_the_same_name_twice_is_the_same_place_and_refused(empty: Running) -> None:
+    """NFC or NFD, any case or spacing, with or without an id: one place per name in its
+    parent (a province, a commune); renames too. Nothing is changed by a refusal."""
+    await setup_commune(empty)
+    c = empty.client
+    body = err(await c.post("/api/provinces", json={"name": nfd("tỉnh  hậu giang")}), 409)
+    assert "already exists" in body["error"] and body["errors"][0]["code"] == "taken"
+    commune = {"name": nfd("Xã Vị Tân"), "timezone": "Asia/Ho_Chi_Minh"}
+    err(await c.post("/api/provinces/hau-giang/communes", json=commune), 409)
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp 1", "id": "ap-x"}), 409)
+    err(await c.put("/api/communes/vi-tan/hamlets/ap-2a", json={"name": nfd("ấp 1")}), 409)
+    assert (await c.put("/api/communes/vi-tan/hamlets/ap-2a", json={"name": "Ấp 2A"})).is_success
+    z = {"name": "Chợ", "hamlets": ["ap-1"]}
+    assert (await c.post("/api/communes/vi-tan/zones", json=z)).status_code == 201
+    err(await c.post("/api/communes/vi-tan/zones", json={"name": nfd("chợ")}), 409)
+    assert (await c.post("/api/communes/vi-tan/zones", json={"name": "Ven sông"})).is_success
+    err(await c.put("/api/communes/vi-tan/zones/ven-song", json={"name": "CHỢ"}), 409)
+    await c.post("/api/provinces/hau-giang/communes", json={"name": "Xã Khác"})
+    err(await c.put("/api/communes/khac", json={"name": nfd("Xã Vị Tân")}), 409)
+    await c.post("/api/provinces", json={"name": "Tỉnh Sóc Trăng"})
+    err(await c.put("/api/provinces/soc-trang", json={"name": "Tỉnh Hậu Giang"}), 409)
+    # the same commune name in another province is another commune
+    r = await c.post("/api/provinces/soc-trang/communes", json={"name": "Xã Vị Tân"})
+    assert r.status_code == 201 and r.json()["commune"]["id"] == "vi-tan-2"
+    store = empty.services.store
+    assert [p["name"] for p in store.query("SELECT name FROM provinces ORDER BY name")] == [
+        "Tỉnh Hậu Giang",
+        "Tỉnh Sóc Trăng",
+    ]
+    assert [h["name"] for h in store.hamlets("vi-tan")] == ["Ấp 1", "Ấp 2A"]
+    assert [z["name"] for z in (await c.get("/api/communes/vi-tan/zones")).json()["zones"]] == [
+        "Chợ",
+        "Ven sông",
+    ]

@@ -60,6 +60,25 @@ def check_timezone(value: str) -> str:
     return value
 
 
+def same_name(a: str, b: str) -> bool:
+    """Two names of the same place: NFC or NFD, any case, any run of spaces."""
+
+    def key(text: str) -> str:
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).strip()).casefold()
+
+    return key(a) == key(b)
+
+
+def refuse_same_name(rows: list[dict[str, Any]], name: str, where: str, skip: str = "") -> None:
+    """409 when another place of ``rows`` (``id``, ``name``) already has this name."""
+    for r in rows:
+        if r["id"] != skip and same_name(r["name"], name):
+            raise Conflict(
+                f"{name} already exists {where} (id {r['id']})",
+                errors=[FieldError("name", "already exists", "taken")],
+            )
+
+
 def refused(code: str, message: str) -> Conflict:
     """A refusal with a stable code the pages translate: ``not_empty`` (speakers or
     places still in it), ``has_history``, ``in_use`` (targeted, in a zone, an account's
@@ -112,14 +131,18 @@ class Places:
 
     def create_province(self, name: str, wanted: str | None = None) -> dict[str, Any]:
         name = clean_name(name, "province")
-        taken = {r["id"] for r in self.q("SELECT id FROM provinces")}
+        rows = self.q("SELECT id, name FROM provinces")
+        refuse_same_name(rows, name, "as a province")
+        taken = {r["id"] for r in rows}
         pid = _unique(wanted, name, PROVINCE_WORDS, taken)
         self.store.upsert_province(pid, name)
         return self.province(pid)
 
     def rename_province(self, pid: str, name: str) -> dict[str, Any]:
         self.province(pid)
-        self.store.db.table("provinces").update(pid, {"name": clean_name(name, "province")})
+        name = clean_name(name, "province")
+        refuse_same_name(self.q("SELECT id, name FROM provinces"), name, "as a province", pid)
+        self.store.db.table("provinces").update(pid, {"name": name})
         return self.province(pid)
 
     def delete_province(self, pid: str) -> None:
@@ -159,16 +182,22 @@ class Places:
         self.province(pid)
         name = clean_name(name, "commune")
         check_timezone(timezone)
+        siblings = self.q("SELECT id, name FROM communes WHERE province_id=?", [pid])
+        refuse_same_name(siblings, name, "in this province")
         taken = {r["id"] for r in self.q("SELECT id FROM communes")}
         cid = _unique(wanted, name, COMMUNE_WORDS, taken)
         self.store.upsert_commune(cid, pid, name, timezone)
         return self.commune(cid)
 
     def update_commune(self, cid: str, name: str | None, timezone: str | None) -> dict[str, Any]:
-        self.store.require_commune(cid)
+        c = self.store.require_commune(cid)
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = clean_name(name, "commune")
+            siblings = self.q(
+                "SELECT id, name FROM communes WHERE province_id=?", [c["province_id"]]
+            )
+            refuse_same_name(siblings, values["name"], "in this province", cid)
         if timezone is not None:
             values["timezone"] = check_timezone(timezone)
         if values:
@@ -217,11 +246,7 @@ class Places:
         self.store.require_commune(cid)
         name = clean_name(name, "hamlet")
         rows = self.q("SELECT id, name, position FROM hamlets WHERE commune_id=?", [cid])
-        if wanted is None and any(r["name"].casefold() == name.casefold() for r in rows):
-            raise Conflict(
-                f"{name} already exists in this commune",
-                errors=[FieldError("name", "already exists", "taken")],
-            )
+        refuse_same_name(rows, name, "in this commune")
         hid = _unique(wanted, name, (), {r["id"] for r in rows})
         if position is None:
             position = max((r["position"] or 0 for r in rows), default=-1) + 1
@@ -249,6 +274,8 @@ class Places:
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = clean_name(name, "hamlet")
+            rows = self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid])
+            refuse_same_name(rows, values["name"], "in this commune", hid)
         if position is not None:
             values["position"] = position
         if values:
@@ -379,7 +406,9 @@ class Places:
         self.store.require_commune(cid)
         name = clean_name(name, "zone")
         self._members(cid, hamlets, devices)
-        taken = {r["id"] for r in self.q("SELECT id FROM zones WHERE commune_id=?", [cid])}
+        rows = self.q("SELECT id, name FROM zones WHERE commune_id=?", [cid])
+        refuse_same_name(rows, name, "as a zone of this commune")
+        taken = {r["id"] for r in rows}
         zid = _unique(wanted, name, (), taken)
         with self.store.db.atomic():
             self.store.db.table("zones").insert({"commune_id": cid, "id": zid, "name": name})
@@ -398,9 +427,13 @@ class Places:
         hamlets = before["hamlets"] if hamlets is None else hamlets
         devices = before["devices"] if devices is None else devices
         self._members(cid, hamlets, devices)
+        if name is not None:
+            name = clean_name(name, "zone")
+            rows = self.q("SELECT id, name FROM zones WHERE commune_id=?", [cid])
+            refuse_same_name(rows, name, "as a zone of this commune", zid)
         with self.store.db.atomic():
             if name is not None:
-                self.store.db.table("zones").update((cid, zid), {"name": clean_name(name, "zone")})
+                self.store.db.table("zones").update((cid, zid), {"name": name})
             self._set_members(cid, zid, hamlets, devices)
         return self.zone(cid, zid)
 
