@@ -456,3 +456,76 @@ async def test_the_same_name_twice_is_the_same_place_and_refused(empty: Running)
         "Chợ",
         "Ven sông",
     ]
+
+
+async def import_csv(c: httpx.AsyncClient, text: str, query: str = "", **kw: Any) -> httpx.Response:
+    return await c.post(
+        "/api/communes/vi-tan/devices/import" + query,
+        content=text.encode(),
+        headers={"content-type": "text/csv", **kw.get("headers", {})},
+    )
+
+
+async def test_csv_export_cannot_run_formulas_and_imports_back(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    text = (
+        "id;name;hamlet;lat;sim;notes\r\n"
+        "vt-1;=cmd|' /C calc'!A0;Ấp 1;-9,5;+84912345678;@SUM(A1)\r\n"
+        "vt-2;-Loa;Ấp 1;9,5;;\tx\r\n"
+    )
+    assert (await import_csv(c, text)).status_code == 201
+    exported = (await c.get("/api/communes/vi-tan/devices/export.csv")).content.decode("utf-8-sig")
+    lines = exported.splitlines()
+    assert lines[1] == "vt-1,'=cmd|' /C calc'!A0,Ấp 1,-9.5,,,'+84912345678,,,'@SUM(A1)"
+    assert lines[2].startswith("vt-2,'-Loa,Ấp 1,9.5,")
+    for line in lines[1:]:  # no cell begins with what a spreadsheet runs
+        for cell in line.split(","):
+            assert not cell.startswith(("=", "+", "@", "\t")), line
+    back = await import_csv(c, exported)
+    assert back.status_code == 200 and sorted(back.json()["updated"]) == ["vt-1", "vt-2"]
+    vt1 = empty.services.store.query("SELECT name, sim, notes FROM devices WHERE id='vt-1'")[0]
+    assert vt1 == {"name": "=cmd|' /C calc'!A0", "sim": "+84912345678", "notes": "@SUM(A1)"}
+
+
+async def test_csv_rows_naming_a_new_hamlet_differently_make_one_hamlet(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    text = (
+        f"id,name,hamlet\r\nvt-1,A,Ấp Bến Đò\r\nvt-2,B,{nfd('ấp  bến đò')}\r\nvt-3,C,Ap Ben Do\r\n"
+    )
+    r = await import_csv(c, text, "?create_hamlets=1")
+    assert r.status_code == 201, r.text
+    assert r.json()["hamlets_created"] == ["ap-ben-do"]
+    rows = empty.services.store.query("SELECT hamlet_id, name FROM devices ORDER BY id")
+    assert {d["hamlet_id"] for d in rows} == {"ap-ben-do"}
+    # NFD names are stored as NFC; a name with nothing to make an id from is refused
+    assert rows[1]["name"] == "B"
+    r = await import_csv(c, f"name,hamlet\r\n{nfd('Loa Đình')},Ấp 1\r\n")
+    assert r.status_code == 201 and r.json()["created"] == ["loa-dinh"]
+    name = empty.services.store.query("SELECT name FROM devices WHERE id='loa-dinh'")[0]["name"]
+    assert name == "Loa Đình"
+    body = err(await import_csv(c, "name,hamlet\r\n!!!,Ấp 1\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 2.name" and "nothing was imported" in body["error"]
+
+
+async def test_an_account_limited_to_hamlets_imports_only_into_them(empty: Running) -> None:
+    await setup_commune(empty)
+    r = await import_csv(empty.client, "id,hamlet\r\nvt-9,Ấp 2A\r\n")
+    assert r.status_code == 201
+    token = add_user(
+        empty.services.settings, "ky-thuat-ap", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    store = empty.services.store
+    before = store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
+        body = err(await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\nvt-2,Ấp 2A\r\n"), 403)
+        assert "row 3" in body["error"] and "nothing was imported" in body["error"]
+        err(await import_csv(c, "id,hamlet\r\nvt-9,Ấp 1\r\n"), 403)  # not theirs to move
+        err(await import_csv(c, "id,hamlet\r\nvt-3,Ấp 7\r\n", "?create_hamlets=1"), 403)
+        assert store.query("SELECT id, hamlet_id FROM devices ORDER BY id") == before
+        assert [h["id"] for h in store.hamlets("vi-tan")] == ["ap-1", "ap-2a"]
+        r = await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\n")
+        assert r.status_code == 201 and r.json()["created"] == ["vt-1"]

@@ -22,9 +22,10 @@ from starlette.routing import Route
 
 from devices import provisioning
 from devices.signing import public_to_hex
-from loa.errors import Conflict, LoaError, NotFound, PayloadTooLarge
+from loa.errors import Conflict, Forbidden, LoaError, NotFound, PayloadTooLarge
 
 from ..api import ok, path_id, svc
+from ..auth.guard import principal
 from ..places.service import Places
 from ..services import Services
 from . import speaker_csv
@@ -132,12 +133,25 @@ async def _body(request: Request) -> bytes:
 
 
 def _apply(
-    s: Services, commune: str, rows: list[speaker_csv.SpeakerRow], create_hamlets: bool
+    s: Services,
+    commune: str,
+    rows: list[speaker_csv.SpeakerRow],
+    create_hamlets: bool,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Every row or none (one transaction)."""
+    """Every row or none (one transaction). ``only``: the hamlets of an account limited
+    to hamlets; every row (and every speaker it moves) must be in them."""
     places = Places(s.store)
-    owners = {r["id"]: r["commune_id"] for r in s.store.query("SELECT id, commune_id FROM devices")}
-    new_hamlets: dict[str, str] = {}  # name as written → id
+    where = {
+        r["id"]: (r["commune_id"], r["hamlet_id"])
+        for r in s.store.query("SELECT id, commune_id, hamlet_id FROM devices")
+    }
+    owners = {k: v[0] for k, v in where.items()}
+    if only and create_hamlets:
+        raise Forbidden(
+            "hamlets are created by an admin of the whole commune; nothing was imported"
+        )
+    new_hamlets: list[str] = []
     resolved: list[tuple[speaker_csv.SpeakerRow, str | None]] = []
     for r in rows:
         if owners.get(r.id, commune) != commune:
@@ -149,16 +163,19 @@ def _apply(
                 "hamlet",
                 f"no hamlet {r.hamlet!r} in this commune (add ?create_hamlets=1 to create it)",
             )
+        if only and (hid not in only or (r.id in where and where[r.id][1] not in only)):
+            raise Forbidden(
+                f"row {r.row}: you may set up speakers only in your hamlets "
+                f"({', '.join(sorted(only))}); nothing was imported"
+            )
         resolved.append((r, hid))
     created, updated = [], []
     with s.store.db.atomic():
         for r, found in resolved:
-            hid = found
+            hid = found or places.find_hamlet(commune, r.hamlet)  # made by an earlier row?
             if hid is None:
-                key = r.hamlet.strip().casefold()
-                if key not in new_hamlets:
-                    new_hamlets[key] = places.create_hamlet(commune, r.hamlet)["id"]
-                hid = new_hamlets[key]
+                hid = places.create_hamlet(commune, r.hamlet)["id"]
+                new_hamlets.append(hid)
             values = dict(r.values)
             if r.id in owners:
                 values["hamlet_id"] = hid
@@ -172,7 +189,7 @@ def _apply(
     return {
         "created": created,
         "updated": updated,
-        "hamlets_created": sorted(new_hamlets.values()),
+        "hamlets_created": sorted(new_hamlets),
     }
 
 
@@ -181,9 +198,12 @@ async def import_csv(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     s.store.require_commune(commune)
     create_hamlets = request.query_params.get("create_hamlets", "0") in ("1", "true", "yes")
-    rows = speaker_csv.parse(speaker_csv.decode(await _body(request)))
+    data = await _body(request)
+    rows = await anyio.to_thread.run_sync(
+        lambda: speaker_csv.parse(speaker_csv.decode(data))
+    )  # a file of thousands of rows: parsed off the event loop
     try:
-        result = _apply(s, commune, rows, create_hamlets)
+        result = _apply(s, commune, rows, create_hamlets, principal(request).area.hamlets)
     except Conflict as exc:
         raise Conflict(f"{exc.message}; nothing was imported", errors=exc.errors) from None
     touched = set(result["created"]) | set(result["updated"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -55,6 +56,9 @@ ALIASES = {
     "note": "notes",
     "ghi-chu": "notes",
 }
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection): the
+#: export writes it behind a ``'``, which the import takes off again.
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
 LIMITS = {"name": 100, "model": 100, "sim": 40, "network": 20, "notes": 500}
 MAX_ROWS = 5000
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -105,6 +109,21 @@ def _date(text: str, row: int) -> str:
     raise refuse(row, "installed", f"{text!r} is not a date (2026-11-30 or 30/11/2026)")
 
 
+def _cell(text: str) -> str:
+    """A cell as typed: NFC, trimmed, without the ``'`` the export puts before a formula."""
+    text = unicodedata.normalize("NFC", text).strip()
+    if text[:1] == "'" and text[1:2] in FORMULA:
+        text = text[1:]
+    return text
+
+
+def _safe(value: object) -> object:
+    """A cell a spreadsheet will not run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA):
+        return "'" + value
+    return value
+
+
 def parse(text: str) -> list[SpeakerRow]:
     """CSV text → rows, or InvalidInput naming the first bad row and column."""
     lines = text.splitlines()
@@ -141,7 +160,7 @@ def parse(text: str) -> list[SpeakerRow]:
             continue  # blank lines at the end of a sheet
         if len(cells) > len(columns):
             raise refuse(n, f"#{len(columns) + 1}", "more cells than columns in the header")
-        cell = {k: (cells[i].strip() if i < len(cells) else "") for i, k in enumerate(columns)}
+        cell = {k: _cell(cells[i]) if i < len(cells) else "" for i, k in enumerate(columns)}
         values: dict[str, object] = {}
         for key, limit in LIMITS.items():
             if cell.get(key):
@@ -153,6 +172,8 @@ def parse(text: str) -> list[SpeakerRow]:
             if not cell.get("name"):
                 raise refuse(n, "id", "give an id or a name")
             did = slug(cell["name"])
+            if not did:
+                raise refuse(n, "name", f"{cell['name']!r}: no letters or digits to make an id")
         elif not _ID.fullmatch(did):
             raise refuse(n, "id", f"{did!r}: use lowercase letters, digits, - and _ (at most 63)")
         if did in seen:
@@ -178,7 +199,7 @@ def render(rows: list[dict[str, object]]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(COLUMNS)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        w.writerow(["" if r.get(c) is None else _safe(r.get(c)) for c in COLUMNS])
     return "\ufeff" + buf.getvalue()
 
 
