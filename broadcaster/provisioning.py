@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,10 @@ def provision_to_file(args: argparse.Namespace) -> int:
     if not token:
         raise ConfigError(
             "give an API token (--token or LOA_TOKEN): make one with POST /api/me/tokens"
+        )
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", args.device):
+        raise ConfigError(
+            f"{args.device!r} is not a speaker id (lowercase letters, digits, - and _)"
         )
     out: Path = args.out
     url = args.url.rstrip("/")
@@ -39,6 +44,7 @@ def provision_to_file(args: argparse.Namespace) -> int:
     p = provisioning.Provisioning.model_validate(r.json()["provisioning"])
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that was there already keeps its mode otherwise
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(provisioning.to_json(p) + "\n")
     print(

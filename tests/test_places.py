@@ -529,3 +529,24 @@ async def test_an_account_limited_to_hamlets_imports_only_into_them(empty: Runni
         assert [h["id"] for h in store.hamlets("vi-tan")] == ["ap-1", "ap-2a"]
         r = await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\n")
         assert r.status_code == 201 and r.json()["created"] == ["vt-1"]
+
+
+async def test_loa_provision_writes_a_secret_file_even_over_an_old_one(
+    empty: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broadcaster.cli import main
+
+    await setup_commune(empty)
+    await empty.client.post("/api/communes/vi-tan/devices", json={"id": "vt-1", "hamlet": "ap-1"})
+    out = tmp_path / "vt-1.json"
+    out.write_text("old")
+    out.chmod(0o644)
+    args = ["provision", "vt-1", "--out", str(out), "--url", empty.url, "--token", empty.token]
+    assert await anyio.to_thread.run_sync(main, args) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert Provisioning.model_validate_json(out.read_text()).device == "vt-1"
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    args = ["provision", "../provinces", "--out", str(bad), "--url", empty.url]
+    assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
+    assert "not a speaker id" in capsys.readouterr().err and not bad.exists()
