@@ -550,3 +550,11 @@ async def test_loa_provision_writes_a_secret_file_even_over_an_old_one(
     args = ["provision", "../provinces", "--out", str(bad), "--url", empty.url]
     assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
     assert "not a speaker id" in capsys.readouterr().err and not bad.exists()
+
+
+def test_a_provisioning_file_too_large_for_a_qr_code_gives_none_not_an_error() -> None:
+    from broadcaster.fleet.registry_api import qr_svg
+
+    small = qr_svg('{"device": "vt-1"}')
+    assert small is not None and small.startswith("data:image/svg+xml")
+    assert qr_svg("x" * 5000) is None  # a long CA chain: the JSON still goes out

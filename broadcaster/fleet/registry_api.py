@@ -86,17 +86,30 @@ async def issue(request: Request) -> JSONResponse:
     p = bundle(s, device, password)
     _kept(request)[device] = (s.clock.monotonic(), p)
     s.audit("device.credentials", device=device)
-    qr = segno.make(provisioning.to_json(p, compact=True), error="l")
+    qr = await anyio.to_thread.run_sync(qr_svg, provisioning.to_json(p, compact=True))
+    note = "shown once: put it in the speaker's provisioning now"
+    if qr is None:
+        note += " (the file is too large for a QR code: use the JSON or loa provision)"
     return ok(
         {
             "username": device,
             "password": password,
-            "note": "shown once: put it in the speaker's provisioning now",
+            "note": note,
             "provisioning": p.model_dump(),
-            "qr": qr.svg_data_uri(scale=3, border=2),
+            "qr": qr,
         },
         201,
     )
+
+
+def qr_svg(text: str) -> str | None:
+    """The text as a QR code (an SVG data URI), or None when it does not fit in one
+    (a long CA chain): the credentials are issued already, so no error may lose them."""
+    try:
+        qr = segno.make(text, error="l")
+    except segno.DataOverflowError:
+        return None
+    return str(qr.svg_data_uri(scale=3, border=2))
 
 
 async def fetch_once(request: Request) -> JSONResponse:
