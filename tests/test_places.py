@@ -558,3 +558,24 @@ def test_a_provisioning_file_too_large_for_a_qr_code_gives_none_not_an_error() -
     small = qr_svg('{"device": "vt-1"}')
     assert small is not None and small.startswith("data:image/svg+xml")
     assert qr_svg("x" * 5000) is None  # a long CA chain: the JSON still goes out
+
+
+async def test_names_and_time_zones_at_the_edge(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    long_nfc = "Ấp " + "Đông Hòa Ở Bến Dưới " * 4  # 83 characters composed
+    assert len(nfd(long_nfc)) > 100
+    r = await c.post("/api/communes/vi-tan/hamlets", json={"name": nfd(long_nfc)})
+    assert r.status_code == 201, r.text
+    assert r.json()["hamlet"]["name"] == long_nfc.strip()
+    body = err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp " + "x" * 98}), 400)
+    assert "longer than 100" in body["error"]
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp\x005"}), 400)
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp 5" + "\u0301" * 400}), 400)
+    for tz in ("Asia", "localtime", "posixrules", "Factory"):
+        body = {"name": "Xã Mới", "timezone": tz}
+        resp = await c.post("/api/provinces/hau-giang/communes", json=body)
+        assert err(resp, 400)["errors"][0]["field"] == "timezone", tz
+        err(await c.put("/api/communes/vi-tan", json={"timezone": tz}), 400)
+    assert (await c.get("/api/communes/vi-tan")).json()["commune"]["timezone"] == "Asia/Ho_Chi_Minh"
+    assert len(empty.services.store.hamlets("vi-tan")) == 3

@@ -38,9 +38,24 @@ def slug(name: str, drop: tuple[str, ...] = ()) -> str:
     return text[:ID_MAX].rstrip("-")
 
 
+NAME_MAX = 100
+
+
 def clean_name(name: str, what: str) -> str:
+    """NFC, single spaces; at most :data:`NAME_MAX` characters once composed (an NFD
+    name is longer as sent); no control characters."""
     text = unicodedata.normalize("NFC", name).strip()
     text = re.sub(r"\s+", " ", text)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidInput(
+            f"the {what}'s name has control characters",
+            errors=[FieldError("name", "no control characters", "invalid")],
+        )
+    if len(text) > NAME_MAX:
+        raise InvalidInput(
+            f"the {what}'s name is longer than {NAME_MAX} characters",
+            errors=[FieldError("name", f"at most {NAME_MAX} characters", "too_long")],
+        )
     if not text or not slug(text):
         raise InvalidInput(
             f"give the {what} a name with letters or digits",
@@ -49,10 +64,16 @@ def clean_name(name: str, what: str) -> str:
     return text
 
 
+#: Files in the zone database that are not time zones a commune can be in.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def check_timezone(value: str) -> str:
     try:
+        if value in NOT_ZONES:
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia": a folder of zones
         raise InvalidInput(
             f"unknown time zone {value!r} (for Vietnam: Asia/Ho_Chi_Minh)",
             errors=[FieldError("timezone", "an IANA time zone name", "unknown")],
