@@ -579,3 +579,34 @@ async def test_names_and_time_zones_at_the_edge(empty: Running) -> None:
         err(await c.put("/api/communes/vi-tan", json={"timezone": tz}), 400)
     assert (await c.get("/api/communes/vi-tan")).json()["commune"]["timezone"] == "Asia/Ho_Chi_Minh"
     assert len(empty.services.store.hamlets("vi-tan")) == 3
+
+
+async def test_an_account_limited_to_hamlets_touches_only_its_speakers(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    for did, hamlet in (("vt-1", "ap-1"), ("vt-2", "ap-2a")):
+        r = await c.post("/api/communes/vi-tan/devices", json={"id": did, "hamlet": hamlet})
+        assert r.status_code == 201
+    token = add_user(
+        empty.services.settings, "ky-thuat", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    store = empty.services.store
+    creds = "SELECT device_id FROM device_credentials"
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        err(await h.post("/api/devices/vt-2/credentials"), 403)
+        err(await h.get("/api/devices/vt-2/provisioning"), 403)
+        err(await h.post("/api/devices/vt-2/commands", json={"action": "reboot"}), 403)
+        err(await h.put("/api/devices/vt-2", json={"name": "Của tôi"}), 403)
+        err(await h.put("/api/devices/vt-1", json={"hamlet": "ap-2a"}), 403)
+        new = {"id": "vt-3", "hamlet": "ap-2a"}
+        err(await h.post("/api/communes/vi-tan/devices", json=new), 403)
+        assert store.query(creds) == []
+        assert store.query("SELECT id, hamlet_id, name FROM devices ORDER BY id") == [
+            {"id": "vt-1", "hamlet_id": "ap-1", "name": "vt-1"},
+            {"id": "vt-2", "hamlet_id": "ap-2a", "name": "vt-2"},
+        ]
+        assert (await h.post("/api/devices/vt-1/credentials")).status_code == 201
+        r = await h.post("/api/communes/vi-tan/devices", json={"id": "vt-4", "hamlet": "ap-1"})
+        assert r.status_code == 201

@@ -78,10 +78,19 @@ def _kept(request: Request) -> dict[str, tuple[float, provisioning.Provisioning]
     return kept
 
 
+def _own(request: Request, device: str) -> None:
+    from .api import require_speaker
+
+    commune = svc(request).store.device_commune(device)
+    if commune is not None:
+        require_speaker(request, commune, device=device)
+
+
 async def issue(request: Request) -> JSONResponse:
     """New broker credentials for a speaker, as its provisioning file and a QR code."""
     s = svc(request)
     device = path_id(request, "device")
+    _own(request, device)
     password = await anyio.to_thread.run_sync(s.broker_access.provision, device)
     p = bundle(s, device, password)
     _kept(request)[device] = (s.clock.monotonic(), p)
@@ -114,6 +123,7 @@ def qr_svg(text: str) -> str | None:
 
 async def fetch_once(request: Request) -> JSONResponse:
     device = path_id(request, "device")
+    _own(request, device)
     kept = _kept(request).pop(device, None)
     if kept is None:
         raise NotFound(
