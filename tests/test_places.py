@@ -610,3 +610,24 @@ async def test_an_account_limited_to_hamlets_touches_only_its_speakers(empty: Ru
         assert (await h.post("/api/devices/vt-1/credentials")).status_code == 201
         r = await h.post("/api/communes/vi-tan/devices", json={"id": "vt-4", "hamlet": "ap-1"})
         assert r.status_code == 201
+
+
+async def test_an_admin_of_some_hamlets_cannot_make_a_commune_admin(empty: Running) -> None:
+    await setup_commune(empty)
+    token = add_user(
+        empty.services.settings, "truong-ap", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    area = {"province": "hau-giang", "commune": "vi-tan"}
+    user = {"username": "moi", "password": PASSWORD, "roles": ["admin"]}
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        err(await h.post("/api/users", json={**user, "area": area}), 403)
+        wider = {**area, "hamlets": ["ap-1", "ap-2a"]}
+        err(await h.post("/api/users", json={**user, "area": wider}), 403)
+        assert "moi" not in [u["username"] for u in empty.services.accounts.all()]
+        mine = {**area, "hamlets": ["ap-1"]}
+        r = await h.post("/api/users", json={**user, "area": mine})
+        assert r.status_code == 201, r.text
+        uid = r.json()["user"]["id"]
+        err(await h.put(f"/api/users/{uid}", json={"area": area}), 403)
