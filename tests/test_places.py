@@ -349,6 +349,27 @@ def test_provision_and_sim_refusals_are_one_line(
     )
     assert main(["sim"]) != 0
     assert "--provision" in capsys.readouterr().err
+    binary = tmp_path / "speaker.json"
+    binary.write_bytes(b"\xc7\xff\x00 not json")
+    assert main(["sim", "--provision", str(binary)]) != 0
+    err_text = capsys.readouterr().err
+    assert "not UTF-8" in err_text and len(err_text.strip().splitlines()) == 1
+    from devices import provisioning
+
+    good = tmp_path / "vt-1.json"
+    p = provisioning.build(
+        device="vt-1",
+        commune="vi-tan",
+        hamlet="ap-1",
+        timezone="Asia/Ho_Chi_Minh",
+        urls=["mqtt://127.0.0.1:9"],
+        password="x" * 24,
+        public_keys=["ab" * 32],
+        issued_us=1,
+    )
+    good.write_text(provisioning.to_json(p))
+    assert main(["sim", "--provision", str(good), "--provision", str(good)]) != 0
+    assert "given twice" in capsys.readouterr().err  # two clients would push each other off
 
 
 def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: Settings) -> None:
