@@ -652,3 +652,25 @@ async def test_an_admin_of_some_hamlets_cannot_make_a_commune_admin(empty: Runni
         assert r.status_code == 201, r.text
         uid = r.json()["user"]["id"]
         err(await h.put(f"/api/users/{uid}", json={"area": area}), 403)
+
+
+async def test_csv_as_excel_writes_it_sep_line_tabs_and_a_form_without_the_file(
+    empty: Running,
+) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    r = await import_csv(c, "sep=;\r\nid;hamlet;lat\r\nvt-1;Ấp 1;9,5\r\n")
+    assert r.status_code == 201, r.text
+    r = await import_csv(c, "id\thamlet\tlat\r\nvt-2\tẤp 2A\t9,75\r\n")
+    assert r.status_code == 201, r.text
+    got = empty.services.store.query("SELECT id, hamlet_id, lat FROM devices ORDER BY id")
+    assert got == [
+        {"id": "vt-1", "hamlet_id": "ap-1", "lat": 9.5},
+        {"id": "vt-2", "hamlet_id": "ap-2a", "lat": 9.75},
+    ]
+    body = err(await import_csv(c, "sep=;\r\n"), 400)
+    assert "empty" in body["error"]
+    r = await c.post(
+        "/api/communes/vi-tan/devices/import", files={"other": ("a.csv", b"id,hamlet")}
+    )
+    assert "form field 'file'" in err(r, 400)["error"]

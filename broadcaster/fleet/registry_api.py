@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from devices import provisioning
 from devices.signing import public_to_hex
-from loa.errors import Conflict, Forbidden, LoaError, NotFound, PayloadTooLarge
+from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, PayloadTooLarge
 
 from ..api import ok, path_id, svc
 from ..auth.guard import principal
@@ -142,7 +142,7 @@ async def _body(request: Request) -> bytes:
         form = await request.form(max_files=1, max_fields=5)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise LoaError("send the CSV as the form field 'file'")
+            raise InvalidInput("send the CSV as the form field 'file'; nothing was imported")
         data = await upload.read(limit + 1)
     else:
         data = b""

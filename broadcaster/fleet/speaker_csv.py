@@ -1,9 +1,9 @@
 """Speakers as CSV (pure): what Excel and LibreOffice in Vietnam write, and read back.
 
-UTF-8 with or without a BOM, comma or semicolon separated (a semicolon file may use a
-decimal comma: ``10,0345``), a header row naming the columns in English or Vietnamese.
-Every problem names its row (as the spreadsheet numbers it: the header is row 1) and
-its column.
+UTF-8 with or without a BOM, comma, semicolon or tab separated (Excel's ``sep=;``
+first line is understood; a semicolon or tab file may use a decimal comma:
+``10,0345``), a header row naming the columns in English or Vietnamese. Every problem
+names its row (as the spreadsheet numbers it: the header is row 1) and its column.
 """
 
 from __future__ import annotations
@@ -127,10 +127,14 @@ def _safe(value: object) -> object:
 def parse(text: str) -> list[SpeakerRow]:
     """CSV text → rows, or InvalidInput naming the first bad row and column."""
     lines = text.splitlines()
+    given = re.fullmatch(r"sep=([,;\t])", lines[0].strip(" ")) if lines else None
+    if given:  # Excel's "sep=;" first line: the separator, not a row
+        lines, text = lines[1:], text.split("\n", 1)[1] if "\n" in text else ""
     if not lines or not lines[0].strip():
         raise InvalidInput("the file is empty: it needs a header row (id, name, hamlet, ...)")
     header = lines[0]
-    delimiter = ";" if header.count(";") > header.count(",") else ","
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    delimiter = given.group(1) if given else max(counts, key=lambda d: counts[d])
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         rows = list(reader)
@@ -154,7 +158,7 @@ def parse(text: str) -> list[SpeakerRow]:
         raise InvalidInput(f"at most {MAX_ROWS} speakers per file")
     out: list[SpeakerRow] = []
     seen: dict[str, int] = {}
-    comma = delimiter == ";"
+    comma = delimiter != ","
     for n, cells in enumerate(body, start=2):
         if not any(c.strip() for c in cells):
             continue  # blank lines at the end of a sheet
