@@ -571,6 +571,13 @@ async def test_loa_provision_writes_a_secret_file_even_over_an_old_one(
     args = ["provision", "../provinces", "--out", str(bad), "--url", empty.url]
     assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
     assert "not a speaker id" in capsys.readouterr().err and not bad.exists()
+    # a file that cannot be written stops it before the speaker's password is replaced
+    await empty.client.post("/api/communes/vi-tan/devices", json={"id": "vt-2", "hamlet": "ap-1"})
+    args = ["provision", "vt-2", "--out", str(tmp_path), "--url", empty.url]
+    assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
+    assert "nothing was issued" in capsys.readouterr().err
+    issued = "SELECT device_id FROM device_credentials ORDER BY 1"
+    assert empty.services.store.query(issued) == [{"device_id": "vt-1"}]
 
 
 def test_a_provisioning_file_too_large_for_a_qr_code_gives_none_not_an_error() -> None:
