@@ -681,3 +681,28 @@ async def test_csv_as_excel_writes_it_sep_line_tabs_and_a_form_without_the_file(
         "/api/communes/vi-tan/devices/import", files={"other": ("a.csv", b"id,hamlet")}
     )
     assert "form field 'file'" in err(r, 400)["error"]
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path, command: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    loa = Path(sys.executable).parent / "loa"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [str(loa), command, "--port", "0", "--data", str(blocker / "loa-data")],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "Not a directory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
