@@ -683,19 +683,33 @@ async def test_csv_as_excel_writes_it_sep_line_tabs_and_a_form_without_the_file(
     assert "form field 'file'" in err(r, 400)["error"]
 
 
-@pytest.mark.parametrize("command", ["serve", "demo"])
-def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path, command: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "junk_db", "said"),
+    [
+        ("serve", False, "Not a directory"),
+        ("demo", False, "Not a directory"),
+        ("serve", True, "is not a Loa database"),
+    ],
+)
+def test_a_data_folder_that_cannot_be_used_is_one_line(
+    tmp_path: Path, command: str, junk_db: bool, said: str
+) -> None:
     import os
     import subprocess
     import sys
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
+    data = blocker / "loa-data"
+    if junk_db:  # a folder holding some other file named loa.db
+        data = tmp_path / "loa-data"
+        data.mkdir()
+        (data / "loa.db").write_text("not sqlite " * 100)
     loa = Path(sys.executable).parent / "loa"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     r = subprocess.run(
-        [str(loa), command, "--port", "0", "--data", str(blocker / "loa-data")],
+        [str(loa), command, "--port", "0", "--data", str(data)],
         check=False,
         cwd=tmp_path,
         env=env,
@@ -704,5 +718,5 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path, command: 
         timeout=120,
     )
     assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr and "Not a directory" in r.stderr
+    assert "Traceback" not in r.stderr and said in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
