@@ -323,6 +323,12 @@ def test_log_lines_never_carry_secrets() -> None:
     RedactFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "POST password=***" and line["level"] == "info"
+    pasted = "/api/loa_abcdefghijklmnopqrstuvwxyz"  # a token pasted into a URL by mistake
+    record = logging.LogRecord("loa.http", logging.INFO, "x", 1, "%s", (pasted,), None)
+    record.path = pasted
+    RedactFilter().filter(record)
+    text = JsonFormatter().format(record)
+    assert "abcdefghijkl" not in text and json.loads(text)["path"] == "/api/loa_***"
 
 
 def test_provision_and_sim_refusals_are_one_line(
