@@ -9,6 +9,7 @@ import anyio
 
 from loa.clock import SystemClock
 
+from . import demo_data
 from .app import create_app
 from .auth.accounts import first_admin_line
 from .runner import serving, start_own_broker, stop_on_signal
@@ -16,6 +17,16 @@ from .settings import Settings
 from .store import Store
 
 logger = logging.getLogger(__name__)
+
+
+def holds_demo(store: Store) -> bool:
+    """Whether ``loa demo`` seeded this database (its first simulated speaker is there)."""
+    first = demo_data.fleet_specs(seed_offsets=False)[0]
+    return bool(
+        store.query(
+            "SELECT 1 FROM devices WHERE id=? AND commune_id=?", [first.id, demo_data.COMMUNE[0]]
+        )
+    )
 
 
 async def run_serve(settings: Settings) -> int:
@@ -26,6 +37,7 @@ async def run_serve(settings: Settings) -> int:
         try:
             login = first_admin_line(store, SystemClock(), settings.security)
             empty = not store.query("SELECT id FROM communes LIMIT 1")
+            demo = holds_demo(store)
         finally:
             store.close()
         settings, broker = start_own_broker(settings)
@@ -42,6 +54,13 @@ async def run_serve(settings: Settings) -> int:
                     print(
                         "No commune yet: log in and the first page sets up the province, "
                         "the commune, its hamlets and speakers.",
+                        flush=True,
+                    )
+                if demo:
+                    print(
+                        f"Note: {Path(settings.db.path).parent} holds the demo "
+                        f"({demo_data.COMMUNE[1]} and its simulated speakers, from loa demo). "
+                        "For a real commune start from an empty folder: loa serve --data DIR",
                         flush=True,
                     )
                 print(login, flush=True)

@@ -726,3 +726,26 @@ def test_a_data_folder_that_cannot_be_used_is_one_line(
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and said in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_loa_serve_notices_a_data_folder_holding_the_demo(tmp_path: Path) -> None:
+    """README: the demo first, then loa serve for the real commune; both default to
+    ./loa-data, so serve says when the real commune would start on top of the demo."""
+    from broadcaster import demo_data
+    from broadcaster.places.service import Places
+    from broadcaster.serve import holds_demo
+
+    real = Store(tmp_path / "real.db")
+    demo = Store(tmp_path / "demo.db")
+    try:
+        places = Places(real)
+        places.create_province("Tỉnh Hậu Giang")
+        places.create_commune("hau-giang", "Xã Vị Tân", "Asia/Ho_Chi_Minh")
+        places.create_hamlet("vi-tan", "Ấp 1")
+        real.upsert_device("vi-tan", "vt-1", "ap-1")
+        assert not holds_demo(real)
+        demo_data.seed(demo, "Asia/Ho_Chi_Minh")
+        assert holds_demo(demo)
+    finally:
+        real.close()
+        demo.close()
