@@ -681,6 +681,11 @@ async def test_csv_as_excel_writes_it_sep_line_tabs_and_a_form_without_the_file(
         {"id": "vt-1", "hamlet_id": "ap-1", "lat": 9.5},
         {"id": "vt-2", "hamlet_id": "ap-2a", "lat": 9.75},
     ]
+    # a sheet with formatted empty columns at its right: Excel writes trailing separators
+    r = await import_csv(c, "id;hamlet;;\r\nvt-3;Ấp 1;;\r\nvt-4;Ấp 1;;\r\n")
+    assert r.status_code == 201 and r.json()["created"] == ["vt-3", "vt-4"], r.text
+    body = err(await import_csv(c, "id;hamlet;;\r\nvt-5;Ấp 1;;x\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 2.#3"
     body = err(await import_csv(c, "sep=;\r\n"), 400)
     assert "empty" in body["error"]
     r = await c.post(

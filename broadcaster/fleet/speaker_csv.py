@@ -140,8 +140,11 @@ def parse(text: str) -> list[SpeakerRow]:
         rows = list(reader)
     except csv.Error as exc:
         raise InvalidInput(f"the file is not valid CSV: {exc}; nothing was imported") from None
+    header_cells = list(rows[0])
+    while header_cells and not header_cells[-1].strip():  # "id;hamlet;;" from a sheet
+        header_cells.pop()  # with formatted empty columns at its right
     columns: list[str] = []
-    for name in rows[0]:
+    for name in header_cells:
         key = ALIASES.get(slug(name))
         if key is None:
             known = ", ".join(COLUMNS)
@@ -162,7 +165,7 @@ def parse(text: str) -> list[SpeakerRow]:
     for n, cells in enumerate(body, start=2):
         if not any(c.strip() for c in cells):
             continue  # blank lines at the end of a sheet
-        if len(cells) > len(columns):
+        if any(c.strip() for c in cells[len(columns) :]):
             raise refuse(n, f"#{len(columns) + 1}", "more cells than columns in the header")
         cell = {k: _cell(cells[i]) if i < len(cells) else "" for i, k in enumerate(columns)}
         values: dict[str, object] = {}
