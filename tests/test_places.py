@@ -754,3 +754,44 @@ def test_loa_serve_notices_a_data_folder_holding_the_demo(tmp_path: Path) -> Non
     finally:
         real.close()
         demo.close()
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_start_that_fails_does_not_keep_an_admin_whose_password_nobody_saw(
+    tmp_path: Path, command: str
+) -> None:
+    """Port 8080 busy at the first start: the retry must still show the admin's password."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    loa = Path(sys.executable).parent / "loa"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    try:
+        r = subprocess.run(
+            [str(loa), command, "--port", str(busy.getsockname()[1]), "--set", "broker.port=0"],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        busy.close()
+    assert r.returncode == 2 and "cannot listen" in r.stderr, r.stderr
+    assert "login:" not in r.stdout
+    store = Store(tmp_path / "loa-data" / "loa.db")
+    try:
+        assert store.query("SELECT username FROM users") == []  # the next start makes one
+        settings = Settings().replace(db={"path": str(tmp_path / "loa-data" / "loa.db")})
+        from broadcaster.auth.accounts import first_admin_line
+
+        assert "login: admin / " in first_admin_line(store, SystemClock(), settings.security)
+    finally:
+        store.close()
