@@ -534,6 +534,9 @@ async def test_csv_rows_naming_a_new_hamlet_differently_make_one_hamlet(empty: R
     assert name == "Loa Đình"
     body = err(await import_csv(c, "name,hamlet\r\n!!!,Ấp 1\r\n"), 400)
     assert body["errors"][0]["field"] == "row 2.name" and "nothing was imported" in body["error"]
+    long_hamlet = "id,hamlet\r\nvt-8,Ấp 1\r\nvt-9," + "Ấp " + "x" * 120 + "\r\n"
+    body = err(await import_csv(c, long_hamlet, "?create_hamlets=1"), 400)
+    assert body["errors"][0]["field"] == "row 3.hamlet" and "nothing was imported" in body["error"]
 
 
 async def test_an_account_limited_to_hamlets_imports_only_into_them(empty: Running) -> None:

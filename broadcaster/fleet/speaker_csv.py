@@ -188,6 +188,8 @@ def parse(text: str) -> list[SpeakerRow]:
         seen[did] = n
         if not cell.get("hamlet"):
             raise refuse(n, "hamlet", "every speaker needs its hamlet (a name or an id)")
+        if len(cell["hamlet"]) > LIMITS["name"]:
+            raise refuse(n, "hamlet", f"longer than {LIMITS['name']} characters")
         if cell.get("lat"):
             values["lat"] = _number(cell["lat"], n, "lat", -90, 90, comma)
         if cell.get("lon"):
