@@ -798,3 +798,19 @@ def test_a_start_that_fails_does_not_keep_an_admin_whose_password_nobody_saw(
         assert "login: admin / " in first_admin_line(store, SystemClock(), settings.security)
     finally:
         store.close()
+
+
+async def test_a_hamlet_written_without_tone_marks_that_could_be_two_is_refused(
+    empty: Running,
+) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    for name in ("Ấp Hòa", "Ấp Hoa"):  # two hamlets: tone marks tell them apart
+        assert (await c.post("/api/communes/vi-tan/hamlets", json={"name": name})).is_success
+    body = err(await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\nvt-2,Ap Hoa\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 3.hamlet" and "could be" in body["error"]
+    assert empty.services.store.devices("vi-tan") == []
+    r = await import_csv(c, f"id,hamlet\r\nvt-1,Ấp Hoa\r\nvt-2,{nfd('ấp hòa')}\r\nvt-3,ap-hoa\r\n")
+    assert r.status_code == 201, r.text
+    got = empty.services.store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
+    assert [d["hamlet_id"] for d in got] == ["ap-hoa-2", "ap-hoa", "ap-hoa"]

@@ -181,7 +181,10 @@ def _apply(
         if owners.get(r.id, commune) != commune:
             raise speaker_csv.refuse(r.row, "id", f"{r.id!r} is a speaker of another commune")
         if r.hamlet not in found:
-            found[r.hamlet] = places.find_hamlet(commune, r.hamlet)
+            try:
+                found[r.hamlet] = places.find_hamlet(commune, r.hamlet)
+            except InvalidInput as exc:
+                raise speaker_csv.refuse(r.row, "hamlet", exc.message) from None
         hid = found[r.hamlet]
         if hid is None and not create_hamlets:
             raise speaker_csv.refuse(

@@ -283,10 +283,14 @@ class Places:
             if r["id"] == wanted or r["name"].casefold() == wanted.casefold():
                 return str(r["id"])
         plain = slug(wanted)
-        for r in rows:
-            if plain and (r["id"] == plain or slug(r["name"]) == plain):
-                return str(r["id"])
-        return None
+        found = [r for r in rows if plain and (r["id"] == plain or slug(r["name"]) == plain)]
+        if len(found) > 1:  # "Ap Hoa": Ấp Hòa or Ấp Hoa? tone marks tell words apart
+            names = " or ".join(f"{r['name']} ({r['id']})" for r in found)
+            raise InvalidInput(
+                f"{text!r} could be {names}: write the name with its tone marks, or the id",
+                errors=[FieldError("hamlet", "ambiguous without tone marks", "ambiguous")],
+            )
+        return str(found[0]["id"]) if found else None
 
     def update_hamlet(
         self, cid: str, hid: str, name: str | None, position: int | None
