@@ -810,7 +810,7 @@ async def test_a_hamlet_written_without_tone_marks_that_could_be_two_is_refused(
     body = err(await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\nvt-2,Ap Hoa\r\n"), 400)
     assert body["errors"][0]["field"] == "row 3.hamlet" and "could be" in body["error"]
     assert empty.services.store.devices("vi-tan") == []
-    r = await import_csv(c, f"id,hamlet\r\nvt-1,Ấp Hoa\r\nvt-2,{nfd('ấp hòa')}\r\nvt-3,ap-hoa\r\n")
+    r = await import_csv(c, f"id,hamlet\r\nvt-1,Ấp Hoa\r\nvt-2,{nfd('ấp  hòa')}\r\nvt-3,ap-hoa\r\n")
     assert r.status_code == 201, r.text
     got = empty.services.store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
     assert [d["hamlet_id"] for d in got] == ["ap-hoa-2", "ap-hoa", "ap-hoa"]

@@ -280,7 +280,7 @@ class Places:
         wanted = unicodedata.normalize("NFC", text).strip()
         rows = self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid])
         for r in rows:
-            if r["id"] == wanted or r["name"].casefold() == wanted.casefold():
+            if r["id"] == wanted or same_name(r["name"], wanted):
                 return str(r["id"])
         plain = slug(wanted)
         found = [r for r in rows if plain and (r["id"] == plain or slug(r["name"]) == plain)]
