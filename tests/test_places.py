@@ -300,6 +300,7 @@ async def test_registering_publishes_config_and_credentials_give_the_provisionin
         "Asia/Ho_Chi_Minh",
     )
     assert p.mqtt.password == body["password"] and p.mqtt.username == "vt-9"
+    assert "broker.public_urls" in body["note"]  # 127.0.0.1 is useless to a real speaker
     assert p.mqtt.urls == [f"mqtt://{s.settings.mqtt.host}:{s.settings.mqtt.port}"]
     assert p.keys[0].public == s.signer.public_hex()
     assert p.keys[0].kid == key_id(public_from_hex(p.keys[0].public)).hex()

@@ -9,6 +9,7 @@ is gone: the password is never stored in clear.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,11 @@ async def issue(request: Request) -> JSONResponse:
     s.audit("device.credentials", device=device)
     qr = await anyio.to_thread.run_sync(qr_svg, provisioning.to_json(p, compact=True))
     note = "shown once: put it in the speaker's provisioning now"
+    if not s.settings.broker.public_urls and _loopback(s.settings.mqtt.host):
+        note += (
+            f" (the broker address {s.settings.mqtt.host} is this machine only: a real "
+            "speaker needs broker.public_urls set to an address it can reach)"
+        )
     if qr is None:
         note += " (the file is too large for a QR code: use the JSON or loa provision)"
     return ok(
@@ -109,6 +115,13 @@ async def issue(request: Request) -> JSONResponse:
         },
         201,
     )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def qr_svg(text: str) -> str | None:
