@@ -815,3 +815,23 @@ async def test_a_hamlet_written_without_tone_marks_that_could_be_two_is_refused(
     assert r.status_code == 201, r.text
     got = empty.services.store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
     assert [d["hamlet_id"] for d in got] == ["ap-hoa-2", "ap-hoa", "ap-hoa"]
+
+
+async def test_a_technician_imports_speakers_but_does_not_create_hamlets(empty: Running) -> None:
+    await setup_commune(empty)
+    store = Store(Path(empty.services.settings.db.path))
+    try:
+        accounts = Accounts(store, SystemClock(), empty.services.settings.security)
+        uid = accounts.create(
+            "ky-thuat-xa", PASSWORD, [Role.TECHNICIAN], Area("hau-giang", "vi-tan")
+        )
+        token = accounts.create_token(uid["id"], "t")[0]
+    finally:
+        store.close()
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        body = err(await import_csv(h, "id,hamlet\r\nvt-1,Ấp Mới\r\n", "?create_hamlets=1"), 403)
+        assert "nothing was imported" in body["error"]
+        assert [x["id"] for x in empty.services.store.hamlets("vi-tan")] == ["ap-1", "ap-2a"]
+        assert (await import_csv(h, "id,hamlet\r\nvt-1,Ấp 1\r\n")).status_code == 201

@@ -27,6 +27,7 @@ from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, Pa
 
 from ..api import ok, path_id, svc
 from ..auth.guard import principal
+from ..auth.roles import Perm
 from ..places.service import Places
 from ..services import Services
 from . import speaker_csv
@@ -246,6 +247,11 @@ async def import_csv(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     s.store.require_commune(commune)
     create_hamlets = request.query_params.get("create_hamlets", "0") in ("1", "true", "yes")
+    if create_hamlets and not principal(request).can(Perm.PLACES):
+        raise Forbidden(
+            "creating hamlets needs an admin (places); ask one, or import without "
+            "create_hamlets=1; nothing was imported"
+        )
     data = await _body(request)
     rows = await anyio.to_thread.run_sync(
         lambda: speaker_csv.parse(speaker_csv.decode(data))
