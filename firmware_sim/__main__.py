@@ -62,13 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _from_files(args: argparse.Namespace) -> tuple[list[DeviceSpec], list[str]]:
     """Speakers (and the keys they trust) from provisioning files; sets host and port."""
-    specs, keys, endpoints = [], [], set()
+    specs: list[DeviceSpec] = []
+    keys: list[str] = []
+    endpoints: set[tuple[str, int]] = set()
     for path in args.provision:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
         p = provisioning.parse(text, str(path))
+        if any(spec.id == p.device for spec in specs):
+            raise ConfigError(f"{path}: speaker {p.device} is given twice (one file each)")
         endpoints.add(provisioning.plain_endpoint(p))
         specs.append(
             DeviceSpec(id=p.device, commune=p.commune, hamlet=p.hamlet, password=p.mqtt.password)
