@@ -235,8 +235,13 @@ def start_broker(
                     os.chown(b, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
             tls = (tls[0], copies)
         conf = workdir / "mosquitto.conf"
+        # Sessions and queued QoS 1 messages (proof of play for the controller) are kept
+        # in the broker's folder, so a supervised restart (same folder) loses none.
         conf.write_text(
-            mosquitto_config(port, host, own if auth_dir is not None else None, tls, user)
+            mosquitto_config(port, host, own if auth_dir is not None else None, tls, user).replace(
+                "persistence false\n",
+                f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n",
+            )
         )
         argv = [binary, "-c", str(conf)]
         kind = "mosquitto"

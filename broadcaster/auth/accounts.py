@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -52,7 +53,10 @@ class Accounts(Tokens):
         self.settings = settings
         self.hashing = Hashing(settings.hash_workers, settings.hash_queue)
         self.backoff = Backoff(clock, settings.login_max_failures, settings.lockout_s)
-        self._used: dict[str, int] = {}  # token hash → when its last use was written
+        #: Tokens' last use, written in batches (authentication itself never writes, so
+        #: reads keep working on a full disk).
+        self._last_used: dict[str, int] = {}
+        self._last_flush_us = 0
 
     # --- accounts ---------------------------------------------------------------------
 
@@ -370,3 +374,28 @@ def first_admin_line(store: Store, clock: Clock, settings: SecuritySettings) -> 
         f"login: admin / {password}   (generated now and shown only this once: "
         "note it, then change it at /api/me/password)"
     )
+
+
+def account_ids(db_path: Path) -> set[str]:
+    """Every account's id (to undo, with :func:`forget_accounts`, those a start that
+    failed before showing the first admin's password created)."""
+    store = Store(db_path)
+    try:
+        return {r["id"] for r in store.query("SELECT id FROM users")}
+    finally:
+        store.close()
+
+
+def forget_accounts(db_path: Path, keep: set[str]) -> None:
+    """Delete the accounts not in ``keep`` (with their sessions and tokens): a first
+    admin whose generated password was never shown would lock everyone out."""
+    store = Store(db_path)
+    try:
+        gone = [r["id"] for r in store.query("SELECT id FROM users") if r["id"] not in keep]
+        with store.db.atomic():
+            for uid in gone:
+                store.db.execute("DELETE FROM sessions WHERE user_id=?", [uid])
+                store.db.execute("DELETE FROM api_tokens WHERE user_id=?", [uid])
+                store.db.execute("DELETE FROM users WHERE id=?", [uid])
+    finally:
+        store.close()

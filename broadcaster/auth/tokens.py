@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+import sqlite3
 import uuid
 from typing import Any
 
@@ -16,8 +18,9 @@ from ..store import Store
 from .roles import Area, Principal, Role
 
 TOKEN_PREFIX = "loa_"  # noqa: S105 - a prefix, not a secret
-#: "Last used" is written at most this often per token, not on every call.
-TOKEN_USE_GRANULARITY_US = 60_000_000
+#: Tokens' last use is written at most this often (in one batch).
+LAST_USED_FLUSH_US = 60_000_000
+logger = logging.getLogger(__name__)
 
 
 def sha(token: str) -> str:
@@ -39,7 +42,8 @@ class Tokens:
     store: Store
     db: Any
     clock: Clock
-    _used: dict[str, int]
+    _last_used: dict[str, int]
+    _last_flush_us: int
 
     def _row(self, uid: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -75,6 +79,7 @@ class Tokens:
             raise NotFound(f"token {token_id!r} does not exist")
 
     def tokens(self, user_id: str) -> list[dict[str, Any]]:
+        self.flush_last_used()
         return self.store.query(
             "SELECT id, name, created_us, last_used_us, revoked_us FROM api_tokens"
             " WHERE user_id=? ORDER BY created_us",
@@ -91,11 +96,29 @@ class Tokens:
         )
         if not rows or rows[0]["revoked_us"] or rows[0]["disabled"]:
             return None
-        digest, now = sha(token), self.clock.now_us()
-        if now - self._used.get(digest, 0) >= TOKEN_USE_GRANULARITY_US:
-            # "last used" to the minute: one write a minute per token, not one per call
-            self._used[digest] = now
-            if len(self._used) > 10_000:
-                self._used.clear()
-            self.db.execute("UPDATE api_tokens SET last_used_us=? WHERE token_sha=?", [now, digest])
+        now = self.clock.now_us()
+        self._last_used[sha(token)] = now
+        if now - self._last_flush_us >= LAST_USED_FLUSH_US:
+            self.flush_last_used()
         return principal(rows[0], "token")
+
+    def flush_last_used(self) -> int:
+        """Write tokens' last use (best effort: a full disk or a busy database keeps them
+        for the next try)."""
+        self._last_flush_us = self.clock.now_us()
+        batch, self._last_used = self._last_used, {}
+        if not batch:
+            return 0
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE api_tokens SET last_used_us=max(coalesce(last_used_us, 0), ?)"
+                    " WHERE token_sha=?",
+                    [(at, key) for key, at in batch.items()],
+                )
+        except sqlite3.Error as exc:
+            for key, at in batch.items():
+                self._last_used.setdefault(key, at)
+            logger.warning("token last use not written (kept for later): %s", exc)
+            return 0
+        return len(batch)
