@@ -153,6 +153,7 @@ async def device_update(request: Request) -> JSONResponse:
     body = await read_json(request, DeviceIn)
     require_speaker(request, d["commune_id"], device=d["id"])
     if body.hamlet is not None:
+        s.store.require_hamlet(d["commune_id"], body.hamlet)  # before anything changes
         require_speaker(request, d["commune_id"], body.hamlet)
     changed = sorted(_update(request, d["id"], body))
     if body.hamlet is not None and body.hamlet != d["hamlet_id"]:
