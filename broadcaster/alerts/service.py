@@ -197,7 +197,7 @@ class AlertService:
             self._end(alert_id, AlertStatus.EXPIRED, "expired before it was confirmed", actor)
             raise Conflict("the alert expired before it was confirmed")
         bid = self._air(a, "initial")
-        nxt = next_airing(now, a["reair_hours"], self.timezone) if a["reair_hours"] else None
+        nxt = next_airing(now, a["reair_hours"], self._zone(a)) if a["reair_hours"] else None
         with self.db.atomic():
             self.db.table("alerts").update(
                 alert_id,
@@ -344,6 +344,11 @@ class AlertService:
             with anyio.move_on_after(self._sleep_s()):
                 await self._wake.wait()
 
+    def _zone(self, a: dict[str, Any]) -> str:
+        """Re-airs fall on the hours of the alert's commune, not the controller's zone."""
+        rows = self.store.query("SELECT timezone FROM communes WHERE id=?", [a["commune_id"]])
+        return str(rows[0]["timezone"]) if rows and rows[0]["timezone"] else self.timezone
+
     def _sleep_s(self) -> float:
         now = self.clock.now_us()
         rows = self.store.query(
@@ -364,7 +369,7 @@ class AlertService:
                 continue
             if a["next_airing_us"] and a["next_airing_us"] <= now:
                 bid = self._air(a, "reair")
-                nxt = next_airing(now, a["reair_hours"], self.timezone)
+                nxt = next_airing(now, a["reair_hours"], self._zone(a))
                 self.db.table("alerts").update(a["id"], {"next_airing_us": nxt})
                 self._event(a["id"], "reair", "system", f"broadcast {bid}")
                 started += 1
