@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,8 @@ import websockets
 from aiomqtt import Client
 
 from audio.ffmpeg import find_ffmpeg
-from audio.ingest import decode_file
-from audio.master import prepare
+from audio.ingest import decode_to_file
+from audio.master_file import prepare_file
 from audio.settings import AudioSettings
 from audio.tts import EspeakEngine, speak
 from devices.frames import FrameType, decode_frame, unpack_packets
@@ -80,11 +81,14 @@ def _ffmpeg(*args: str) -> None:
 
 
 def time_ingest(path: Path, settings: AudioSettings) -> tuple[float, int, int]:
-    t0 = time.perf_counter()
-    decoded = decode_file(path, settings)
-    prepared = prepare(decoded.pcm, settings)
-    elapsed = time.perf_counter() - t0
-    return elapsed, len(prepared.opus.data), prepared.duration_ms
+    """The upload path (on disk, as :meth:`Library.add_file` runs it), timed."""
+    with tempfile.TemporaryDirectory(prefix="loa-ingest-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        decoded = decode_to_file(path, settings, work / "decoded.raw")
+        prepared = prepare_file(decoded.path, settings, work)
+        elapsed = time.perf_counter() - t0
+    return elapsed, prepared.opus.size, prepared.duration_ms
 
 
 def time_plain_ffmpeg(path: Path, work: Path) -> float:

@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("fleet", "largest fleet served on time; dispatcher CPU vs naive"),
         ("audio", "library ingest cost vs plain ffmpeg; live microphone latency"),
         ("alert", "confirm → first siren frame played, for 10, 100 and 1000 speakers"),
+        ("ingest", "memory a 55-minute upload costs; refusing a 4-hour one"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -117,6 +118,10 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
 
             sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
             return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
+        if args.bench == "ingest":
+            from . import ingest
+
+            return ingest.run(work, trials=args.trials, progress=tick)
         if args.bench == "audio":
             from . import audio
 
