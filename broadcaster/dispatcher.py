@@ -31,7 +31,7 @@ from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
 from .ledger import Ledger, delivery_row
-from .legs import Leg, Timing, mp3_leg, opus_leg
+from .legs import Leg, Timing, mp3_alignment_us, mp3_leg, opus_leg
 from .live import LiveBroadcast, LiveRequest, ledger_rows
 from .prefetch import Prefetched
 from .settings import StreamSettings
@@ -91,6 +91,11 @@ class Dispatcher:
         self.publishes = 0
         self.before_finalize: Callable[[], object] | None = None
         self._running: dict[str, anyio.CancelScope] = {}  # broadcast id → its stream's scope
+        # Who each running stored broadcast reaches (for pre-emption), and the takeover
+        # time of those a newer broadcast has pre-empted everywhere.
+        self._reach: dict[str, tuple[Priority, frozenset[str]]] = {}
+        self._preempted: dict[str, int] = {}
+        self._sent: dict[uuid.UUID, int] = {}  # AUDIO frames sent, per stream
         self._live: dict[str, LiveBroadcast] = {}
 
     async def run(
@@ -177,11 +182,26 @@ class Dispatcher:
                 for leg in legs
             ],
         )
+        self._preempt_covered(req, start_us)
+        self._reach[bid] = (req.priority, frozenset(d.id for d in req.resolution.devices))
         self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
         # The per-speaker rows are written once the first frames are on their way: the
         # path from a request to the first publish never loops over devices.
         self._tg.start_soon(self._record_deliveries, bid, req.resolution)
         return bid
+
+    def _preempt_covered(self, req: BroadcastRequest, takeover_us: int) -> None:
+        """A broadcast of equal or higher class that reaches every speaker of a running
+        one pre-empts it everywhere: its streams stop and END says ``preempted``
+        (protocol v1.1). One that reaches only some of them keeps streaming for the
+        rest; the pre-empted speakers end it on their own at the takeover time."""
+        mine = {d.id for d in req.resolution.devices}
+        for bid, (priority, devices) in list(self._reach.items()):
+            scope = self._running.get(bid)
+            if scope is None or not devices or priority > req.priority or not devices <= mine:
+                continue
+            self._preempted[bid] = takeover_us
+            scope.cancel()
 
     async def _record_deliveries(self, bid: str, resolution: Resolution) -> None:
         await anyio.lowlevel.checkpoint()
@@ -209,7 +229,10 @@ class Dispatcher:
                 mp3 = mp3_frames(Path(req.media.mp3_path).read_bytes())
             except OSError as exc:
                 raise LoaError(f"MP3 file for {req.media.id} is missing") from exc
-            legs.append(mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume))
+            align = mp3_alignment_us(opus.pre_skip, mp3.sample_rate)
+            legs.append(
+                mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume, align)
+            )
         return legs
 
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
@@ -293,6 +316,7 @@ class Dispatcher:
                 priority,
             ),
         )
+        self._sent[leg.stream_id] = 0
         for f in leg.frames:
             wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
             if wait > 0:
@@ -310,16 +334,22 @@ class Dispatcher:
                     priority,
                 ),
             )
+            self._sent[leg.stream_id] = f.seq
         await self._send(leg.topics, self._end_frame(leg, priority, "complete"))
 
-    def _end_frame(self, leg: Leg, priority: Priority, reason: StopReason) -> Frame:
+    def _end_frame(
+        self, leg: Leg, priority: Priority, reason: StopReason, at_us: int | None = None
+    ) -> Frame:
+        """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = frames sent;
+        presentation time = where the stream stops (its end, or the cut)."""
+        sent = len(leg.frames) if reason == "complete" else self._sent.get(leg.stream_id, 0)
         return Frame(
             FrameType.END,
             leg.stream_id,
             len(leg.frames) + 1,
-            leg.end_us if reason == "complete" else self.clock.now_us(),
+            leg.end_us if reason == "complete" else (at_us or self.clock.now_us()),
             self.clock.now_us(),
-            dump(StreamEnd(chunks=len(leg.frames), reason=reason)),
+            dump(StreamEnd(chunks=sent, reason=reason)),
             Codec.NONE,
             priority,
         )
@@ -340,7 +370,15 @@ class Dispatcher:
                 raise
             finally:
                 self._running.pop(bid, None)
-            if scope.cancelled_caught:  # stopped by a user: tell the speakers at once
+                self._reach.pop(bid, None)
+            takeover = self._preempted.pop(bid, None)
+            if scope.cancelled_caught and takeover is not None:  # a higher class took over
+                status, error = "done", "pre-empted by a broadcast of an equal or higher class"
+                end_us = min(end_us, takeover)
+                for leg in legs:
+                    end = self._end_frame(leg, priority, "preempted", at_us=takeover)
+                    await self._send(leg.topics, end)
+            elif scope.cancelled_caught:  # stopped by a user: tell the speakers at once
                 status, error = "stopped", "stopped before the end"
                 end_us = self.clock.now_us()
                 for leg in legs:
@@ -353,6 +391,8 @@ class Dispatcher:
             self.ledger.finalize(bid)
             self.ledger.update(bid, status=status, error=error)
             logger.info("broadcast %s %s", bid, status)
+            for leg in legs:
+                self._sent.pop(leg.stream_id, None)
         except BrokerError as exc:
             logger.error("broadcast %s failed: %s", bid, exc.message)
             self._close(bid, "failed", exc.message)

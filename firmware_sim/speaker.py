@@ -252,7 +252,13 @@ class Speaker:
 
     async def _announce(self) -> None:
         codecs: list[CodecName] = [c for c in ("opus", "mp3") if c in self.spec.codecs]
-        p = Presence(state="online", at_us=self.controller_now(), fw=self.firmware, codecs=codecs)
+        p = Presence(
+            state="online",
+            at_us=self.controller_now(),
+            fw=self.firmware,
+            codecs=codecs,
+            proto="1.1",
+        )
         await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
 
     # --- inbound -------------------------------------------------------------------
