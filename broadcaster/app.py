@@ -237,6 +237,7 @@ def create_app(
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
+                tg.start_soon(app.state.loa.loop_lag.run, clock)
                 tg.start_soon(link.run)
                 tg.start_soon(facts.run)
                 await tg.start(dispatcher.run)

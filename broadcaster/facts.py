@@ -10,6 +10,9 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
+
+import anyio
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
@@ -31,7 +34,7 @@ from devices.signing import Signer
 from devices.topics import DeviceTopic, ParsedTopic, device_topic
 from devices.transport import MqttLink
 from loa.clock import Clock
-from loa.errors import ProtocolError
+from loa.errors import LoaError, ProtocolError
 
 from .ledger import Ledger
 from .store import DeviceRow, Store
@@ -40,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 REPORT_BATCH = 500
 REPORT_FLUSH_S = 0.2
+#: Presence and telemetry are written in batches too: one transaction per flush.
+FACT_BATCH = 1000
+#: Configs republished after a (re)connect go out this many at a time, with a pause
+#: between batches so device input (reports, presence) is read in between.
+CONFIG_BATCH = 50
+CONFIG_PAUSE_S = 0.02
 
 #: CONFIG and TIME frames use the nil stream id and sequence 0.
 CONFIG_STREAM = uuid.UUID(int=0)
@@ -70,6 +79,10 @@ class Facts:
         self.untargeted_reports = 0
         self.unknown_reports = 0
         self._reports: list[tuple[str, str, PlayReport, int]] = []
+        self._facts: list[tuple[str, str, Any, int]] = []  # (kind, commune, message, at)
+        self._republish = anyio.Event()
+        self._facts_flushed_us = 0
+        self.configs_pushed = 0
         #: Called with (commune, device) when a speaker comes online (alerts replay).
         self.on_online: list[Callable[[str, str], object]] = []
         #: Called with (device, status) for firmware results on ``dev/{id}/fw/status``.
@@ -96,23 +109,13 @@ class Facts:
         return t.device
 
     async def on_presence(self, t: ParsedTopic, payload: bytes) -> None:
+        """Validate now; write with the next batch (thousands reconnect at once)."""
         if not payload:  # a cleared retained message
             return
         device = self._known(t)
         p = parse(Presence, payload)
-        self.store.set_presence(
-            t.commune,
-            device,
-            online=p.state == "online",
-            at_us=self.clock.now_us(),
-            firmware=p.fw,
-            codecs=list(p.codecs),
-            reason=p.reason,
-            session=p.session,
-        )
-        if p.state == "online":
-            for listener in self.on_online:
-                listener(t.commune, device)
+        self._facts.append(("presence", t.commune, (device, p), self.clock.now_us()))
+        self._maybe_flush()
 
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -121,7 +124,51 @@ class Facts:
         if now - self._telemetry_at.get(device, -(2**62)) < self.telemetry_min_us:
             raise ProtocolError(f"telemetry from {device} faster than allowed (a flood)")
         self._telemetry_at[device] = now
-        self.store.set_telemetry(device, now, m)
+        self._facts.append(("telemetry", t.commune, (device, m), now))
+        self._maybe_flush()
+
+    @property
+    def queued(self) -> int:
+        """Presence and telemetry messages accepted but not yet written."""
+        return len(self._facts)
+
+    def _maybe_flush(self) -> None:
+        """A lone message (a quiet moment) is written at once; in a burst (thousands of
+        speakers reconnecting) the rest wait for the next flush, at most
+        ``REPORT_FLUSH_S``, and go in one transaction."""
+        quiet = self.clock.now_us() - self._facts_flushed_us >= REPORT_FLUSH_S * 1e6
+        if quiet or len(self._facts) >= FACT_BATCH:
+            self.flush_facts()
+
+    def flush_facts(self) -> int:
+        """Write queued presence and telemetry, in arrival order, in one transaction;
+        then tell the listeners who came online. Returns how many were written."""
+        batch, self._facts = self._facts, []
+        if not batch:
+            return 0
+        self._facts_flushed_us = self.clock.now_us()
+        online: list[tuple[str, str]] = []
+        with self.store.relaxed(), self.store.db.atomic():
+            for kind, commune, (device, msg), at_us in batch:
+                if kind == "telemetry":
+                    self.store.set_telemetry(device, at_us, msg)
+                    continue
+                self.store.set_presence(
+                    commune,
+                    device,
+                    online=msg.state == "online",
+                    at_us=at_us,
+                    firmware=msg.fw,
+                    codecs=list(msg.codecs),
+                    reason=msg.reason,
+                    session=msg.session,
+                )
+                if msg.state == "online":
+                    online.append((commune, device))
+        for commune, device in online:
+            for listener in self.on_online:
+                listener(commune, device)
+        return len(batch)
 
     async def on_firmware_status(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -169,12 +216,17 @@ class Facts:
         return len(batch)
 
     async def run(self) -> None:
-        """Flush queued reports every ``REPORT_FLUSH_S``; returns when cancelled."""
+        """Flush queued facts and reports every ``REPORT_FLUSH_S``, and republish configs
+        when asked (paced); returns when cancelled."""
         try:
-            while True:
-                await self.clock.sleep(REPORT_FLUSH_S)
-                self.flush_reports()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._republisher)
+                while True:
+                    await self.clock.sleep(REPORT_FLUSH_S)
+                    self.flush_facts()
+                    self.flush_reports()
         finally:
+            self.flush_facts()
             self.flush_reports()
 
     async def on_time_request(self, t: ParsedTopic, payload: bytes) -> None:
@@ -214,10 +266,45 @@ class Facts:
         )
 
     async def push_configs(self) -> None:
-        """Publish every device's retained config (after each connect)."""
+        """Republish every device's retained config (after each connect).
+
+        Only asks for it: the republishing runs beside the input, paced
+        (``CONFIG_BATCH`` at a time), so a reconnect of a big fleet never holds up the
+        reports and presence arriving at the same moment."""
+        self._republish.set()
+
+    async def _republisher(self) -> None:
+        while True:
+            await self._republish.wait()
+            self._republish = anyio.Event()
+            try:
+                count = await self._push_all()
+                logger.info("pushed config to %d devices", count)
+            except LoaError as exc:  # the broker went away again: the next connect retries
+                logger.warning("config republishing stopped: %s", exc.message)
+
+    async def _push_all(self) -> int:
+        devices: list[DeviceRow] = await self.store.read(_all_devices)
         count = 0
-        for commune in self.store.communes():
-            for device in self.store.devices(commune["id"]):
+        failed: list[LoaError] = []
+
+        async def push(device: DeviceRow) -> None:
+            try:
                 await self.push_config(device)
-                count += 1
-        logger.info("pushed config to %d devices", count)
+            except LoaError as exc:
+                failed.append(exc)
+
+        for i in range(0, len(devices), CONFIG_BATCH):
+            async with anyio.create_task_group() as tg:
+                for device in devices[i : i + CONFIG_BATCH]:
+                    tg.start_soon(push, device)
+            if failed:
+                raise failed[0]
+            count += len(devices[i : i + CONFIG_BATCH])
+            self.configs_pushed += len(devices[i : i + CONFIG_BATCH])
+            await self.clock.sleep(CONFIG_PAUSE_S)
+        return count
+
+
+def _all_devices(store: Store) -> list[DeviceRow]:
+    return [d for c in store.communes() for d in store.devices(c["id"])]
