@@ -133,7 +133,11 @@ def decode_to_file(path: Path, settings: AudioSettings, out: Path) -> DecodedFil
     The caller owns ``out`` (and deletes it, refused or not).
     """
     _check_size(path, settings)
-    probe_file(path, settings)
+    found = probe_file(path, settings)
+    if found.duration_s:  # the time limit scales with the length the container states
+        factor = max(1.0, found.duration_s / 300.0)
+        limit = settings.decode_timeout_s * factor
+        settings = settings.model_copy(update={"decode_timeout_s": limit})
     _run_decode(path, settings, str(out))
     size = out.stat().st_size
     _check_length(size // 2 / settings.sample_rate, settings)

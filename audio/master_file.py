@@ -46,6 +46,7 @@ def prepare_file(raw: Path, settings: AudioSettings, work: Path) -> PreparedFile
     removes ``work``). ``raw`` itself is left as it was."""
     rate = settings.sample_rate
     before = raw.stat().st_size
+    settings = scaled_timeout(settings, before / (2 * rate))
     current = raw
     if settings.trim_silence:
         start, end = sound_bounds_file(
@@ -89,6 +90,20 @@ def prepare_file(raw: Path, settings: AudioSettings, work: Path) -> PreparedFile
     )
     out.unlink()
     return result
+
+
+#: ``audio.decode_timeout_s`` covers this much audio; longer items get proportionally more
+#: (encoding an hour of Opus takes about a minute on a quiet 2-core machine).
+TIMEOUT_COVERS_S = 300.0
+
+
+def scaled_timeout(settings: AudioSettings, duration_s: float) -> AudioSettings:
+    """The settings with ffmpeg's time limit scaled to the item's length: the limit is
+    there to stop a hung or hostile decode, not an honest long recording on a busy box."""
+    factor = max(1.0, duration_s / TIMEOUT_COVERS_S)
+    if factor == 1.0:
+        return settings
+    return settings.model_copy(update={"decode_timeout_s": settings.decode_timeout_s * factor})
 
 
 def _adjust_in_place(raw: Path, settings: AudioSettings, gain_db: float, work: Path) -> Loudness:

@@ -66,7 +66,7 @@ async def login(request: Request) -> JSONResponse:
     body = await read_json(request, LoginIn)
     ACTOR.set((body.username[:64], client_ip(request.scope)))
     try:
-        user = s.accounts.authenticate(body.username, body.password)
+        user = await s.accounts.authenticate_async(body.username, body.password)
     except Exception:
         s.audit("login.failed", username=body.username[:64])
         raise

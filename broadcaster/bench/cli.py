@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("audio", "library ingest cost vs plain ffmpeg; live microphone latency"),
         ("alert", "confirm → first siren frame played, for 10, 100 and 1000 speakers"),
         ("ingest", "memory a 55-minute upload costs; refusing a 4-hour one"),
+        ("loop", "event-loop lag while everything happens at once"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -69,6 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "--sizes",
                 default="10,100,1000",
                 help="comma-separated fleet sizes (default 10,100,1000)",
+            )
+        if name == "loop":
+            b.add_argument("--speakers", type=int, default=3000, help="speakers in the storm")
+            b.add_argument(
+                "--upload-minutes", type=float, default=55.0, help="length of the big upload"
             )
         if name == "fleet":
             b.add_argument("--max-speakers", type=int, default=5000)
@@ -118,6 +124,16 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
 
             sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
             return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
+        if args.bench == "loop":
+            from . import loop
+
+            return loop.run(
+                work,
+                speakers=args.speakers,
+                trials=args.trials,
+                upload_min=args.upload_minutes,
+                progress=tick,
+            )
         if args.bench == "ingest":
             from . import ingest
 
