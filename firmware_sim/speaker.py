@@ -723,16 +723,20 @@ class Speaker:
             if st.first_pts_us is None:
                 st.first_pts_us = chunk.pts_us
             st.last_end_us = chunk.pts_us + chunk.duration_us
-            # A real speaker hands the chunk to its DAC for the sample-exact local time
-            # below; true_play_us is when that is on the true clock (no Python wake jitter).
+            # true_play_us: the model (a real speaker's DAC plays the chunk at the
+            # sample-exact local time). handed_true_us: what this simulator actually
+            # achieved — the true time it handed the chunk over, after its sleep, wake-up
+            # jitter included; spread figures use it.
             local_target = chunk.pts_us - self.offset_us
+            handed = self.clock.true_us()
             self.log.add(
                 event="play",
                 device=self.spec.id,
                 stream=str(st.id),
                 seq=chunk.seq,
                 pts_us=chunk.pts_us,
-                true_us=self.clock.true_us(),
+                true_us=handed,
+                handed_true_us=handed,
                 true_play_us=self.clock.true_of(local_target),
                 wake_late_us=now - chunk.pts_us,
                 volume=st.header.volume

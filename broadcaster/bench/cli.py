@@ -54,6 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default=0.5,
                 help="seconds between a speaker's clock-sync exchanges",
             )
+            b.add_argument(
+                "--converge",
+                action="store_true",
+                help="measure the time to converge at the shipped sync interval instead",
+            )
+            b.add_argument("--budget", type=float, default=3600.0, help="--converge: seconds")
+            b.add_argument("--probe-every", type=float, default=120.0, help="--converge: seconds")
         if name == "bytes":
             b.add_argument(
                 "--seconds", type=float, default=120.0, help="seconds of speech per trial"
@@ -103,6 +110,16 @@ def run(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
     with tempfile.TemporaryDirectory(prefix=f"loa-bench-{args.bench}-") as tmp:
         work = Path(tmp)
+        if args.bench == "sync" and args.converge:
+            from . import sync
+
+            return sync.converge(
+                work,
+                devices=args.devices,
+                budget_s=args.budget,
+                probe_every_s=args.probe_every,
+                progress=tick,
+            )
         if args.bench == "sync":
             from . import sync
 
