@@ -86,6 +86,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name == "fleet":
             b.add_argument("--max-speakers", type=int, default=5000)
             b.add_argument("--processes", type=int, default=2, help="simulator processes")
+            b.add_argument(
+                "--cpu-only",
+                action="store_true",
+                help="only the dispatcher CPU comparison (its own section)",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,4 +174,5 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             processes=args.processes,
             trials=args.trials,
             progress=tick,
+            cpu_only=args.cpu_only,
         )
