@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("alert", "confirm → first siren frame played, for 10, 100 and 1000 speakers"),
         ("ingest", "memory a 55-minute upload costs; refusing a 4-hour one"),
         ("loop", "event-loop lag while everything happens at once"),
+        ("live", "microphone to speaker on the simulator's true clock"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -78,6 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default="10,100,1000",
                 help="comma-separated fleet sizes (default 10,100,1000)",
             )
+        if name == "live":
+            b.add_argument("--seconds", type=float, default=30.0, help="seconds per session")
         if name == "loop":
             b.add_argument("--speakers", type=int, default=3000, help="speakers in the storm")
             b.add_argument(
@@ -146,6 +149,10 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
 
             sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
             return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
+        if args.bench == "live":
+            from . import audio
+
+            return audio.run_live(work, seconds=args.seconds, trials=args.trials)
         if args.bench == "loop":
             from . import loop
 
