@@ -340,9 +340,10 @@ class Dispatcher:
     def _end_frame(
         self, leg: Leg, priority: Priority, reason: StopReason, at_us: int | None = None
     ) -> Frame:
-        """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = frames sent;
-        presentation time = where the stream stops (its end, or the cut)."""
-        sent = len(leg.frames) if reason == "complete" else self._sent.get(leg.stream_id, 0)
+        """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = N, except for a
+        pre-empted stream: the frames actually sent. Presentation time = where the
+        stream stops (its end, or the cut)."""
+        sent = self._sent.get(leg.stream_id, 0) if reason == "preempted" else len(leg.frames)
         return Frame(
             FrameType.END,
             leg.stream_id,
