@@ -163,6 +163,14 @@ class Facts:
                     reason=msg.reason,
                     session=msg.session,
                 )
+                logger.info(
+                    "speaker %s/%s %s%s",
+                    commune,
+                    device,
+                    msg.state,
+                    f" ({msg.reason})" if msg.reason else "",
+                    extra={"device": device, "commune": commune, "state": msg.state},
+                )
                 if msg.state == "online":
                     online.append((commune, device))
         for commune, device in online:

@@ -484,3 +484,12 @@ def m012_firmware(db: Database) -> None:
 def m013_presence_session(db: Database) -> None:
     """The MQTT connection a speaker's presence belongs to (stale wills are ignored)."""
     db.table("devices").add_column("session", str)
+
+
+@migrations()
+def m014_zone_hamlets_issue15(db: Database) -> None:
+    """A zone is a named set of hamlets and/or speakers: the hamlets it takes whole."""
+    db.table("zone_hamlets").create(
+        {"commune_id": str, "zone_id": str, "hamlet_id": str},
+        pk=("commune_id", "zone_id", "hamlet_id"),
+    )
