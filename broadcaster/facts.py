@@ -47,8 +47,8 @@ REPORT_FLUSH_S = 0.2
 FACT_BATCH = 1000
 #: Configs republished after a (re)connect go out this many at a time, with a pause
 #: between batches so device input (reports, presence) is read in between.
-CONFIG_BATCH = 50
-CONFIG_PAUSE_S = 0.02
+CONFIG_BATCH = 10  # aiomqtt warns (a log line each) past 10 publishes in flight
+CONFIG_PAUSE_S = 0.005
 
 #: CONFIG and TIME frames use the nil stream id and sequence 0.
 CONFIG_STREAM = uuid.UUID(int=0)

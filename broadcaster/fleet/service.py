@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from .alarms import KINDS, evaluate
 from .checks import Snapshot, gather
 
 logger = logging.getLogger(__name__)
+#: Up to this many alarm changes in one check are logged one by one.
+LOG_EACH = 20
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 ACTIONS = ("set_volume", "test_tone", "reboot", "resync_clock", "stop", "update_config")
@@ -154,32 +157,48 @@ class FleetService:
         kinds_open: dict[str, list[str]] = {}
         for dev, kind in open_alarms:
             kinds_open.setdefault(dev, []).append(kind)
-        with self.db.atomic():
-            for d in snap.devices:
-                holds = evaluate(snap.facts[d["id"]], now, self.settings)
-                for kind, detail in holds.items():
-                    if (d["id"], kind) in open_alarms:
-                        continue
-                    alarm = {
-                        "id": str(uuid.uuid4()),
-                        "device_id": d["id"],
-                        "commune_id": d["commune_id"],
-                        "hamlet_id": d["hamlet_id"],
-                        "kind": kind,
-                        "detail": detail[:300],
-                        "raised_us": now,
-                        "cleared_us": None,
-                        "acked_us": None,
-                        "acked_by": None,
-                    }
-                    self.db.table("alarms").insert(alarm, pk="id")
-                    events.append({"event": "raised", **alarm, "what": KINDS[kind]})
-                for kind in [k for k in kinds_open.get(d["id"], []) if k not in holds]:
-                    a = open_alarms[(d["id"], kind)]
-                    self.db.execute("UPDATE alarms SET cleared_us=? WHERE id=?", [now, a["id"]])
-                    events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
-        for e in events:
-            logger.warning("alarm %s: %s %s %s", e["event"], e["device_id"], e["kind"], e["detail"])
+        raised: list[dict[str, Any]] = []
+        cleared: list[tuple[int, str]] = []
+        for d in snap.devices:
+            holds = evaluate(snap.facts[d["id"]], now, self.settings)
+            for kind, detail in holds.items():
+                if (d["id"], kind) in open_alarms:
+                    continue
+                alarm = {
+                    "id": str(uuid.uuid4()),
+                    "device_id": d["id"],
+                    "commune_id": d["commune_id"],
+                    "hamlet_id": d["hamlet_id"],
+                    "kind": kind,
+                    "detail": detail[:300],
+                    "raised_us": now,
+                    "cleared_us": None,
+                    "acked_us": None,
+                    "acked_by": None,
+                }
+                raised.append(alarm)
+                events.append({"event": "raised", **alarm, "what": KINDS[kind]})
+            for kind in [k for k in kinds_open.get(d["id"], []) if k not in holds]:
+                a = open_alarms[(d["id"], kind)]
+                cleared.append((now, a["id"]))
+                events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
+        if raised or cleared:
+            with self.db.atomic():  # one transaction, two statements, whatever the count
+                if raised:
+                    self.db.table("alarms").insert_all(raised, pk="id")
+                if cleared:
+                    self.db.conn.executemany("UPDATE alarms SET cleared_us=? WHERE id=?", cleared)
+        if len(events) <= LOG_EACH:
+            for e in events:
+                logger.warning(
+                    "alarm %s: %s %s %s", e["event"], e["device_id"], e["kind"], e["detail"]
+                )
+        else:  # a whole fleet at once (a broker restart): one line, not thousands
+            tally = Counter((e["event"], e["kind"]) for e in events)
+            logger.warning(
+                "alarms: %s",
+                ", ".join(f"{n} {kind} {event}" for (event, kind), n in sorted(tally.items())),
+            )
         return events
 
     def alarms(self, commune: str, open_only: bool) -> list[dict[str, Any]]:
