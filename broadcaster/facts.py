@@ -45,6 +45,8 @@ REPORT_BATCH = 500
 REPORT_FLUSH_S = 0.2
 #: Presence and telemetry are written in batches too: one transaction per flush.
 FACT_BATCH = 1000
+#: Facts kept for a retry while the store is failing; older ones are dropped.
+FACTS_KEPT = 20_000
 #: Configs republished after a (re)connect go out this many at a time, with a pause
 #: between batches so device input (reports, presence) is read in between.
 CONFIG_BATCH = 10  # aiomqtt warns (a log line each) past 10 publishes in flight
@@ -138,7 +140,10 @@ class Facts:
         ``REPORT_FLUSH_S``, and go in one transaction."""
         quiet = self.clock.now_us() - self._facts_flushed_us >= REPORT_FLUSH_S * 1e6
         if quiet or len(self._facts) >= FACT_BATCH:
-            self.flush_facts()
+            try:
+                self.flush_facts()
+            except Exception:  # the message is queued; the next flush retries
+                logger.exception("writing device facts failed; retrying at the next flush")
 
     def flush_facts(self) -> int:
         """Write queued presence and telemetry, in arrival order, in one transaction;
@@ -148,6 +153,27 @@ class Facts:
             return 0
         self._facts_flushed_us = self.clock.now_us()
         online: list[tuple[str, str]] = []
+        try:
+            self._write_facts(batch, online)
+        except Exception:
+            # The store is busy or failing: keep the facts for the next flush (bounded:
+            # past FACTS_KEPT the oldest are dropped, and said so), then let it be known.
+            kept = (batch + self._facts)[-FACTS_KEPT:]
+            dropped = len(batch) + len(self._facts) - len(kept)
+            self._facts = kept
+            if dropped:
+                logger.error(
+                    "dropped %d presence/telemetry messages: the store is failing", dropped
+                )
+            raise
+        for commune, device in online:
+            for listener in self.on_online:
+                listener(commune, device)
+        return len(batch)
+
+    def _write_facts(
+        self, batch: list[tuple[str, str, Any, int]], online: list[tuple[str, str]]
+    ) -> None:
         with self.store.relaxed(), self.store.db.atomic():
             for kind, commune, (device, msg), at_us in batch:
                 if kind == "telemetry":
@@ -173,10 +199,6 @@ class Facts:
                 )
                 if msg.state == "online":
                     online.append((commune, device))
-        for commune, device in online:
-            for listener in self.on_online:
-                listener(commune, device)
-        return len(batch)
 
     async def on_firmware_status(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -209,6 +231,14 @@ class Facts:
         batch, self._reports = self._reports, []
         if not batch:
             return 0
+        try:
+            self._write_reports(batch)
+        except Exception:
+            self._reports = batch + self._reports  # kept for the next flush
+            raise
+        return len(batch)
+
+    def _write_reports(self, batch: list[tuple[str, str, PlayReport, int]]) -> None:
         with self.store.db.atomic():
             for device, commune, report, at_us in batch:
                 hamlet = self.store.device_hamlet(device)
@@ -221,7 +251,6 @@ class Facts:
                 elif result == "unknown":
                     self.unknown_reports += 1
                     logger.info("device %s reported unknown stream %s", device, report.stream)
-        return len(batch)
 
     async def run(self) -> None:
         """Flush queued facts and reports every ``REPORT_FLUSH_S``, and republish configs
@@ -231,11 +260,18 @@ class Facts:
                 tg.start_soon(self._republisher)
                 while True:
                     await self.clock.sleep(REPORT_FLUSH_S)
-                    self.flush_facts()
-                    self.flush_reports()
+                    self._flush_quietly()
         finally:
-            self.flush_facts()
-            self.flush_reports()
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        """Flush facts and reports; a store error (a lock held too long) is logged and
+        the work waits for the next flush — it must never stop the controller."""
+        for flush in (self.flush_facts, self.flush_reports):
+            try:
+                flush()
+            except Exception:
+                logger.exception("writing device facts failed; retrying at the next flush")
 
     async def on_time_request(self, t: ParsedTopic, payload: bytes) -> None:
         """Answer a clock-sync request at once; no database access on this path."""

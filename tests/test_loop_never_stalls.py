@@ -101,3 +101,34 @@ async def test_a_burst_of_presence_is_written_before_the_listeners_hear_of_it(
             await anyio.sleep(0.02)
     assert sorted(heard) == sorted((d, True) for d in ids)
     assert s.store.db.conn.total_changes > before
+
+
+async def test_a_locked_store_delays_facts_but_never_stops_the_controller(
+    tmp_path: Path, broker: Any
+) -> None:
+    from devices.messages import Presence, dump
+    from tests.conftest import make_settings, serve
+
+    settings = make_settings(tmp_path, broker, db={"busy_timeout_ms": 100})
+    async with serve(settings) as r:
+        s = r.services
+        with anyio.fail_after(5):
+            while s.facts.queued:
+                await anyio.sleep(0.05)
+        other = sqlite3.connect(settings.db.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            online = dump(Presence(state="online", fw="khoa", codecs=["opus"]))
+            await s.router("loa/v1/vi-tan/dev/vt-ap-4-1/presence", online)
+            with anyio.fail_after(5):  # the flush fails (locked) and keeps the message
+                while s.facts.queued == 0:
+                    await anyio.sleep(0.05)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        with anyio.fail_after(10):  # written at a later flush, the controller still up
+            while s.facts.queued:
+                await anyio.sleep(0.05)
+        row = s.store.query("SELECT online, firmware FROM devices WHERE id='vt-ap-4-1'")[0]
+        assert (row["online"], row["firmware"]) == (1, "khoa")
+        assert (await r.client.get("/api/health")).status_code == 200
