@@ -50,8 +50,15 @@ def parser() -> argparse.ArgumentParser:
         default=Path("loa-data"),
         help="folder for the demo's database, media and key",
     )
-    serve = sub.add_parser("serve", help="run the control plane (broker from settings)")
+    serve = sub.add_parser("serve", help="run the control plane (and the broker it starts)")
     _common(serve)
+    serve.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder for the database, media, key and broker files (default: the settings', "
+        "./loa-data)",
+    )
     prov = sub.add_parser(
         "provision", help="issue a speaker's credentials and write its provisioning file"
     )

@@ -106,6 +106,7 @@ async def test_places_from_empty_and_every_refusal(empty: Running) -> None:
     # deletions refused with the reason, nothing changed
     body = err(await c.delete("/api/communes/vi-tan/hamlets/ap-2a"), 409)
     assert "1 speakers (vt-1)" in body["error"]
+    assert body["errors"][0]["code"] == "not_empty"  # what the pages translate
     body = err(await c.delete("/api/communes/vi-tan"), 409)
     assert "hamlets" in body["error"] and "speakers" in body["error"]
     err(await c.delete("/api/provinces/hau-giang"), 409)
@@ -130,6 +131,7 @@ async def test_a_hamlet_with_history_is_kept(empty: Running) -> None:
     )
     body = err(await empty.client.delete("/api/communes/vi-tan/hamlets/ap-1"), 409)
     assert "history" in body["error"]
+    assert body["errors"][0]["code"] == "has_history"
 
 
 def add_user(settings: Settings, name: str, area: Area) -> str:
@@ -362,3 +364,55 @@ def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: S
     urls = ("mqtts://loa.tinh.vn:8883", "mqtt://loa.tinh.vn:1883")
     given = SimpleNamespace(settings=settings.replace(broker={"public_urls": urls}))
     assert broker_urls(given) == list(urls)  # type: ignore[arg-type]
+
+
+async def test_a_zone_of_hamlets_reaches_its_speakers_at_once(running: Running) -> None:
+    """A zone created while speakers are online: their signed config changes at once and
+    a broadcast to the zone plays on exactly the zone's hamlet."""
+    from broadcaster import demo_data
+    from tests.conftest import fleet_of, wav
+    from tests.test_e2e import broadcast, wait_online
+
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet in ("ap-1", "ap-2")]
+    specs = [s.__class__(id=s.id, commune=s.commune, hamlet=s.hamlet) for s in specs]
+    async with fleet_of(running, specs) as fleet:
+        await wait_online(running, len(specs))
+        r = await running.client.post(
+            "/api/communes/vi-tan/zones", json={"name": "Ven sông", "hamlets": ["ap-2"]}
+        )
+        assert r.status_code == 201, r.text
+        with anyio.fail_after(10):
+            while {
+                e["device"]
+                for e in fleet.log.of("config")
+                if any(t.endswith("/zone/ven-song") for t in e["groups"])
+            } != set(demo_data.device_ids("ap-2")):
+                await anyio.sleep(0.1)
+        up = await running.client.post(
+            "/api/communes/vi-tan/media",
+            files={"file": ("tin.wav", wav(1.0), "audio/wav")},
+            data={"title": "Tin ven sông"},
+        )
+        media = up.json()["media"]["id"]
+        b = await broadcast(running, media, [{"commune": "vi-tan", "zone": "ven-song"}])
+        assert {d["device_id"] for d in b["deliveries"] if d["outcome"] == "played"} == set(
+            demo_data.device_ids("ap-2")
+        )
+        played = {e["device"] for e in fleet.log.of("play")}
+        assert played == set(demo_data.device_ids("ap-2"))
+
+
+def test_every_path_setting_is_made_absolute_once(tmp_path: Path) -> None:
+    from broadcaster.settings import absolute, load
+
+    s = absolute(
+        load(None, {}, ["broker.mosquitto=bin/mosquitto", "audio.ffmpeg=ffmpeg"]), tmp_path
+    )
+    assert s.db.path == str(tmp_path / "loa-data" / "loa.db")
+    assert s.storage.media_dir == str(tmp_path / "loa-data" / "media")
+    assert s.security.signing_key == str(tmp_path / "loa-data" / "signing.key")
+    assert s.security.broker_auth_dir == str(tmp_path / "loa-data" / "broker")
+    assert s.broker.mosquitto == str(tmp_path / "bin" / "mosquitto")  # a path: resolved
+    assert s.audio.ffmpeg == "ffmpeg"  # a name: looked up on PATH
+    again = absolute(s, Path("/elsewhere"))  # already absolute: unchanged
+    assert again.db.path == s.db.path

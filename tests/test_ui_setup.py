@@ -76,6 +76,7 @@ async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: i
             # a hamlet with speakers is refused for deletion, with the reason
             await page.click("#hamlet-list li[data-url$='/hamlets/ap-1'] button[data-act=delete]")
             await page.wait_for_selector("#setup-error:has-text('2 speakers')")
+            assert "Không xoá được" in await page.inner_text("#setup-error")
             assert await page.locator("#hamlet-list input[value='Ấp 1']").count() == 1
             # an account limited to one hamlet
             await page.fill("#user-name", f"truong-ap-{width}")
@@ -87,6 +88,12 @@ async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: i
             users = (await r.client.get("/api/users")).json()["users"]
             limited = next(u for u in users if u["username"] == f"truong-ap-{width}")
             assert limited["area"]["hamlets"] == ["ap-2a"]
+            unlabelled = await page.evaluate(
+                """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+                     .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                                  && !e.closest('label')).map(e => e.id || e.name)"""
+            )
+            assert unlabelled == []
             await shot(page, f"setup-done-{width}")
 
             # a speaker's page: its provisioning QR code, once

@@ -60,6 +60,13 @@ def check_timezone(value: str) -> str:
     return value
 
 
+def refused(code: str, message: str) -> Conflict:
+    """A refusal with a stable code the pages translate: ``not_empty`` (speakers or
+    places still in it), ``has_history``, ``in_use`` (targeted, in a zone, an account's
+    area) or ``taken``."""
+    return Conflict(message, errors=[FieldError("place", message, code)])
+
+
 def _unique(wanted: str | None, name: str, drop: tuple[str, ...], taken: set[str]) -> str:
     if wanted is not None:
         if wanted in taken:
@@ -120,14 +127,16 @@ class Places:
         communes = self.q("SELECT name FROM communes WHERE province_id=?", [pid])
         if communes:
             names = ", ".join(c["name"] for c in communes[:5])
-            raise Conflict(
-                f"{p['name']} still has {len(communes)} communes ({names}): delete them first"
+            raise refused(
+                "not_empty",
+                f"{p['name']} still has {len(communes)} communes ({names}): delete them first",
             )
         users = self.q("SELECT username FROM users WHERE province_id=?", [pid])
         if users:
-            raise Conflict(
+            raise refused(
+                "in_use",
                 f"{p['name']} has {len(users)} accounts ({users[0]['username']}, …): "
-                "move or disable them first"
+                "move or disable them first",
             )
         self.store.db.execute("DELETE FROM provinces WHERE id=?", [pid])
 
@@ -176,7 +185,9 @@ class Places:
         held = {k: self.q(sql, [cid])[0]["n"] for k, sql in counts.items()}
         left = [f"{n} {k}" for k, n in held.items() if n]
         if left:
-            raise Conflict(f"{c['name']} still has {', '.join(left)}: delete them first")
+            raise refused(
+                "not_empty", f"{c['name']} still has {', '.join(left)}: delete them first"
+            )
         history = {
             "broadcasts": "SELECT count(*) AS n FROM broadcast_communes WHERE commune_id=?",
             "programmes": "SELECT count(*) AS n FROM programmes WHERE commune_id=?",
@@ -187,9 +198,10 @@ class Places:
         had = {k: self.q(sql, [cid])[0]["n"] for k, sql in history.items()}
         kept = [f"{n} {k}" for k, n in had.items() if n]
         if kept:
-            raise Conflict(
+            raise refused(
+                "has_history",
                 f"{c['name']} has history ({', '.join(kept)}), which is kept for the record: "
-                "it cannot be deleted (rename it instead)"
+                "it cannot be deleted (rename it instead)",
             )
         self.store.db.execute("DELETE FROM communes WHERE id=?", [cid])
 
@@ -250,9 +262,10 @@ class Places:
         )
         if devices:
             shown = ", ".join(d["id"] for d in devices[:5])
-            raise Conflict(
+            raise refused(
+                "not_empty",
                 f"{h['name']} has {len(devices)} speakers ({shown}): move them to another "
-                "hamlet or delete them first"
+                "hamlet or delete them first",
             )
         played = self.q(
             "SELECT count(DISTINCT broadcast_id) AS n FROM deliveries"
@@ -260,9 +273,10 @@ class Places:
             [cid, hid],
         )[0]["n"]
         if played:
-            raise Conflict(
+            raise refused(
+                "has_history",
                 f"{h['name']} has history ({played} broadcasts reached it), which is kept "
-                "for the record: it cannot be deleted (rename it instead)"
+                "for the record: it cannot be deleted (rename it instead)",
             )
         self._refuse_if_targeted(cid, "hamlet", hid, h["name"])
         users = [
@@ -271,14 +285,15 @@ class Places:
             if hid in json.loads(u["hamlets"] or "[]")
         ]
         if users:
-            raise Conflict(f"{h['name']} is the area of accounts ({', '.join(users[:5])})")
+            raise refused("in_use", f"{h['name']} is the area of accounts ({', '.join(users[:5])})")
         zones = self.q(
             "SELECT zone_id FROM zone_hamlets WHERE commune_id=? AND hamlet_id=?", [cid, hid]
         )
         if zones:
-            raise Conflict(
+            raise refused(
+                "in_use",
                 f"{h['name']} is part of zones ({', '.join(z['zone_id'] for z in zones)}): "
-                "take it out of them first"
+                "take it out of them first",
             )
         self.store.db.execute("DELETE FROM hamlets WHERE commune_id=? AND id=?", [cid, hid])
 
@@ -290,9 +305,10 @@ class Places:
                 [cid],
             ):
                 if _targets_name(r["targets"], key, value):
-                    raise Conflict(
+                    raise refused(
+                        "in_use",
                         f"{name} is a target of the {what} {r['title']!r}, which is kept "
-                        "for the record: it cannot be deleted"
+                        "for the record: it cannot be deleted",
                     )
 
     # --- zones -------------------------------------------------------------------------

@@ -25,8 +25,10 @@ function failed(form, err) {
     }
   }
   if (err.data && err.data.status === 409) {
-    // a refusal with its reason (speakers still there, history kept): say it as it is
-    el.textContent = said("failed") + ": " + err.message;
+    // a refusal with its reason (speakers still there, history kept), in the user's
+    // language, with the details (which speakers, which zones) as the server gave them
+    const code = ((err.data.errors || [])[0] || {}).code;
+    el.textContent = (said(code) || said("failed")) + " (" + err.message + ")";
   } else {
     showError(el, err);
   }
@@ -92,7 +94,7 @@ async function loadSetup() {
   $("#device-hamlet").innerHTML = hamlets.map((h) => `<option value="${esc(h.id)}">${esc(h.name)}</option>`).join("");
   $("#setup-devices").innerHTML = devs.devices.map((d) =>
     `<tr><td><a href="/devices/${esc(d.id)}">${esc(d.name)}</a> <span class="muted">${esc(d.id)}</span></td>
-     <td>${esc(names[d.hamlet] || d.hamlet)}</td><td>${d.online ? esc(T("trực tuyến")) : esc(T("ngoại tuyến"))}</td></tr>`).join("");
+     <td>${esc(names[d.hamlet] || d.hamlet)}</td><td>${d.online ? esc(T("Trực tuyến")) : esc(T("Ngoại tuyến"))}</td></tr>`).join("");
   $("#csv-template").href = `/api/communes/${c}/devices/export.csv?template=1`;
   $("#csv-export").href = `/api/communes/${c}/devices/export.csv`;
 }
