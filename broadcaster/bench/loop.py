@@ -162,6 +162,7 @@ def trial(work: Path, speakers: int, long_file: Path, bulletin_s: float) -> dict
         "storm_s": storm_s,
         "window_s": window_s,
         "load": load,
+        "broadcast": f"{b['status']}" + (f" ({b['error']})" if b.get("error") else ""),
     }
 
 
@@ -229,5 +230,6 @@ def run(
             "the whole window until the last of these finished (the same figure /metrics "
             "exports as loa_event_loop_lag_seconds). Everything runs on this one machine, "
             "simulators included.",
+            "The bulletin ended: " + "; ".join(r["broadcast"] for r in runs) + ".",
         ],
     )
