@@ -493,3 +493,21 @@ def m014_zone_hamlets_issue15(db: Database) -> None:
         {"commune_id": str, "zone_id": str, "hamlet_id": str},
         pk=("commune_id", "zone_id", "hamlet_id"),
     )
+
+
+@migrations()
+def m015_issue18_faults(db: Database) -> None:
+    """Issue 18: how late a broadcast was accepted; proof of play that came before its
+    broadcast row (kept, then reconciled)."""
+    db.table("broadcasts").add_column("late_ms", int)
+    db.table("pending_reports").create(
+        {
+            "stream_id": str,
+            "device_id": str,
+            "commune_id": str,
+            "report": str,  # the PlayReport as JSON
+            "at_us": int,
+        },
+        pk=("stream_id", "device_id"),
+    )
+    db.table("pending_reports").create_index(["at_us"])
