@@ -176,19 +176,19 @@ class Library:
         signal = f"siren-{siren}" if f"siren-{siren}" in SIGNALS else siren
         if signal not in SIGNALS:
             raise NotFound(f"there is no siren called {siren!r}")
+        message: Step | None = None
         if media_id is not None:
             row = self.store.media_row(media_id)
             if row["commune_id"] not in (None, commune_id):
                 raise NotFound(f"media {media_id!r} does not exist in this library")
             message = Step("media", media_id)
-        else:
+        elif (text or "").strip():
             self._engine()
             message = Step("text", _nfc(text or ""))
-        steps = [Step("signal", signal), Step("pause", ms=1000)]
-        for i in range(repeat):
-            if i:
-                steps.append(Step("pause", ms=2000))
-            steps.append(message)
+        steps = [Step("signal", signal)]
+        for i in range(repeat if message is not None else 0):
+            assert message is not None
+            steps += [Step("pause", ms=2000 if i else 1000), message]
         prepared = await self._render(steps, self._signal_settings())
         return self._store(
             prepared,
@@ -196,7 +196,7 @@ class Library:
             kind="alert",
             title=_nfc(title) or "Cảnh báo khẩn",
             filename="",
-            source_text=message.ref if message.kind == "text" else "",
+            source_text=message.ref if message is not None and message.kind == "text" else "",
         )
 
     async def _render(self, steps: Sequence[Step], settings: AudioSettings) -> Prepared:

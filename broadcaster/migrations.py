@@ -484,3 +484,12 @@ def m012_firmware(db: Database) -> None:
 def m013_presence_session(db: Database) -> None:
     """The MQTT connection a speaker's presence belongs to (stale wills are ignored)."""
     db.table("devices").add_column("session", str)
+
+
+@migrations()
+def m014_alerts_issue17(db: Database) -> None:
+    """Alerts (issue 17): the language their text came in, and the form key that makes
+    creating one idempotent."""
+    db.table("alerts").add_column("language", str, not_null_default="vi-VN")
+    db.table("alerts").add_column("client_key", str, not_null_default="")
+    db.table("alerts").create_index(["commune_id", "client_key"])

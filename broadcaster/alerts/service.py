@@ -53,6 +53,8 @@ class AlertRequest:
     targets: list[Target]
     fields: dict[str, str] = field(default_factory=dict)
     message: str = ""  # a custom text instead of the template
+    message_en: str = ""  # the English text (a CAP document's own, or the template's)
+    language: str = "vi-VN"  # the language of the text as received (CAP: its <info>)
     media_id: str | None = None  # a recorded message instead of text
     siren: str = "wail"
     repeat: int = 3
@@ -67,6 +69,7 @@ class AlertRequest:
     cap_identifier: str = ""
     cap_sender: str = ""
     cap_sent: str = ""
+    client_key: str = ""  # the form's idempotency key: a double tap makes one draft
 
 
 class AlertService:
@@ -119,7 +122,11 @@ class AlertService:
                 errors=[FieldError("expires", "in the past", "expired")],
             )
         if req.media_id is None and req.message.strip():
-            message_vi, message_en = req.message.strip(), ""
+            message_vi, message_en = req.message.strip(), req.message_en.strip()
+        elif req.media_id is None and req.message_en.strip():
+            # English only (a foreign CAP document): nothing foreign is read to villagers;
+            # the siren is ready and the alert waits for the Vietnamese message.
+            message_vi, message_en = "", req.message_en.strip()
         elif req.media_id is None:
             message_vi = render(req.type, req.fields, req.risk_level, "vi")
             message_en = render(req.type, req.fields, req.risk_level, "en")
@@ -150,12 +157,34 @@ class AlertService:
             "media_id": media["id"],
             "reair_hours": req.reair_hours,
             "expires_us": expires,
+            "language": "vi-VN" if message_vi or req.media_id else req.language,
         }
         return columns, resolution
 
-    async def create(self, req: AlertRequest, actor: str = "api") -> dict[str, Any]:
-        """Validate, render and encode the alert; it waits (draft) for a confirm."""
+    def by_key(self, commune: str, client_key: str) -> dict[str, Any] | None:
+        """The alert a form already created with this key (None if none)."""
+        if not client_key:
+            return None
+        rows = self.store.query(
+            "SELECT id FROM alerts WHERE commune_id=? AND client_key=?", [commune, client_key]
+        )
+        return self.get(rows[0]["id"]) if rows else None
+
+    def targets_of(self, alert_id: str) -> list[Target]:
+        """Where an alert sounds (for area checks before acting on it)."""
+        return [Target(**t) for t in json.loads(self._row(alert_id)["targets"])]
+
+    async def create(self, req: AlertRequest, actor: str = "api", via: str = "") -> dict[str, Any]:
+        """Validate, render and encode the alert; it waits (draft) for a confirm.
+
+        ``actor`` is the account; ``via`` says how it came (a CAP document and sender)."""
+        same = self.by_key(req.commune, req.client_key)
+        if same is not None:
+            return same
         columns, resolution = await self._prepare(req)
+        same = self.by_key(req.commune, req.client_key)  # a second tap while rendering
+        if same is not None:
+            return same
         alert_id = str(uuid.uuid4())
         row = {
             "id": alert_id,
@@ -172,19 +201,27 @@ class AlertService:
             "cap_sender": req.cap_sender,
             "cap_sent": req.cap_sent,
             "source": req.source,
+            "client_key": req.client_key,
         }
         with self.db.atomic():
             self.db.table("alerts").insert(row, pk="id")
-            self._event(alert_id, "create", actor, f"{req.type.value} level {req.risk_level}")
+            self._event(
+                alert_id, "create", actor, _via(f"{req.type.value} level {req.risk_level}", via)
+            )
         self._resolutions[alert_id] = resolution
-        self.audit("alert.create", alert=alert_id, commune=req.commune, actor=actor)
+        self.audit("alert.create", alert=alert_id, commune=req.commune, **_src(via))
         return self.get(alert_id)
 
-    def confirm(self, alert_id: str, actor: str = "api") -> dict[str, Any]:
+    def confirm(self, alert_id: str, actor: str = "api", via: str = "") -> dict[str, Any]:
         """The second step: sound it now on every targeted speaker."""
         a = self._row(alert_id)
         if a["status"] != AlertStatus.DRAFT:
             raise Conflict(f"this alert is {a['status']}; only a draft can be confirmed")
+        if not a["message_vi"] and a["message_en"]:
+            raise Conflict(
+                "this alert came in English only: write the Vietnamese message (update) "
+                "before it can sound; nothing foreign is read to villagers unasked"
+            )
         if a["test"] and any(
             "device" not in t and "zone" not in t for t in json.loads(a["targets"])
         ):
@@ -203,8 +240,8 @@ class AlertService:
                 alert_id,
                 {"status": AlertStatus.ACTIVE.value, "confirmed_us": now, "next_airing_us": nxt},
             )
-            self._event(alert_id, "confirm", actor, f"broadcast {bid}")
-        self.audit("alert.confirm", alert=alert_id, broadcast=bid, actor=actor)
+            self._event(alert_id, "confirm", actor, _via(f"broadcast {bid}", via))
+        self.audit("alert.confirm", alert=alert_id, broadcast=bid, **_src(via))
         self._wake.set()
         return self.get(alert_id)
 
@@ -253,11 +290,11 @@ class AlertService:
             raise Conflict(f"this alert is already {a['status']}")
         stopped = self._stop_running(alert_id)
         self._end(alert_id, AlertStatus.CANCELLED, reason or "cancelled", actor, stopped)
-        self.audit("alert.cancel", alert=alert_id, actor=actor, stopped=stopped)
+        self.audit("alert.cancel", alert=alert_id, stopped=stopped, reason=reason)
         return self.get(alert_id)
 
     async def update(
-        self, alert_id: str, changes: AlertRequest, actor: str = "api"
+        self, alert_id: str, changes: AlertRequest, actor: str = "api", via: str = ""
     ) -> dict[str, Any]:
         """Replace the message (and level, siren, repeat); an active alert airs it now."""
         a = self._row(alert_id)
@@ -268,11 +305,11 @@ class AlertService:
         self._resolutions[alert_id] = resolution
         with self.db.atomic():
             self.db.table("alerts").update(alert_id, columns)
-            self._event(alert_id, "update", actor, f"level {columns['risk_level']}")
+            self._event(alert_id, "update", actor, _via(f"level {columns['risk_level']}", via))
         if a["status"] == AlertStatus.ACTIVE:
             self._stop_running(alert_id)
             self._air(self._row(alert_id), "update")
-        self.audit("alert.update", alert=alert_id, actor=actor)
+        self.audit("alert.update", alert=alert_id, **_src(via))
         return self.get(alert_id)
 
     async def all_clear(self, alert_id: str, actor: str = "api") -> dict[str, Any]:
@@ -295,7 +332,7 @@ class AlertService:
         self._stop_running(alert_id)
         bid = self._air(a, "all_clear", media_id=media["id"])
         self._end(alert_id, AlertStatus.ALL_CLEAR, f"all clear (broadcast {bid})", actor)
-        self.audit("alert.all_clear", alert=alert_id, broadcast=bid, actor=actor)
+        self.audit("alert.all_clear", alert=alert_id, broadcast=bid)
         return self.get(alert_id)
 
     def _end(
@@ -491,6 +528,15 @@ def hamlet_board(speakers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for h in out.values():
         h["delivered"] = h["played"] > 0
     return sorted(out.values(), key=lambda h: h["hamlet_id"])
+
+
+def _via(detail: str, via: str) -> str:
+    return f"{detail} ({via})" if via else detail
+
+
+def _src(via: str) -> dict[str, str]:
+    """Audit fields: the account is the audit actor; a CAP sender goes beside it."""
+    return {"via": via} if via else {}
 
 
 def _severity(level: int) -> str:
