@@ -492,4 +492,6 @@ def m014_alerts_issue17(db: Database) -> None:
     creating one idempotent."""
     db.table("alerts").add_column("language", str, not_null_default="vi-VN")
     db.table("alerts").add_column("client_key", str, not_null_default="")
+    # every CAP message acted on for the alert, " sender,identifier " each (references)
+    db.table("alerts").add_column("cap_messages", str, not_null_default="")
     db.table("alerts").create_index(["commune_id", "client_key"])

@@ -284,9 +284,7 @@ def _circle(text: str, where: str) -> tuple[tuple[float, float], float]:
 
 
 def alert_type(info: CapInfo) -> AlertType:
-    return vi_match.hazard(
-        info.event, info.headline, info.event_codes, info.categories
-    )
+    return vi_match.hazard(info.event, info.headline, info.event_codes, info.categories)
 
 
 def risk_level(info: CapInfo) -> int:

@@ -153,16 +153,14 @@ async def import_document(
         raise bad("a CAP Draft is not to be acted on", "status", "draft")
     if doc.status == "System" or doc.msg_type in ("Ack", "Error"):
         return {"alert": None, "held": f"CAP {doc.status} {doc.msg_type}: acknowledged, no action"}
-    if store.query(
-        "SELECT 1 FROM alerts WHERE cap_sender=? AND cap_identifier=? AND commune_id=?",
-        [doc.sender, doc.identifier, commune],
-    ):
+    if _known(store, commune, doc.sender, doc.identifier):
         raise Conflict(f"CAP alert {doc.identifier} from {doc.sender} was already imported")
     via = f"CAP {doc.msg_type} {doc.identifier} from {doc.sender}"
     if doc.msg_type == "Cancel":
         earlier = _referenced(store, doc, commune)
         check(service.targets_of(earlier))
         alert = service.cancel(earlier, actor=actor, reason=f"CAP Cancel from {doc.sender}")
+        _remember(store, earlier, doc)
         return {"alert": alert, "action": "cancelled"}
     vi = _pick(doc.infos)
     en = _english(doc.infos)
@@ -221,11 +219,10 @@ async def import_document(
         earlier = _referenced(store, doc, commune)
         check(service.targets_of(earlier))
         await service.update(earlier, req, actor=actor, via=via)
-        store.db.table("alerts").update(
-            earlier, {"cap_identifier": doc.identifier, "cap_sent": doc.sent_text}
-        )
+        _remember(store, earlier, doc)
         return {"alert": service.get(earlier), "action": "updated"}
     alert = await service.create(req, actor=actor, via=via)
+    _remember(store, alert["id"], doc)
     if not vi:
         return {
             "alert": alert,
@@ -244,16 +241,34 @@ async def import_document(
     return {"alert": alert, "action": "triggered" if auto else "held for confirm"}
 
 
+def _key(sender: str, identifier: str) -> str:
+    return f" {sender},{identifier} "
+
+
+def _remember(store: Any, alert_id: str, doc: CapAlert) -> None:
+    """Record a CAP message acted on for this alert (later ones may reference it)."""
+    store.db.execute(
+        "UPDATE alerts SET cap_messages = cap_messages || ? WHERE id=?",
+        [_key(doc.sender, doc.identifier), alert_id],
+    )
+
+
+def _known(store: Any, commune: str, sender: str, identifier: str) -> str | None:
+    """The alert of this commune a CAP message (sender, identifier) was acted on for."""
+    rows = store.query(
+        "SELECT id FROM alerts WHERE commune_id=? AND instr(cap_messages, ?) > 0"
+        " ORDER BY created_us DESC LIMIT 1",
+        [commune, _key(sender, identifier)],
+    )
+    return str(rows[0]["id"]) if rows else None
+
+
 def _referenced(store: Any, doc: CapAlert, commune: str) -> str:
     """The alert a Cancel or Update refers to, in this commune only."""
     for sender, identifier, _ in reversed(doc.references):
-        rows = store.query(
-            "SELECT id FROM alerts WHERE commune_id=? AND cap_sender=? AND cap_identifier=?"
-            " ORDER BY created_us DESC LIMIT 1",
-            [commune, sender, identifier],
-        )
-        if rows:
-            return str(rows[0]["id"])
+        found = _known(store, commune, sender, identifier)
+        if found:
+            return found
     raise bad(
         f"the CAP {doc.msg_type} refers to an alert Loa does not have in this commune",
         "references",

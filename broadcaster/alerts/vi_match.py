@@ -406,12 +406,13 @@ _BREAK = re.compile(r"<\s*(br|p|/p|li|div|/div)\b[^<>]{0,200}>", re.IGNORECASE)
 
 
 def spoken(text: str) -> str:
-    """Text without markup (``<br />``, ``<p>``, entities), NFC, single spaces; a break
-    becomes a sentence pause."""
+    """Text without markup (``<br />``, ``<p>``, entities), NFC, single spaces; a line
+    break ends a sentence."""
     text = html.unescape(html.unescape(text))  # "&amp;lt;br /&amp;gt;" is seen in feeds
-    text = _BREAK.sub(". ", text)
-    text = _TAG.sub(" ", text)
-    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
-    text = re.sub(r"(\s*\.\s*){2,}", ". ", text)
-    text = re.sub(r"([.:;!?])\s*\.", r"\1", text)
-    return text.strip(" .") + ("." if text.rstrip().endswith(".") else "")
+    text = _TAG.sub(" ", _BREAK.sub("\n", text))
+    lines = [re.sub(r"\s+", " ", line).strip().lstrip("*•-– ") for line in text.splitlines()]
+    lines = [ln for ln in lines if ln.strip(" .")]
+    out = " ".join(ln if ln.endswith((".", "!", "?", ":", ";", ",")) else ln + "." for ln in lines)
+    if len(lines) == 1 and not text.strip().endswith("."):
+        out = out[:-1] if out.endswith(".") and not lines[0].endswith(".") else out
+    return unicodedata.normalize("NFC", out)
