@@ -19,14 +19,18 @@ class Rendition:
     bitrate_kbps: int
 
 
-def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
-    """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned."""
+def encode_opus(pcm: bytes, settings: AudioSettings, application: str = "voip") -> Rendition:
+    """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned.
+
+    ``application="lowdelay"`` (CELT only) for loud tonal audio such as sirens: libopus's
+    voip and audio modes overshoot a loud frequency sweep by up to 10 dB (clipping), so
+    alerts are encoded with it."""
     graph = ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1).output(
         "pipe:",
         format="ogg",
         acodec="libopus",
         audio_bitrate=f"{settings.opus_bitrate_kbps}k",
-        application="voip",
+        application=application,
         vbr="constrained",  # keep tonal audio (chimes, sirens) near the bitrate budget
         frame_duration=settings.opus_frame_ms,
         ac=1,

@@ -166,8 +166,10 @@ class Library:
         repeat: int,
         commune_id: str | None,
         title: str,
+        loudness_lufs: float | None = None,
     ) -> dict[str, Any]:
-        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times.
+        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times,
+        rendered to ``loudness_lufs`` (alerts are louder than bulletins), peaks limited.
 
         Voice-alarm practice (ISO 7240-16): an attention signal before the first
         message and no more than 30 s between messages; here 1 s after the siren and
@@ -189,7 +191,10 @@ class Library:
         for i in range(repeat if message is not None else 0):
             assert message is not None
             steps += [Step("pause", ms=2000 if i else 1000), message]
-        prepared = await self._render(steps, self._signal_settings())
+        settings = self._signal_settings()
+        if loudness_lufs is not None:
+            settings = settings.model_copy(update={"loudness_lufs": loudness_lufs})
+        prepared = await self._render(steps, settings, application="lowdelay")
         return self._store(
             prepared,
             commune_id=commune_id,
@@ -199,13 +204,17 @@ class Library:
             source_text=message.ref if message is not None and message.kind == "text" else "",
         )
 
-    async def _render(self, steps: Sequence[Step], settings: AudioSettings) -> Prepared:
+    async def _render(
+        self, steps: Sequence[Step], settings: AudioSettings, application: str = "voip"
+    ) -> Prepared:
         """Render a plan and prepare it, in worker threads, holding an ingest slot."""
         async with self._ingest_slots:
             pcm = await anyio.to_thread.run_sync(
                 partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
             )
-            prepared: Prepared = await anyio.to_thread.run_sync(prepare, pcm, settings)
+            prepared: Prepared = await anyio.to_thread.run_sync(
+                partial(prepare, pcm, settings, application=application)
+            )
         return prepared
 
     async def ensure_signals(self) -> int:

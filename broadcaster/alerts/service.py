@@ -84,6 +84,7 @@ class AlertService:
         timezone: str,
         default_expiry_s: float,
         audit: Callable[..., None],
+        loudness_lufs: float = -14.0,
     ) -> None:
         self.store = store
         self.db = store.db
@@ -94,6 +95,7 @@ class AlertService:
         self.timezone = timezone
         self.default_expiry_s = default_expiry_s
         self.audit = audit
+        self.loudness_lufs = loudness_lufs  # alerts are rendered louder than bulletins
         self._wake = anyio.Event()
         self._resolutions: dict[str, Resolution] = {}  # alert id → resolved at creation
         self.loop_token: anyio.lowlevel.EventLoopToken | None = None
@@ -140,6 +142,7 @@ class AlertService:
             repeat=req.repeat,
             commune_id=req.commune,
             title=title,
+            loudness_lufs=self.loudness_lufs,
         )
         columns = {
             "type": req.type.value,
@@ -328,6 +331,7 @@ class AlertService:
             repeat=1,
             commune_id=a["commune_id"],
             title=f"Kết thúc: {a['title']}"[:200],
+            loudness_lufs=self.loudness_lufs,
         )
         self._stop_running(alert_id)
         bid = self._air(a, "all_clear", media_id=media["id"])
