@@ -47,12 +47,23 @@ def stamp(us: int) -> str:
 
 
 def messages(alert: dict[str, Any], updates: list[int]) -> list[tuple[str, str, str]]:
-    """(identifier, sent, msgType) of every message this alert has been, in order (pure)."""
-    out = [(f"loa-{alert['id']}", stamp(alert["created_us"]), "Alert")]
-    for n, at_us in enumerate(updates, start=1):
-        out.append((f"loa-{alert['id']}-u{n}", stamp(at_us), "Update"))
+    """(identifier, sent, msgType) of every message this alert has been, in order (pure).
+
+    CAP times are whole seconds: a message made within the same second as the one
+    before it is sent one second after it, so every message has its own ``<sent>``."""
+    times = [alert["created_us"], *updates]
+    ids = [f"loa-{alert['id']}", *(f"loa-{alert['id']}-u{n}" for n in range(1, len(times)))]
+    kinds = ["Alert"] + ["Update"] * len(updates)
     if alert["status"] in ("cancelled", "all_clear", "expired"):
-        out.append((f"loa-{alert['id']}-end", stamp(alert["ended_us"] or 0), "Cancel"))
+        times.append(alert["ended_us"] or alert["created_us"])
+        ids.append(f"loa-{alert['id']}-end")
+        kinds.append("Cancel")
+    out = []
+    previous = -1
+    for ident, at_us, kind in zip(ids, times, kinds, strict=True):
+        second = max(at_us // 1_000_000, previous + 1)
+        previous = second
+        out.append((ident, stamp(second * 1_000_000), kind))
     return out
 
 
