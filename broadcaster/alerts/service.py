@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..ledger import Ledger
 from ..library import Library
 from ..store import Store
 from ..targeting import Resolution, Target
+from .board import _public, _severity, hamlet_board, speaker_board
 from .model import (
     ALL_CLEAR_TEXT,
     RISK_LEVELS,
@@ -42,6 +43,7 @@ from .model import (
 
 logger = logging.getLogger(__name__)
 
+Rows = list[dict[str, Any]]
 ENDED = (AlertStatus.CANCELLED, AlertStatus.ALL_CLEAR, AlertStatus.EXPIRED)
 
 
@@ -450,6 +452,39 @@ class AlertService:
         )
         return [_public(r) for r in rows]
 
+    def active(self, communes: Sequence[str]) -> Rows:
+        """Alerts sounding now in these communes, as the red banner shows them: what,
+        where (places by name), since when."""
+        if not communes:
+            return []
+        marks = ",".join("?" * len(communes))
+        rows = self.store.query(
+            f"SELECT * FROM alerts WHERE status='active' AND commune_id IN ({marks})"  # noqa: S608
+            " ORDER BY confirmed_us DESC",
+            communes,
+        )
+        out = []
+        for r in rows:
+            a = _public(r)
+            names = {h["id"]: h["name"] for h in self.store.hamlets(r["commune_id"])}
+            commune = self.store.require_commune(r["commune_id"])["name"]
+            places = [
+                names.get(t.get("hamlet", ""), "") or t.get("zone") or t.get("device") or commune
+                for t in a["targets"]
+            ]
+            out.append(
+                {
+                    "id": a["id"],
+                    "commune_id": a["commune_id"],
+                    "type_name": a["type_name"],
+                    "risk": a["risk"],
+                    "title": a["title"],
+                    "where": ", ".join(dict.fromkeys(places)),
+                    "since_us": a["confirmed_us"],
+                }
+            )
+        return out
+
     def get(self, alert_id: str) -> dict[str, Any]:
         """The alert with per-speaker accountability and a per-hamlet board."""
         a = _public(self._row(alert_id))
@@ -467,71 +502,22 @@ class AlertService:
             [alert_id],
         )
         a["speakers"] = speaker_board(rows)
-        a["hamlets"] = hamlet_board(a["speakers"])
+        try:
+            devices = self._resolution(a).devices
+        except LoaError:  # a target removed since: the board shows what was delivered
+            devices = ()
+        expected: dict[str, int] = {}
+        for d in devices:
+            expected[d.hamlet_id] = expected.get(d.hamlet_id, 0) + 1
+        names = {h["id"]: h["name"] for h in self.store.hamlets(a["commune_id"])}
+        a["speaker_count"] = len(devices)
+        a["hamlets"] = hamlet_board(a["speakers"], expected, names)
         a["events"] = self.store.query(
             "SELECT at_us, action, actor, detail FROM alert_events WHERE alert_id=?"
             " ORDER BY at_us, rowid",
             [alert_id],
         )
         return a
-
-
-def speaker_board(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per speaker, over every airing: first play (controller clock), frames, state (pure)."""
-    board: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        s = board.setdefault(
-            r["device_id"],
-            {
-                "device_id": r["device_id"],
-                "hamlet_id": r["hamlet_id"],
-                "state": "pending",
-                "first_played_us": None,
-                "frames_played": 0,
-                "frames_missing": 0,
-                "reason": "",
-            },
-        )
-        s["frames_played"] += r["frames_played"] or 0
-        s["frames_missing"] += r["frames_missing"] or 0
-        if r["outcome"] in ("played", "partial") and r["started_us"]:
-            first = s["first_played_us"]
-            s["first_played_us"] = r["started_us"] if first is None else min(first, r["started_us"])
-        s["state"] = _better(s["state"], r["outcome"])
-        if r["reason"] and s["state"] not in ("played", "partial"):
-            s["reason"] = r["reason"]
-    return sorted(board.values(), key=lambda s: (s["hamlet_id"], s["device_id"]))
-
-
-_RANK = ["pending", "no_report", "offline", "missed", "refused", "preempted", "partial", "played"]
-
-
-def _better(current: str, outcome: str) -> str:
-    """The best outcome so far (a speaker that played any airing has heard the alert)."""
-    rank = {o: i for i, o in enumerate(_RANK)}
-    if current == "pending":
-        return outcome
-    if outcome == "pending":
-        return current
-    return max(current, outcome, key=lambda o: rank.get(o, 0))
-
-
-def hamlet_board(speakers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A hamlet is *delivered* only when a speaker there reports playing the alert (pure)."""
-    out: dict[str, dict[str, Any]] = {}
-    for s in speakers:
-        h = out.setdefault(
-            s["hamlet_id"],
-            {"hamlet_id": s["hamlet_id"], "speakers": 0, "played": 0, "not_played": []},
-        )
-        h["speakers"] += 1
-        if s["state"] in ("played", "partial"):
-            h["played"] += 1
-        elif s["state"] != "pending":
-            h["not_played"].append(s["device_id"])
-    for h in out.values():
-        h["delivered"] = h["played"] > 0
-    return sorted(out.values(), key=lambda h: h["hamlet_id"])
 
 
 def _via(detail: str, via: str) -> str:
@@ -541,26 +527,3 @@ def _via(detail: str, via: str) -> str:
 def _src(via: str) -> dict[str, str]:
     """Audit fields: the account is the audit actor; a CAP sender goes beside it."""
     return {"via": via} if via else {}
-
-
-def _severity(level: int) -> str:
-    return {5: "Extreme", 4: "Severe", 3: "Moderate"}.get(level, "Minor")
-
-
-def _public(r: dict[str, Any]) -> dict[str, Any]:
-    out = dict(r)
-    out["fields"] = json.loads(r["fields"] or "{}")
-    out["targets"] = json.loads(r["targets"] or "[]")
-    out["test"] = bool(r["test"])
-    level = RISK_LEVELS[r["risk_level"]]
-    out["risk"] = {
-        "level": r["risk_level"],
-        "colour_vi": level[0],
-        "colour_en": level[1],
-        "css": level[2],
-    }
-    out["type_name"] = {
-        "vi": TYPE_NAMES[AlertType(r["type"])][0],
-        "en": TYPE_NAMES[AlertType(r["type"])][1],
-    }
-    return out

@@ -4,8 +4,10 @@ with the session cookie and the CSRF token the page carries."""
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -13,9 +15,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..alerts.model import RISK_LEVELS, TYPE_NAMES
 from ..auth.guard import principal
 from ..services import Services
+from .emergency import emergency_context
 from .i18n import LANGUAGES, gettext_for, translator
 
 HERE = Path(__file__).parent
@@ -63,6 +65,34 @@ JS_STRINGS = (
     "Ngoài khu vực của bạn",
     "Trùng lịch",
     "Không trùng lịch",
+    # the emergency page and the alert banner
+    "Chờ xác nhận",
+    "Đã báo an toàn",
+    "Đã hết hạn",
+    "Không",
+    "Đang gửi…",
+    "ĐANG PHÁT CẢNH BÁO",
+    "từ",
+    "Dừng",
+    "Báo an toàn",
+    "Dừng cảnh báo này trên mọi loa?",
+    "Có, dừng ngay",
+    "Báo an toàn: dừng còi và đọc thông báo kết thúc?",
+    "Có, báo an toàn",
+    "Còi hú (lên xuống)",
+    "Còi ngắt quãng nhanh",
+    "Còi liên tục",
+    "chưa nhập",
+    "rồi đọc",
+    "lần",
+    "Chọn nơi phát: cả xã hoặc ít nhất một ấp.",
+    "Đang chuẩn bị âm thanh…",
+    "Cấp",
+    "Cả xã",
+    "loa",
+    "Mỗi 2 giờ đến khi dừng",
+    "Không phát lại",
+    "Ấp / thôn",
 )
 
 
@@ -101,12 +131,35 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
         js=js,
         path=request.url.path,
         mqtt=s.link.connected,
+        banner=_banner(request),
+        place_names=_place_names(request, commune),
         **ctx,
     )
     resp = HTMLResponse(html)
     if request.query_params.get("lang") in LANGUAGES:
         resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict", path="/")
     return resp
+
+
+def _banner(request: Request) -> list[dict[str, Any]]:
+    """Every alert sounding in the account's communes: the red bar on every page."""
+    if request.scope.get("state", {}).get("principal") is None:
+        return []
+    s = svc(request)
+    zone = ZoneInfo(s.settings.scheduler.timezone)
+    out = s.alerts.active([c["id"] for c in _communes(request)])
+    for a in out:
+        since = datetime.fromtimestamp((a["since_us"] or 0) / 1e6, zone)
+        a["since"] = since.strftime("%H:%M %d/%m")
+    return out
+
+
+def _place_names(request: Request, commune: dict[str, Any] | None) -> dict[str, str]:
+    """Hamlet id → name (and the commune's own name under ""), for the banner's script."""
+    if commune is None or request.scope.get("state", {}).get("principal") is None:
+        return {}
+    names = {h["id"]: h["name"] for h in svc(request).store.hamlets(commune["id"])}
+    return {"": commune["name"], **names}
 
 
 def layout(devices: list[Any], hamlets: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,7 +198,13 @@ async def dashboard(request: Request) -> Response:
         return render(request, "dashboard.html")
     hamlets = s.store.hamlets(commune["id"])
     devices = s.store.device_details(commune["id"])
-    return render(request, "dashboard.html", hamlets=hamlets, points=layout(devices, hamlets))
+    return render(
+        request,
+        "dashboard.html",
+        hamlets=hamlets,
+        points=layout(devices, hamlets),
+        types=emergency_context()["types"],
+    )
 
 
 def _communes(request: Request) -> list[dict[str, Any]]:
@@ -171,8 +230,7 @@ def _simple(name: str, template: str) -> Route:
         principal(request)
         ctx: dict[str, Any] = {}
         if template == "emergency.html":
-            ctx["types"] = [(t.value, vi, en) for t, (vi, en) in TYPE_NAMES.items()]
-            ctx["risks"] = RISK_LEVELS
+            ctx.update(emergency_context())
         commune = _commune(request)
         if commune is not None:
             ctx["hamlets"] = svc(request).store.hamlets(commune["id"])
