@@ -42,7 +42,8 @@ def plot(report: Report, folder: Path) -> list[Path]:
         out.append(_save(fig, folder / "live-latency.png"))
     if report.name == "alert" and s:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        for key, values in sorted(s.items(), key=lambda kv: int(kv[0].split("_")[1])):
+        lats = [kv for kv in s.items() if kv[0].startswith("lat_")]
+        for key, values in sorted(lats, key=lambda kv: int(kv[0].split("_")[1])):
             if values:
                 ax.hist(values, bins=40, alpha=0.6, label=f"{key.split('_')[1]} speakers")
         ax.axvline(300, color="red", lw=0.8)
