@@ -494,4 +494,7 @@ def m014_alerts_issue17(db: Database) -> None:
     db.table("alerts").add_column("client_key", str, not_null_default="")
     # every CAP message acted on for the alert, " sender,identifier " each (references)
     db.table("alerts").add_column("cap_messages", str, not_null_default="")
-    db.table("alerts").create_index(["commune_id", "client_key"])
+    db.execute(  # one draft per form key (a double tap), however the requests race
+        "CREATE UNIQUE INDEX idx_alerts_client_key ON alerts (commune_id, client_key)"
+        " WHERE client_key != ''"
+    )

@@ -218,6 +218,10 @@ async def import_document(
     if doc.msg_type == "Update":
         earlier = _referenced(store, doc, commune)
         check(service.targets_of(earlier))
+        if not vi:  # an English-only update keeps the Vietnamese message already airing
+            kept = service.get(earlier)["message_vi"]
+            if kept:
+                req.message, req.language = kept, "vi-VN"
         await service.update(earlier, req, actor=actor, via=via)
         _remember(store, earlier, doc)
         return {"alert": service.get(earlier), "action": "updated"}
