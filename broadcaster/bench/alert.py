@@ -16,6 +16,7 @@ smallest at which ≥ 99.9 % of speakers got the first frame in time and played 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -172,6 +173,7 @@ def run(
     trials: int = 3,
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
+    load = os.getloadavg()[0]  # other work on the same cores makes the figures worse
     results = []
     for size in sizes:
         results.append(run_size(workdir, size, trials))
@@ -301,6 +303,8 @@ def run(
             "late tolerance included) and was played.",
             "Simulators run in 1 (≤ 100 speakers) or 2 processes on the same 2 cores as "
             "Mosquitto and the controller.",
+            f"Load average when the run started: {load:.1f} (on 2 cores; anything above "
+            f"{os.cpu_count() or 2} means other processes were competing for the CPU).",
         ],
     )
     report.series = {f"lat_{r['size']}": r["latencies"] for r in results}
