@@ -105,16 +105,6 @@ async def health(request: Request) -> JSONResponse:
     return ok({"mqtt": s.link.connected, "version": s.version})
 
 
-async def device_credentials(request: Request) -> JSONResponse:
-    """Issue broker credentials for a speaker (the password is shown only this once)."""
-    s = svc(request)
-    device = path_id(request, "device")
-    password = await anyio.to_thread.run_sync(s.broker_access.provision, device)
-    s.audit("device.credentials", device=device)
-    note = "shown once: put it in the speaker's provisioning now"
-    return ok({"username": device, "password": password, "note": note}, 201)
-
-
 async def device_revoke(request: Request) -> JSONResponse:
     s = svc(request)
     device = path_id(request, "device")
@@ -177,7 +167,6 @@ routes = [
     Route("/api/communes", communes),
     Route("/api/communes/{commune}/hamlets", hamlets),
     Route("/api/communes/{commune}/devices", devices),
-    Route("/api/devices/{device}/credentials", device_credentials, methods=["POST"]),
     Route("/api/devices/{device}/credentials", device_revoke, methods=["DELETE"]),
     Route("/api/communes/{commune}/broadcasts", broadcast_list),
     Route("/api/broadcasts", broadcast_create, methods=["POST"]),

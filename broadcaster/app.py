@@ -35,12 +35,15 @@ from .broker_access import BrokerAccess
 from .dispatcher import Dispatcher
 from .facts import Facts
 from .fleet import api as fleet_api
+from .fleet import registry_api
 from .fleet.firmware import Firmware
 from .fleet.service import FleetService
 from .http_errors import HANDLERS
 from .ledger import Ledger
 from .library import Library
 from .live import LiveRequest
+from .logs import RequestLog
+from .places import api as places_api
 from .prefetch import Prefetcher
 from .programmes import ProgrammeService
 from .relay import check_url, relay
@@ -70,6 +73,8 @@ ROUTES = [
     *alerts_api.routes,
     *programmes_api.routes,
     *fleet_api.routes,
+    *places_api.routes,
+    *registry_api.routes,
     *ui_pages.routes,
 ]
 
@@ -262,7 +267,7 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(AuthMiddleware, routes=ROUTES)],
+        middleware=[Middleware(RequestLog), Middleware(AuthMiddleware, routes=ROUTES)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -144,6 +144,8 @@ def start_broker(
     """Start a broker; ``mode`` is auto, mosquitto or amqtt. With ``auth_dir`` (Mosquitto
     only) anonymous access is off and the password file and ACL there apply."""
     port = port or free_port(host)
+    if auth_dir is not None:
+        auth_dir = auth_dir.resolve()  # the broker runs in its own folder
     binary = find_mosquitto(mosquitto)
     if mode == "mosquitto" and binary is None:
         where = f" at {mosquitto!r}" if mosquitto else ""
@@ -170,8 +172,13 @@ def start_broker(
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
     broker = Broker(kind, host, port, proc, workdir)
-    time.sleep(0.05)  # a child that cannot bind exits at once: let it
-    if not wait_listening(host, port, timeout, proc) or proc.poll() is not None:
+    try:
+        time.sleep(0.05)  # a child that cannot bind exits at once: let it
+        up = wait_listening(host, port, timeout, proc) and proc.poll() is None
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: never leave it behind
+        broker.stop()
+        raise
+    if not up:
         tail = (workdir / "broker.log").read_text(errors="replace")[-2000:]
         broker.stop()
         raise BrokerError(f"{kind} did not start listening on {host}:{port}: {tail}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -27,7 +26,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="override one setting (repeatable)",
     )
     p.add_argument("--port", type=int, default=None, help="web server port (http.port)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
+    p.add_argument(
+        "--log-json", action="store_true", help="log one JSON object per line (for machines)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,8 +50,30 @@ def parser() -> argparse.ArgumentParser:
         default=Path("loa-data"),
         help="folder for the demo's database, media and key",
     )
-    serve = sub.add_parser("serve", help="run the control plane (broker from settings)")
+    serve = sub.add_parser("serve", help="run the control plane (and the broker it starts)")
     _common(serve)
+    serve.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder for the database, media, key and broker files (default: the settings', "
+        "./loa-data)",
+    )
+    prov = sub.add_parser(
+        "provision", help="issue a speaker's credentials and write its provisioning file"
+    )
+    prov.add_argument("device", help="the speaker's id (registered already)")
+    prov.add_argument("--out", type=Path, required=True, help="file to write (JSON, 0600)")
+    prov.add_argument(
+        "--url",
+        default=os.environ.get("LOA_URL", "http://127.0.0.1:8080"),
+        help="the control plane's URL (also LOA_URL)",
+    )
+    prov.add_argument(
+        "--token",
+        default=None,
+        help="an API token of a technician or admin (also LOA_TOKEN; never logged)",
+    )
     sim = sub.add_parser("sim", help="run simulated speakers")
     from firmware_sim.__main__ import add_arguments
 
@@ -73,6 +97,8 @@ def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
     overrides = list(args.overrides)
     if getattr(args, "port", None) is not None:
         overrides.append(f"http.port={args.port}")
+    elif getattr(args, "headless", False):
+        overrides.append("http.port=0")  # a scripted run needs no well-known port
     data = getattr(args, "data", None)
     if data is not None:
         pre = [
@@ -82,7 +108,7 @@ def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
             f"security.broker_auth_dir={data / 'broker'}",
         ]
         overrides = pre + overrides
-    return settings_mod.load(config, os.environ, overrides)
+    return settings_mod.absolute(settings_mod.load(config, os.environ, overrides))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,26 +127,14 @@ def _run(args: argparse.Namespace) -> int:
         s = load_settings(args)
         return anyio.run(lambda: run_demo(s, headless=args.headless, duration=args.duration))
     if args.command == "serve":
-        import uvicorn
-
-        from loa.clock import SystemClock
-
-        from .app import create_app
-        from .auth.accounts import first_admin_line
-        from .store import Store
+        from .serve import run_serve
 
         s = load_settings(args)
-        store = Store(Path(s.db.path))
-        try:
-            print(
-                f"Loa control plane on {s.http.host}:{s.http.port}; "
-                f"{first_admin_line(store, SystemClock(), s.security)}",
-                flush=True,
-            )
-        finally:
-            store.close()
-        uvicorn.run(create_app(s), host=s.http.host, port=s.http.port, log_level="info")
-        return 0
+        return anyio.run(run_serve, s)
+    if args.command == "provision":
+        from .provisioning import provision_to_file
+
+        return provision_to_file(args)
     if args.command == "keygen":
         from devices.signing import Signer
 
@@ -153,10 +167,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from .logs import setup_logging
+
+    setup_logging(
+        verbose=getattr(args, "verbose", False),
+        json_lines=getattr(args, "log_json", False),
+        server=args.command in ("demo", "serve"),
     )
+    if args.command in ("demo", "serve", "broker"):
+        from .runner import terminate_as_interrupt
+
+        terminate_as_interrupt()
     try:
         return _run(args)
     except KeyboardInterrupt:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import uvicorn
 
 from audio.tones import chime, to_wav, tone
 from audio.tts import EspeakEngine
@@ -20,16 +17,16 @@ from devices.signing import Signer, Verifier
 from firmware_sim.fleet import Fleet
 from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
-from loa.errors import LoaError, ToolMissing
+from loa.errors import ToolMissing
 
 from . import demo_data
 from .app import create_app
 from .auth.accounts import first_admin_line, service_token
-from .broker import Broker, find_mosquitto, start_broker
-from .broker_access import CONTROLLER_USER, BrokerAccess
+from .broker import Broker, find_mosquitto
+from .broker_access import BrokerAccess
+from .runner import serving, start_own_broker, stop_on_signal
 from .settings import Settings
 from .store import Store
-from .tls import demo_ca
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +42,6 @@ class DemoResult:
     lines: list[str]
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The web server's listening socket, bound here so a busy port is a clear error."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise LoaError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); "
-            "is another Loa running? try --port 0 for any free port"
-        ) from None
-    sock.listen(128)
-    return sock
-
-
 def bulletin_wav() -> tuple[bytes, str]:
     try:
         return EspeakEngine("vi").synthesize(BULLETIN_VI), "ban-tin.wav"
@@ -70,43 +51,21 @@ def bulletin_wav() -> tuple[bytes, str]:
 
 
 def prepare(settings: Settings) -> tuple[Settings, Broker | None, list[DeviceSpec]]:
-    """Seed the demo commune; start the broker (unless external) with access control:
-    every simulated speaker gets its own credentials, anonymous clients are refused."""
+    """Seed the demo commune, give every simulated speaker its own broker credentials,
+    and start the broker (unless external); anonymous clients are refused."""
     specs = demo_data.fleet_specs()
     store = Store(Path(settings.db.path))
     try:
         demo_data.seed(store, settings.scheduler.timezone)
-        if settings.broker.mode == "external":
-            return settings, None, specs
-        secured = find_mosquitto(settings.broker.mosquitto) is not None and (
-            settings.broker.mode != "amqtt"
-        )
-        auth_dir = Path(settings.security.broker_auth_dir)
-        mqtt: dict[str, object] = {}
-        if secured:
-            access = BrokerAccess(store, SystemClock(), auth_dir)
+        if settings.broker.mode != "external" and (
+            find_mosquitto(settings.broker.mosquitto) is not None
+            and settings.broker.mode != "amqtt"
+        ):
+            access = BrokerAccess(store, SystemClock(), Path(settings.security.broker_auth_dir))
             specs = [replace(s, password=access.provision(s.id)) for s in specs]
-            mqtt = {"username": CONTROLLER_USER, "password": access.controller_password()}
-        else:
-            logger.warning("no mosquitto: the demo broker has no access control (amqtt)")
     finally:
         store.close()
-    tls = None
-    if secured and settings.broker.tls_port:
-        tls = (
-            settings.broker.tls_port,
-            demo_ca(auth_dir / "tls", SystemClock(), settings.mqtt.host),
-        )
-    broker = start_broker(
-        settings.broker.mode,
-        port=settings.broker.port,
-        mosquitto=settings.broker.mosquitto,
-        auth_dir=auth_dir if secured else None,
-        tls=tls,
-    )
-    if tls is not None:
-        print(f"MQTT over TLS on port {tls[0]}; trust {tls[1].ca}", flush=True)
-    settings = settings.replace(mqtt={"host": broker.host, "port": broker.port, **mqtt})
+    settings, broker = start_own_broker(settings)
     return settings, broker, specs
 
 
@@ -199,68 +158,87 @@ async def script(url: str, timeout: float, token: str) -> DemoResult:
 
 
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
-    settings, broker, specs = prepare(settings)
-    try:
-        login_line, token = logins(settings)
-        signer = Signer.load_or_create(Path(settings.security.signing_key))
-        fleet = Fleet(
-            specs,
-            host=settings.mqtt.host,
-            port=settings.mqtt.port,
-            verifier=Verifier([signer.public]),
-        )
-        app = create_app(settings, broker_reload=broker.reload if broker else None)
-        config = uvicorn.Config(
-            app,
-            host=settings.http.host,
-            port=settings.http.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
-        sock = bind(settings.http.host, settings.http.port)
-        code = 0
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(server.serve, sockets=[sock]))
-            with anyio.fail_after(30):
-                while not server.started:
-                    if server.should_exit:
-                        raise LoaError(
-                            f"web server could not start on port "
-                            f"{settings.http.port} (in use? try --port)"
-                        )
-                    await anyio.sleep(0.05)
-            port = sock.getsockname()[1]
-            url = settings.http.public_url or f"http://{settings.http.host}:{port}"
-            try:
-                async with anyio.create_task_group() as sims:
-                    await sims.start(fleet.run)
-                    kind = broker.kind if broker else "external"
+    """Broker, controller and speakers; SIGINT/SIGTERM stop them in reverse order."""
+    code = 0
+    async with stop_on_signal(_quiet_presence) as stop:
+        settings, broker, specs = prepare(settings)
+        try:
+            code = await _run(settings, broker, specs, stop, headless, duration)
+        finally:
+            if broker is not None:
+                broker.stop()
+    return code
+
+
+async def _settled(app: Any, count: int, timeout: float = 10.0) -> None:
+    """Until the controller has seen ``count`` speakers online (or ``timeout``)."""
+    store = app.state.loa.store
+    with anyio.move_on_after(timeout):
+        while store.query("SELECT count(*) AS n FROM devices WHERE online=1")[0]["n"] < count:  # noqa: ASYNC110 - the database is polled, no event to wait on
+            await anyio.sleep(0.1)
+
+
+def _quiet_presence() -> None:
+    """At a stop, the 27 simulated speakers leaving is expected, not news."""
+    logging.getLogger("broadcaster.facts").setLevel(logging.WARNING)
+
+
+async def _run(
+    settings: Settings,
+    broker: Broker | None,
+    specs: list[DeviceSpec],
+    stop: anyio.CancelScope,
+    headless: bool,
+    duration: float | None,
+) -> int:
+    login_line, token = logins(settings)
+    signer = Signer.load_or_create(Path(settings.security.signing_key))
+    fleet = Fleet(
+        specs,
+        host=settings.mqtt.host,
+        port=settings.mqtt.port,
+        verifier=Verifier([signer.public]),
+    )
+    app = create_app(settings, broker_reload=broker.reload if broker else None)
+    code = 0
+    async with serving(settings, app) as url:
+        async with anyio.create_task_group() as sims:
+            # started in full even if a signal comes meanwhile (a speaker cancelled halfway
+            # through connecting leaves an MQTT client nobody closes); the signal then ends
+            # the ``with stop`` block at once, and the speakers stop first
+            presence = logging.getLogger("broadcaster.facts")
+            level = presence.level
+            presence.setLevel(logging.WARNING)  # 27 simulated speakers arriving is not news
+            await sims.start(fleet.run)
+            await _settled(app, len(specs))
+            presence.setLevel(level)  # from now on, each one coming or going is logged
+            with stop:
+                kind = broker.kind if broker else "external"
+                print(
+                    f"Loa demo: {len(fleet.speakers)} simulated speakers in "
+                    f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
+                    f"{settings.mqtt.host}:{settings.mqtt.port}",
+                    flush=True,
+                )
+                print(f"Open {url}  ({login_line})", flush=True)
+                if headless:
+                    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                        # the summary is the output; the script's own polling is not news
+                        logging.getLogger("loa.http").setLevel(logging.WARNING)
+                    result = await script(url, duration or 60.0, token)
+                    print("\n".join(result.lines), flush=True)
+                    code = 0 if result.ok else 1
                     print(
-                        f"Loa demo: {len(fleet.speakers)} simulated speakers in "
-                        f"{demo_data.COMMUNE[1]}, MQTT broker ({kind}) on "
-                        f"{settings.mqtt.host}:{settings.mqtt.port}",
+                        "demo: OK, every online targeted speaker played both bulletins"
+                        if result.ok
+                        else "demo: FAILED",
                         flush=True,
                     )
-                    print(f"Open {url}  ({login_line})", flush=True)
-                    if headless:
-                        result = await script(url, duration or 60.0, token)
-                        print("\n".join(result.lines), flush=True)
-                        code = 0 if result.ok else 1
-                        print(
-                            "demo: OK, every online targeted speaker played both bulletins"
-                            if result.ok
-                            else "demo: FAILED",
-                            flush=True,
-                        )
-                    elif duration:
-                        await anyio.sleep(duration)
-                    else:
-                        await anyio.sleep_forever()
-                    sims.cancel_scope.cancel()
-            finally:
-                server.should_exit = True  # graceful: the lifespan closes MQTT and the store
-        return code
-    finally:
-        if broker is not None:
-            broker.stop()
+                elif duration:
+                    await anyio.sleep(duration)
+                else:
+                    await anyio.sleep_forever()
+            sims.cancel_scope.cancel()
+        if stop.cancel_called:
+            print("Loa demo: stopping (speakers, controller, broker)", flush=True)
+    return code

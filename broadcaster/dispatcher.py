@@ -177,6 +177,14 @@ class Dispatcher:
                 for leg in legs
             ],
         )
+        logger.info(
+            "broadcast %s started: %r, %s, to %s (%d speakers)",
+            bid,
+            req.title,
+            req.priority.name.lower(),
+            ", ".join(f"{g['commune']}/{g['kind']}:{g['id'] or '*'}" for g in groups),
+            len(req.resolution.devices),
+        )
         self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
         # The per-speaker rows are written once the first frames are on their way: the
         # path from a request to the first publish never loops over devices.
@@ -352,7 +360,13 @@ class Dispatcher:
                 self.before_finalize()  # write proof of play still queued
             self.ledger.finalize(bid)
             self.ledger.update(bid, status=status, error=error)
-            logger.info("broadcast %s %s", bid, status)
+            outcomes = self.ledger.outcome_counts(bid)
+            logger.info(
+                "broadcast %s ended %s: %s",
+                bid,
+                status,
+                ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "no speakers",
+            )
         except BrokerError as exc:
             logger.error("broadcast %s failed: %s", bid, exc.message)
             self._close(bid, "failed", exc.message)

@@ -110,6 +110,14 @@ class Facts:
             reason=p.reason,
             session=p.session,
         )
+        logger.info(
+            "speaker %s/%s %s%s",
+            t.commune,
+            device,
+            p.state,
+            f" ({p.reason})" if p.reason else "",
+            extra={"device": device, "commune": t.commune, "state": p.state},
+        )
         if p.state == "online":
             for listener in self.on_online:
                 listener(t.commune, device)

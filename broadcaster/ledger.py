@@ -125,6 +125,17 @@ class Ledger:
                 [broadcast_id],
             )
 
+    def outcome_counts(self, broadcast_id: str) -> dict[str, int]:
+        """How many targeted speakers ended with each outcome (for the log)."""
+        return {
+            r["outcome"]: r["n"]
+            for r in self.store.query(
+                "SELECT outcome, count(*) AS n FROM deliveries WHERE broadcast_id=?"
+                " GROUP BY outcome",
+                [broadcast_id],
+            )
+        }
+
     def get(self, broadcast_id: str) -> dict[str, Any]:
         rows = self.store.query("SELECT * FROM broadcasts WHERE id=?", [broadcast_id])
         if not rows:

@@ -487,7 +487,16 @@ def m013_presence_session(db: Database) -> None:
 
 
 @migrations()
-def m014_alerts_issue17(db: Database) -> None:
+def m014_zone_hamlets_issue15(db: Database) -> None:
+    """A zone is a named set of hamlets and/or speakers: the hamlets it takes whole."""
+    db.table("zone_hamlets").create(
+        {"commune_id": str, "zone_id": str, "hamlet_id": str},
+        pk=("commune_id", "zone_id", "hamlet_id"),
+    )
+
+
+@migrations()
+def m015_alerts_issue17(db: Database) -> None:
     """Alerts (issue 17): the language their text came in, and the form key that makes
     creating one idempotent."""
     db.table("alerts").add_column("language", str, not_null_default="vi-VN")

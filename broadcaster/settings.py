@@ -76,6 +76,21 @@ class BrokerSettings(Section):
         description="also listen with TLS here (a spawned mosquitto; certificates from a "
         "generated demo CA in security.broker_auth_dir/tls); 0 = no TLS listener",
     )
+    public_urls: tuple[str, ...] = Field(
+        (),
+        description="broker URLs written into speakers' provisioning files, most preferred "
+        "first (mqtts://host:port, mqtt://host:port); empty = the broker Loa uses (TLS first)",
+    )
+
+    @field_validator("public_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment or --set: comma-separated
+            value = tuple(u.strip() for u in value.split(",") if u.strip())
+        for url in value:
+            if not re.fullmatch(r"mqtts?://[A-Za-z0-9.\-\[\]:]+:\d{1,5}", str(url)):
+                raise ValueError(f"{url!r} is not mqtt://host:port or mqtts://host:port")
+        return value
 
 
 class StreamSettings(Section):
@@ -413,6 +428,35 @@ def load(
             raise ConfigError(f"--set {item!r}: use section.key=value")
         _merge(merged, {section: {key: value}}, f"--set {item}", sources)
     return build(merged, "settings", sources)
+
+
+#: Settings that name a file or folder: made absolute once, at start-up (``absolute``).
+PATH_SETTINGS = (
+    ("db", "path"),
+    ("storage", "media_dir"),
+    ("security", "signing_key"),
+    ("security", "broker_auth_dir"),
+)
+#: Settings that name a program: made absolute only when written as a path (``./x``,
+#: ``bin/x``); a bare name is looked up on PATH.
+PROGRAM_SETTINGS = (("broker", "mosquitto"), ("audio", "ffmpeg"))
+
+
+def absolute(settings: Settings, base: Path | None = None) -> Settings:
+    """Every path setting resolved against ``base`` (the working directory at start-up),
+    so a child process started in another folder (the broker) or a later ``chdir``
+    still finds the same files."""
+    root = (base or Path.cwd()).resolve()
+    changes: dict[str, dict[str, Any]] = {}
+    for section, key in PATH_SETTINGS:
+        value = getattr(getattr(settings, section), key)
+        if value:
+            changes.setdefault(section, {})[key] = str(root / Path(value).expanduser())
+    for section, key in PROGRAM_SETTINGS:
+        value = getattr(getattr(settings, section), key)
+        if value and "/" in value:
+            changes.setdefault(section, {})[key] = str(root / Path(value).expanduser())
+    return settings.replace(**changes) if changes else settings
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -151,8 +151,11 @@ class Store:
 
     def devices(self, commune_id: str) -> list[DeviceRow]:
         zones: dict[str, list[str]] = {}
-        for r in self.query(
-            "SELECT device_id, zone_id FROM zone_members WHERE commune_id=?", [commune_id]
+        for r in self.query(  # a zone takes single speakers, and hamlets whole
+            "SELECT device_id, zone_id FROM zone_members WHERE commune_id=?"
+            " UNION SELECT d.id, z.zone_id FROM zone_hamlets z JOIN devices d"
+            " ON d.commune_id=z.commune_id AND d.hamlet_id=z.hamlet_id WHERE z.commune_id=?",
+            [commune_id, commune_id],
         ):
             zones.setdefault(r["device_id"], []).append(r["zone_id"])
         return [

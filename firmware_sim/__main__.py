@@ -10,20 +10,30 @@ from pathlib import Path
 
 import anyio
 
+from devices import provisioning
 from devices.signing import Verifier, public_from_hex
 from loa.errors import ConfigError, exit_with_one_line
 
 from .fleet import Fleet
 from .playlog import PlayLog
 from .speaker import SpeakerOptions
-from .spec import load_fleet
+from .spec import DeviceSpec, load_fleet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fleet", type=Path, required=True, help="fleet JSON file")
+    p.add_argument("--fleet", type=Path, help="fleet JSON file")
+    p.add_argument(
+        "--provision",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a speaker's provisioning file (from loa provision or the device page); "
+        "repeatable; broker, credentials and keys come from it",
+    )
     p.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
     p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
-    key = p.add_mutually_exclusive_group(required=True)
+    key = p.add_mutually_exclusive_group()
     key.add_argument("--pubkey", help="controller's Ed25519 public key, 64 hex characters")
     key.add_argument("--pubkey-file", type=Path, help="file holding that hex key")
     p.add_argument("--play-log", type=Path, help="append what was played here (JSON lines)")
@@ -39,15 +49,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _from_files(args: argparse.Namespace) -> tuple[list[DeviceSpec], list[str]]:
+    """Speakers (and the keys they trust) from provisioning files; sets host and port."""
+    specs, keys, endpoints = [], [], set()
+    for path in args.provision:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        p = provisioning.parse(text, str(path))
+        endpoints.add(provisioning.plain_endpoint(p))
+        specs.append(
+            DeviceSpec(id=p.device, commune=p.commune, hamlet=p.hamlet, password=p.mqtt.password)
+        )
+        keys += [k.public for k in p.keys if k.public not in keys]
+    if len(endpoints) > 1:
+        raise ConfigError("the provisioning files name different brokers: run one sim each")
+    args.host, args.port = endpoints.pop()
+    return specs, keys
+
+
 def run(args: argparse.Namespace) -> None:
-    try:
-        text = args.pubkey if args.pubkey else args.pubkey_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the public key file: {exc.strerror}: {args.pubkey_file}"
-        ) from None
-    verifier = Verifier([public_from_hex(text)])
-    specs = load_fleet(args.fleet)
+    if args.provision:
+        if args.fleet:
+            raise ConfigError("give --fleet or --provision, not both")
+        specs, keys = _from_files(args)
+        if args.pubkey or args.pubkey_file:
+            keys = [*keys, args.pubkey or args.pubkey_file.read_text(encoding="utf-8")]
+        verifier = Verifier([public_from_hex(k) for k in keys])
+    else:
+        if not args.fleet:
+            raise ConfigError("give --fleet FILE (with --pubkey) or --provision FILE")
+        if not (args.pubkey or args.pubkey_file):
+            raise ConfigError("--fleet needs the controller's key: --pubkey or --pubkey-file")
+        try:
+            text = args.pubkey if args.pubkey else args.pubkey_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the public key file: {exc.strerror}: {args.pubkey_file}"
+            ) from None
+        verifier = Verifier([public_from_hex(text)])
+        specs = load_fleet(args.fleet)
     log = PlayLog(args.play_log)
     fleet = Fleet(
         specs,

@@ -209,7 +209,7 @@ async def test_method_not_allowed(running: Running):
     c = running.client
     for method, path in (
         ("DELETE", "/api/communes"),
-        ("POST", f"/api/communes/{COMMUNE}/hamlets"),
+        ("DELETE", f"/api/communes/{COMMUNE}/hamlets"),  # POST creates one now
         ("PUT", f"/api/communes/{COMMUNE}/media"),
         ("GET", "/api/broadcasts"),
         ("POST", "/api/health"),

@@ -67,7 +67,7 @@ def test_unknown_mode_and_missing_binary_are_clear_errors() -> None:
 
 async def test_link_reconnects_and_resubscribes_after_broker_restart() -> None:
     port = free_port()
-    b = start_broker("mosquitto", port=port)
+    b = start_broker("auto", port=port)
     got: list[bytes] = []
     arrived = anyio.Event()
 
@@ -95,7 +95,7 @@ async def test_link_reconnects_and_resubscribes_after_broker_restart() -> None:
             with anyio.fail_after(10):
                 while link.connected:
                     await anyio.sleep(0.02)
-            b = start_broker("mosquitto", port=port)
+            b = start_broker("auto", port=port)
             await link.wait_connected(10)
             assert link.connects == 2
             async with aiomqtt.Client(b.host, port, identifier="after-restart") as pub:

@@ -18,7 +18,7 @@ from tests.test_signed_frames import COMMUNE, COMMUNE_TOPIC, stream_frames, wait
 
 async def test_reports_made_while_the_broker_is_down_arrive_after_it_returns() -> None:
     port = free_port()
-    broker = start_broker("mosquitto", port=port)
+    broker = start_broker("auto", port=port)
     controller = Signer.generate()
     specs = [DeviceSpec(id=f"br-{i}", commune=COMMUNE, hamlet="h-restart") for i in range(2)]
     fleet = Fleet(
@@ -43,7 +43,7 @@ async def test_reports_made_while_the_broker_is_down_arrive_after_it_returns() -
             broker.stop()  # the speakers finish playing with no broker
             await wait_for(lambda: len(fleet.log.of("report")) == 2, timeout=10)
             assert all(sp.outbox for sp in fleet.speakers.values())  # kept, not dropped
-            broker = start_broker("mosquitto", port=port)
+            broker = start_broker("auto", port=port)
             async with aiomqtt.Client(broker.host, port, identifier="restart-sub") as sub:
                 await sub.subscribe(device_filter(DeviceTopic.REPORT, COMMUNE), qos=1)
                 got: dict[str, PlayReport] = {}

@@ -110,7 +110,7 @@ async def test_priority_bulletin_preempts_normal_on_shared_speakers(running: Run
 
 
 async def test_broadcast_fails_cleanly_when_the_broker_dies(tmp_path: Path) -> None:
-    own: Broker = start_broker("mosquitto")
+    own: Broker = start_broker("auto")  # amqtt where mosquitto is missing
     settings = make_settings(tmp_path, own, mqtt={"publish_timeout_s": 1.0, "backoff_max_s": 0.5})
     try:
         async with serve(settings) as r:

@@ -46,3 +46,7 @@ def test_readme_commands_are_the_ones_ci_runs() -> None:
     assert test_cmd in readme
     assert ci.strip().splitlines()[-1] == test_cmd
     assert "scripts/install && .venv/bin/loa demo" in readme
+    headless = ".venv/bin/loa demo --headless --duration 30"
+    assert f"`{headless}`" in readme
+    lines = ci.strip().splitlines()
+    assert f"scripts/install && {headless}" in lines[:-1], "CI must run the first command too"

@@ -358,6 +358,7 @@ class AlertService:
             self._event(alert_id, status.value, actor, detail)
 
     def _event(self, alert_id: str, action: str, actor: str, detail: str = "") -> None:
+        logger.info("alert %s %s by %s: %s", alert_id, action, actor, detail)
         self.db.table("alert_events").insert(
             {
                 "alert_id": alert_id,

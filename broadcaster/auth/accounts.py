@@ -21,7 +21,7 @@ from loa.errors import Conflict, FieldError, InvalidInput, NotFound, TooManyRequ
 
 from ..settings import SecuritySettings
 from ..store import Store
-from .roles import Area, Principal, Role
+from .roles import EVERYWHERE, Area, Principal, Role
 
 TOKEN_PREFIX = "loa_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
@@ -110,6 +110,8 @@ class Accounts:
         return self.get(uid)
 
     def _check_area(self, area: Area) -> None:
+        if area.is_everywhere:
+            return
         if not self.store.query("SELECT id FROM provinces WHERE id=?", [area.province]):
             raise InvalidInput(
                 f"province {area.province!r} does not exist",
@@ -192,9 +194,10 @@ class Accounts:
                     self.db.execute("DELETE FROM sessions WHERE user_id=?", [uid])
         return self.get(uid)
 
-    def ensure_first_admin(self, province: str) -> str | None:
+    def ensure_first_admin(self, province: str = EVERYWHERE) -> str | None:
         """With no account at all, create ``admin`` with a generated password; returns it
-        (to be printed once) or None when accounts exist."""
+        (to be printed once) or None when accounts exist. On an empty installation the
+        first admin's area is every province (it creates the first one)."""
         if self.store.query("SELECT id FROM users LIMIT 1"):
             return None
         password = new_password()
@@ -354,18 +357,16 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 
 def service_token(store: Store, clock: Clock, name: str, settings: SecuritySettings) -> str:
     """An admin API token for Loa's own scripts (demo, bench, tests): account
-    ``svc-{name}`` on the first province, with an unusable random password."""
+    ``svc-{name}`` on the first province (every province while there is none), with an
+    unusable random password."""
     accounts = Accounts(store, clock, settings)
     rows = store.query("SELECT id FROM users WHERE username=?", [f"svc-{name}"])
     if rows:
         uid = rows[0]["id"]
     else:
         province = store.query("SELECT id FROM provinces ORDER BY id LIMIT 1")
-        if not province:
-            raise NotFound("no province yet: seed the places first")
-        uid = accounts.create(
-            f"svc-{name}", secrets.token_urlsafe(24), [Role.ADMIN], Area(province[0]["id"])
-        )["id"]
+        area = Area(province[0]["id"] if province else EVERYWHERE)
+        uid = accounts.create(f"svc-{name}", secrets.token_urlsafe(24), [Role.ADMIN], area)["id"]
     token, _ = accounts.create_token(uid, f"{name} script")
     return token
 
@@ -374,9 +375,9 @@ def first_admin_line(store: Store, clock: Clock, settings: SecuritySettings) -> 
     """What to print at start-up about logging in: the first admin's generated password
     (once, when no account exists yet), else where to log in."""
     province = store.query("SELECT id FROM provinces ORDER BY id LIMIT 1")
-    if not province:
-        return "login: no province yet, so no account; add places first"
-    password = Accounts(store, clock, settings).ensure_first_admin(province[0]["id"])
+    password = Accounts(store, clock, settings).ensure_first_admin(
+        province[0]["id"] if province else EVERYWHERE
+    )
     if password is None:
         return "login: with your account (the first admin's password was shown at first start)"
     return (

@@ -29,7 +29,7 @@ class LoginIn(Body):
 class AreaIn(Body):
     province: Id
     commune: Id | None = None
-    hamlets: Annotated[tuple[Id, ...], Field(max_length=100)] = ()
+    hamlets: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
 class UserIn(Body):
@@ -142,6 +142,8 @@ async def my_password(request: Request) -> JSONResponse:
 def _admin_over(request: Request, area: Area) -> None:
     """An admin manages accounts only inside its own area."""
     mine = principal(request).area
+    if mine.is_everywhere:
+        return
     if mine.is_province:
         if area.province != mine.province:
             raise Forbidden(f"outside your area ({mine.describe()})")
@@ -154,7 +156,8 @@ async def user_list(request: Request) -> JSONResponse:
     users = [
         u
         for u in svc(request).accounts.all()
-        if (mine.is_province and u["area"]["province"] == mine.province)
+        if mine.is_everywhere
+        or (mine.is_province and u["area"]["province"] == mine.province)
         or u["area"]["commune"] == mine.commune
     ]
     return ok({"users": users})

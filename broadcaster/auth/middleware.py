@@ -239,7 +239,7 @@ class Areas:
 
     def check(self, p: Principal, perm: Perm, name: str, value: str) -> None:
         if name == "province":
-            if not (p.area.is_province and p.area.province == value):
+            if not p.area.covers_province(value):
                 raise Forbidden(f"outside your area ({p.area.describe()})")
             return
         communes = self.communes(name, value)

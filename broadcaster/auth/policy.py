@@ -14,6 +14,7 @@ from .roles import Perm
 PUBLIC = None
 R, M, S, A = Perm.READ, Perm.MEDIA, Perm.SCHEDULE, Perm.APPROVE
 B, AL, D, U, AU = Perm.BROADCAST, Perm.ALERT, Perm.DEVICE, Perm.USERS, Perm.AUDIT
+P = Perm.PLACES
 
 POLICY: dict[tuple[str, str], Perm | None] = {
     ("GET", "/login"): PUBLIC,
@@ -39,7 +40,28 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("GET", "/api/users/{user}"): U,
     ("PUT", "/api/users/{user}"): U,
     ("GET", "/api/audit"): AU,
-    # places, devices, broadcasts
+    # places (the handlers add: provinces by an admin of every province, communes by the
+    # province's admin, hamlets and zones by an admin of the whole commune)
+    ("GET", "/api/provinces"): R,
+    ("POST", "/api/provinces"): P,
+    ("PUT", "/api/provinces/{province}"): P,
+    ("DELETE", "/api/provinces/{province}"): P,
+    ("POST", "/api/provinces/{province}/communes"): P,
+    ("GET", "/api/communes/{commune}"): R,
+    ("PUT", "/api/communes/{commune}"): P,
+    ("DELETE", "/api/communes/{commune}"): P,
+    ("POST", "/api/communes/{commune}/hamlets"): P,
+    ("PUT", "/api/communes/{commune}/hamlets/{hamlet}"): P,
+    ("DELETE", "/api/communes/{commune}/hamlets/{hamlet}"): P,
+    ("GET", "/api/communes/{commune}/zones"): R,
+    ("POST", "/api/communes/{commune}/zones"): P,
+    ("PUT", "/api/communes/{commune}/zones/{zone}"): P,
+    ("DELETE", "/api/communes/{commune}/zones/{zone}"): P,
+    ("POST", "/api/communes/{commune}/devices/import"): D,
+    ("GET", "/api/communes/{commune}/devices/export.csv"): R,
+    ("GET", "/api/devices/{device}/provisioning"): D,
+    ("GET", "/setup"): R,
+    # devices, broadcasts
     ("GET", "/api/communes"): R,
     ("GET", "/api/communes/{commune}/hamlets"): R,
     ("GET", "/api/communes/{commune}/devices"): R,

@@ -29,6 +29,7 @@ class Perm(StrEnum):
     ALERT = "alert"  # trigger, confirm, update, cancel, all-clear, CAP import
     DEVICE = "device"  # device registry, commands, firmware, credentials
     USERS = "users"  # accounts and tokens of others
+    PLACES = "places"  # create, rename, delete provinces, communes, hamlets, zones
     AUDIT = "audit"  # read the audit log
 
 
@@ -49,9 +50,14 @@ def perms_of(roles: Iterable[Role]) -> frozenset[Perm]:
     return frozenset(out)
 
 
+EVERYWHERE = ""  # the province of an area that covers every province
+
+
 @dataclass(frozen=True)
 class Area:
-    """Where an account may act: a province, one commune, or hamlets of one commune."""
+    """Where an account may act: a province, one commune, or hamlets of one commune.
+    The first admin of an empty installation has province ``""`` (:data:`EVERYWHERE`):
+    every province, including those it creates."""
 
     province: str
     commune: str | None = None
@@ -61,7 +67,7 @@ class Area:
         """May read and act on this commune's things (hamlet accounts: read, and target
         their own hamlets)."""
         if self.commune is None:
-            return province_of == self.province
+            return self.is_everywhere or province_of == self.province
         return commune == self.commune
 
     def whole_commune(self, commune: str, province_of: str | None) -> bool:
@@ -72,7 +78,17 @@ class Area:
     def is_province(self) -> bool:
         return self.commune is None
 
+    @property
+    def is_everywhere(self) -> bool:
+        return self.province == EVERYWHERE and self.commune is None
+
+    def covers_province(self, province: str) -> bool:
+        """May act on the province as a whole (its communes, accounts, reports)."""
+        return self.is_everywhere or (self.is_province and self.province == province)
+
     def describe(self) -> str:
+        if self.is_everywhere:
+            return "every province"
         if self.commune is None:
             return f"province {self.province}"
         if self.hamlets:

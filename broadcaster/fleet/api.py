@@ -106,6 +106,9 @@ async def device_create(request: Request) -> JSONResponse:
     s.store.require_hamlet(commune, body.hamlet)
     s.store.upsert_device(commune, body.id, body.hamlet, body.name or "")
     _update(request, body.id, body)
+    from .registry_api import push_config  # the retained signed config, at once
+
+    await push_config(s, next(x for x in s.store.devices(commune) if x.id == body.id))
     s.audit("device.create", device=body.id, hamlet=body.hamlet)
     return ok({"device": _public(request, body.id)}, 201)
 

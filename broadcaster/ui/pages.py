@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..auth.guard import principal
+from ..auth.roles import Perm
 from ..services import Services
 from .emergency import emergency_context
 from .i18n import LANGUAGES, gettext_for, translator
@@ -133,6 +134,7 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
         mqtt=s.link.connected,
         banner=_banner(request),
         place_names=_place_names(request, commune),
+        can_setup=p is not None and Perm.PLACES in p.perms,
         **ctx,
     )
     resp = HTMLResponse(html)
@@ -195,6 +197,8 @@ async def dashboard(request: Request) -> Response:
     principal(request)
     commune = _commune(request)
     if commune is None:
+        if principal(request).can(Perm.PLACES):  # an empty installation: set it up first
+            return RedirectResponse("/setup", status_code=303)
         return render(request, "dashboard.html")
     hamlets = s.store.hamlets(commune["id"])
     devices = s.store.device_details(commune["id"])
@@ -215,7 +219,7 @@ def _communes(request: Request) -> list[dict[str, Any]]:
         return communes
     if p.area.commune:
         return [c for c in communes if c["id"] == p.area.commune]
-    return [c for c in communes if c["province_id"] == p.area.province]
+    return [c for c in communes if p.area.covers_commune(c["id"], c["province_id"])]
 
 
 def _commune(request: Request) -> dict[str, Any] | None:
@@ -257,5 +261,6 @@ routes = [
     _simple("/devices", "devices.html"),
     Route("/devices/{device}", device_page),
     _simple("/reports", "reports.html"),
+    _simple("/setup", "setup.html"),
     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
 ]

@@ -1,0 +1,1 @@
+"""Places: provinces, communes, hamlets and zones (service and routes)."""
