@@ -3,14 +3,15 @@ alert delivery rate and uptime, against figures computed by hand."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from broadcaster import demo_data
-from broadcaster.fleet.report import as_csv, as_html, commune_report, province_rollup
+from broadcaster.fleet.report import as_csv, commune_report, province_rollup
+from broadcaster.fleet.report_html import as_html
 from broadcaster.fleet.service import FleetService
 from broadcaster.settings import FleetSettings
 from broadcaster.store import Store
@@ -140,9 +141,17 @@ def test_monthly_report_matches_hand_computed_figures(
     text = as_csv(r)
     assert text.splitlines()[0].startswith("hamlet,hours_news")
     assert "ap-2,5.0,0.0,1.0,0.0,0.0333" in text
-    page = as_html(r, "2026-10-01 – 2026-10-31")
+    page = as_html(r, date(2026, 10, 1), date(2026, 10, 31))
     assert "Báo cáo hoạt động" in page and "data:image/png;base64," in page
-    assert "91.7 %" in page  # the alert delivery rate, in Vietnamese style
+    assert "91,7 %" in page  # the alert delivery rate, with a decimal comma
+    assert "01/10/2026" in page and "31/10/2026" in page and "2026-10" not in page
+    for words in ("Tin tức", "Thông báo", "Tiếp sóng", "Trực tiếp", "Cảnh báo", "Tổng"):
+        assert f">{words}</th>" in page, words
+    assert "Người lập" in page and "Thủ trưởng đơn vị" in page and "Mất kết nối" in page
+    english = as_html(r, date(2026, 10, 1), date(2026, 10, 31), "en")
+    assert "91.7 %" in english and "Prepared by" in english and "News" in english
+    for vietnamese in ("Người lập", "Tin tức", "Giờ phát", "Mất kết nối"):
+        assert vietnamese not in english, vietnamese
     roll = province_rollup(store, "can-tho", at(1), at(31) + DAY)
     assert roll[0]["commune"] == COMMUNE and roll[0]["bulletins"] == 34
     assert roll[0]["speakers"] == 27

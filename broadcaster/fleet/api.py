@@ -28,7 +28,8 @@ from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal, require_targets
 from ..targeting import Target
 from .metrics import render
-from .report import as_csv, as_html, commune_report, province_rollup, rollup_csv
+from .report import as_csv, commune_report, province_rollup, rollup_csv
+from .report_html import as_html
 
 Text = Annotated[str, Field(max_length=500)]
 DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -206,7 +207,7 @@ async def command_list(request: Request) -> JSONResponse:
     return ok({"commands": svc(request).fleet.commands(_device(request)["id"])})
 
 
-def _report_period(request: Request, timezone: str) -> tuple[int, int, str]:
+def _report_period(request: Request, timezone: str) -> tuple[int, int, str, date, date]:
     """``?month=YYYY-MM`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (inclusive), in the
     commune's time zone; by default the last full month."""
     q = request.query_params
@@ -237,7 +238,8 @@ def _report_period(request: Request, timezone: str) -> tuple[int, int, str]:
         )
     start = datetime.combine(first, time.min, zone)
     end = datetime.combine(last + timedelta(days=1), time.min, zone)
-    return int(start.timestamp() * 1e6), int(end.timestamp() * 1e6), f"{first} – {last}"
+    span = f"{first} – {last}"
+    return int(start.timestamp() * 1e6), int(end.timestamp() * 1e6), span, first, last
 
 
 def _format(request: Request, allowed: tuple[str, ...]) -> str:
@@ -255,7 +257,8 @@ async def report_commune(request: Request) -> Response:
     commune = path_id(request, "commune")
     row = s.store.require_commune(commune)
     fmt = _format(request, ("json", "csv", "html"))
-    start, end, period = _report_period(request, row["timezone"] or s.settings.scheduler.timezone)
+    zone = row["timezone"] or s.settings.scheduler.timezone
+    start, end, period, first, last = _report_period(request, zone)
     report = await anyio.to_thread.run_sync(
         lambda: commune_report(s.store, s.fleet, commune, start, end)
     )
@@ -267,7 +270,8 @@ async def report_commune(request: Request) -> Response:
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
     if fmt == "html":
-        page = await anyio.to_thread.run_sync(as_html, report, period)
+        lang = request.query_params.get("lang") or request.cookies.get("lang") or "vi"
+        page = await anyio.to_thread.run_sync(as_html, report, first, last, lang)
         return HTMLResponse(page)
     return ok({"report": report, "period": period})
 
@@ -278,7 +282,7 @@ async def report_province(request: Request) -> Response:
     if not s.store.query("SELECT id FROM provinces WHERE id=?", [province]):
         raise NotFound(f"province {province!r} does not exist")
     fmt = _format(request, ("json", "csv"))
-    start, end, period = _report_period(request, s.settings.scheduler.timezone)
+    start, end, period, _first, _last = _report_period(request, s.settings.scheduler.timezone)
     rows = province_rollup(s.store, province, start, end)
     if fmt == "csv":
         return Response(rollup_csv(rows), media_type="text/csv; charset=utf-8")

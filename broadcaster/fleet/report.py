@@ -13,15 +13,10 @@ they were online (presence history) — never from what was only scheduled.
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 from collections import defaultdict
 from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..store import Store
 from .service import FleetService
@@ -91,6 +86,11 @@ def faults(store: Store, commune: str, start: int, end: int) -> list[dict[str, A
     )
 
 
+def _province_name(store: Store, province: str) -> str:
+    rows = store.query("SELECT name FROM provinces WHERE id=?", [province])
+    return str(rows[0]["name"]) if rows else ""
+
+
 def commune_report(
     store: Store, fleet: FleetService, commune: str, start: int, end: int
 ) -> dict[str, Any]:
@@ -112,6 +112,7 @@ def commune_report(
     return {
         "commune": commune,
         "name": c["name"],
+        "province_name": _province_name(store, c["province_id"]),
         "from_us": start,
         "to_us": end,
         "hamlets": hamlets,
@@ -135,60 +136,6 @@ def as_csv(report: dict[str, Any]) -> str:
     for f in report["top_faults"]:
         w.writerow(["fault", f["kind"], f["alarms"], f["speakers"]])
     return out.getvalue()
-
-
-def _plot(report: dict[str, Any]) -> str:
-    """Hours on air per hamlet (stacked by kind) and uptime per hamlet, as a PNG data URL."""
-    fig = Figure(figsize=(9, 6), dpi=100)
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(2, 1)
-    names = [h["hamlet"] for h in report["hamlets"]]
-    bottom = [0.0] * len(names)
-    for kind in KIND_ORDER:
-        values = [h["hours"][kind] for h in report["hamlets"]]
-        ax1.bar(names, values, bottom=bottom, label=kind)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax1.set_ylabel("giờ phát / hours")
-    ax1.legend(fontsize=7, ncols=5)
-    ups = [((h["uptime"] or {}).get("uptime") or 0) * 100 for h in report["hamlets"]]
-    ax2.bar(names, ups, color="#2a7")
-    ax2.set_ylim(0, 100)
-    ax2.set_ylabel("uptime %")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def as_html(report: dict[str, Any], period: str) -> str:
-    e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(h['name'])}</td>"
-        + "".join(f"<td>{h['hours'][k]:.2f}</td>" for k in KIND_ORDER)
-        + f"<td>{h['hours_total']:.2f}</td>"
-        + f"<td>{((h['uptime'] or {}).get('uptime') or 0) * 100:.1f} %</td></tr>"
-        for h in report["hamlets"]
-    )
-    a = report["alerts"]
-    rate = "—" if a["delivery_rate"] is None else f"{a['delivery_rate'] * 100:.1f} %"
-    up = report["uptime"]["uptime"]
-    faults_html = "".join(
-        f"<li>{e(f['kind'])}: {f['alarms']} ({f['speakers']} loa)</li>"
-        for f in report["top_faults"]
-    )
-    heads = "".join(f"<th>{k}</th>" for k in KIND_ORDER)
-    return f"""<!doctype html><html lang="vi"><head><meta charset="utf-8">
-<title>Báo cáo {e(report["name"])} {e(period)}</title>
-<style>body{{font-family:sans-serif;max-width:900px;margin:auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:2px 6px;text-align:right}}
-@media print{{img{{width:100%}}}}</style>
-</head><body><h1>Báo cáo hoạt động — {e(report["name"])}</h1><p>Kỳ báo cáo: {e(period)}</p>
-<h2>Giờ phát theo ấp (hours on air)</h2><table><tr><th>Ấp</th>{heads}<th>tổng</th>
-<th>uptime</th></tr>{rows}</table>
-<h2>Cảnh báo (alerts)</h2><p>{a["alerts"]} cảnh báo; tỷ lệ loa phát: {rate}</p>
-<h2>Thời gian hoạt động (uptime)</h2><p>{"—" if up is None else f"{up * 100:.2f} %"}</p>
-<h2>Lỗi thường gặp (top faults)</h2><ul>{faults_html or "<li>không có</li>"}</ul>
-<img alt="giờ phát và uptime theo ấp" src="{_plot(report)}"></body></html>"""
 
 
 def province_rollup(store: Store, province: str, start: int, end: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ with the session cookie and the CSRF token the page carries."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,78 +28,21 @@ env = Environment(
     autoescape=select_autoescape(["html"]),
     extensions=["jinja2.ext.i18n"],
 )
-#: Strings the JavaScript shows (translated server-side, handed over as JSON).
-JS_STRINGS = (
-    "Đang phát",
-    "Rảnh",
-    "Mất kết nối",
-    "Lỗi",
-    "Đang tải lên…",
-    "Đã tải lên",
-    "Đã lưu",
-    "Lỗi: ",
-    "Chưa có bản tin",
-    "Đã phát",
-    "Chưa phát",
-    "Đang chờ",
-    "Đang phát trực tiếp",
-    "Đã dừng",
-    "Xác nhận phát cảnh báo?",
-    "Đã huỷ",
-    "Không có cảnh báo",
-    "Đã xác nhận",
-    "trực tuyến",
-    "ngoại tuyến",
-    "Thiết bị",
-    "Đã gửi",
-    "Không thực hiện được. Hãy sửa các ô được đánh dấu.",
-    "Bắt buộc",
-    "Quá dài",
-    "Quá ngắn",
-    "Quá lớn",
-    "Không tồn tại",
-    "Giá trị không hợp lệ",
-    "Không phải tệp âm thanh",
-    "Tệp không có âm thanh",
-    "Tệp bị hỏng",
-    "Tệp chỉ có im lặng",
-    "Ngày hoặc giờ không hợp lệ",
-    "Ngoài khu vực của bạn",
-    "Trùng lịch",
-    "Không trùng lịch",
-    # the emergency page and the alert banner
-    "Chờ xác nhận",
-    "Đã báo an toàn",
-    "Đã hết hạn",
-    "Không",
-    "Đang gửi…",
-    "ĐANG PHÁT CẢNH BÁO",
-    "từ",
-    "Dừng",
-    "Báo an toàn",
-    "Dừng cảnh báo này trên mọi loa?",
-    "Có, dừng ngay",
-    "Báo an toàn: dừng còi và đọc thông báo kết thúc?",
-    "Có, báo an toàn",
-    "Còi hú (lên xuống)",
-    "Còi ngắt quãng nhanh",
-    "Còi liên tục",
-    "chưa nhập",
-    "rồi đọc",
-    "lần",
-    "Chọn nơi phát: cả xã hoặc ít nhất một ấp.",
-    "Đang chuẩn bị âm thanh…",
-    "Cấp",
-    "Cả xã",
-    "loa",
-    "Mỗi 2 giờ đến khi dừng",
-    "Không phát lại",
-    "Ấp / thôn",
+#: Strings the JavaScript shows: every ``T("…")`` in ``static/loa.js`` (translated
+#: server-side, handed over as JSON). A test fails on user-facing text outside ``T``.
+JS_STRINGS = tuple(
+    dict.fromkeys(
+        m
+        for js in sorted((HERE / "static").glob("*.js"))
+        for m in re.findall(r'\bT\("((?:[^"\\]|\\.)*)"\)', js.read_text("utf-8"))
+    )
 )
+#: Each language's own name (the switch shows the other one), never translated.
+LANG_NAMES = {"vi": "Tiếng Việt", "en": "English"}
 
 
 #: Pages whose targets can be picked on the map (a click toggles the speaker's hamlet).
-PICK_ON_MAP = ("schedule.html", "emergency.html", "live.html")
+PICK_ON_MAP = ("schedule.html", "emergency.html", "live.html", "library.html")
 
 
 def lang_of(request: Request) -> str:
@@ -132,9 +76,12 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
         js=js,
         path=request.url.path,
         mqtt=s.link.connected,
-        banner=_banner(request),
-        place_names=_place_names(request, commune),
+        perms=sorted(str(x) for x in p.perms) if p is not None else [],
+        lang_names=LANG_NAMES,
+        tz=(commune or {}).get("timezone") or s.settings.scheduler.timezone,
         can_setup=p is not None and Perm.PLACES in p.perms,
+        banner=_banner(request),
+        banner_names=_place_names(request, commune),
         **ctx,
     )
     resp = HTMLResponse(html)
@@ -164,7 +111,11 @@ def _place_names(request: Request, commune: dict[str, Any] | None) -> dict[str, 
     return {"": commune["name"], **names}
 
 
-def layout(devices: list[Any], hamlets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def layout(
+    devices: list[Any],
+    hamlets: list[dict[str, Any]],
+    zones_of: dict[str, list[str]] | None = None,
+) -> list[dict[str, Any]]:
     """Speaker positions on a 1000 × 600 SVG: from GPS where known, else placed around
     their hamlet on a grid (no tile server: the map is drawn from our own data)."""
     gps = [(d["lat"], d["lon"]) for d in devices if d["lat"] is not None and d["lon"] is not None]
@@ -184,7 +135,16 @@ def layout(devices: list[Any], hamlets: list[dict[str, Any]]) -> list[dict[str, 
             cy = 110 + (i // cols) * 190
             angle = (n % 6) * math.pi / 3
             x, y = cx + 45 * math.cos(angle), cy + 45 * math.sin(angle)
-        out.append({"id": d["id"], "hamlet": d["hamlet"], "x": round(x), "y": round(y)})
+        out.append(
+            {
+                "id": d["id"],
+                "name": d.get("name") or d["id"],
+                "hamlet": d["hamlet"],
+                "zones": zones_of.get(d["id"], []) if zones_of else [],
+                "x": round(x),
+                "y": round(y),
+            }
+        )
     return out
 
 
@@ -239,8 +199,28 @@ def _simple(name: str, template: str) -> Route:
         if commune is not None:
             ctx["hamlets"] = svc(request).store.hamlets(commune["id"])
             if template in PICK_ON_MAP:
-                devices = svc(request).store.device_details(commune["id"])
-                ctx["points"] = layout(devices, ctx["hamlets"])
+                store = svc(request).store
+                devices = store.device_details(commune["id"])
+                ctx["zones"] = store.query(
+                    "SELECT id, name FROM zones WHERE commune_id=? ORDER BY name", [commune["id"]]
+                )
+                zones_of: dict[str, list[str]] = {}
+                for r in store.query(
+                    "SELECT device_id, zone_id FROM zone_members WHERE commune_id=?",
+                    [commune["id"]],
+                ):
+                    zones_of.setdefault(r["device_id"], []).append(r["zone_id"])
+                ctx["points"] = layout(devices, ctx["hamlets"], zones_of)
+                # an account limited to some hamlets is offered only those
+                mine = principal(request).area.hamlets
+                ctx["pick_hamlets"] = [h for h in ctx["hamlets"] if not mine or h["id"] in mine]
+                ctx["pick_whole"] = not mine
+                if mine:
+                    ctx["zones"] = []
+                ctx["place_names"] = {
+                    **{z["id"]: z["name"] for z in ctx["zones"]},
+                    **{h["id"]: h["name"] for h in ctx["hamlets"]},
+                }
         return render(request, template, **ctx)
 
     return Route(name, page)
@@ -249,6 +229,15 @@ def _simple(name: str, template: str) -> Route:
 async def device_page(request: Request) -> Response:
     principal(request)
     return render(request, "device.html", device_id=request.path_params["device"])
+
+
+async def reports_page(request: Request) -> Response:
+    """The report opens on the current month (in the commune's time zone), chosen."""
+    principal(request)
+    commune = _commune(request)
+    zone = ZoneInfo((commune or {}).get("timezone") or svc(request).settings.scheduler.timezone)
+    today = datetime.fromtimestamp(svc(request).clock.now_us() / 1e6, zone).date()
+    return render(request, "reports.html", month=f"{today.year:04d}-{today.month:02d}")
 
 
 routes = [
@@ -260,7 +249,7 @@ routes = [
     _simple("/emergency", "emergency.html"),
     _simple("/devices", "devices.html"),
     Route("/devices/{device}", device_page),
-    _simple("/reports", "reports.html"),
+    Route("/reports", reports_page),
     _simple("/setup", "setup.html"),
     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
 ]

@@ -8,7 +8,7 @@
   const TEMPLATES = JSON.parse(form.dataset.templates);
   const HAMLETS = JSON.parse(form.dataset.hamlets);
   const hamletName = (id) => (HAMLETS.find((h) => h.id === id) || { name: id }).name;
-  const SIRENS = { wail: "Còi hú (lên xuống)", yelp: "Còi ngắt quãng nhanh", steady: "Còi liên tục" };
+  const SIRENS = { wail: T("Còi hú (lên xuống)"), yelp: T("Còi ngắt quãng nhanh"), steady: T("Còi liên tục") };
   const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2)).replace(/[^A-Za-z0-9-]/g, "");
   $("#a-key").value = newKey();
   const asked = new URLSearchParams(location.search).get("type");  // from the dashboard
@@ -30,7 +30,8 @@
   }));
   function targets() {
     if (whole() && whole().checked) return [{ commune: commune() }];
-    return chosen().map((h) => ({ commune: commune(), hamlet: h }));
+    const zones = [...form.querySelectorAll('input[name="zone"]:checked')].map((z) => ({ commune: commune(), zone: z.value }));
+    return [...chosen().map((h) => ({ commune: commune(), hamlet: h })), ...zones];
   }
   function placeText() {
     if (whole() && whole().checked) return JSON.parse(($("#alert-banner") || { dataset: {} }).dataset.names || "{}")[""] || "";
@@ -62,7 +63,7 @@
     if (place && !placeTyped) place.value = placeText();
     showFields();
     const repeat = Number($("#a-repeat").value);
-    $("#a-siren-preview").textContent = `${T(SIRENS[$("#a-siren").value])} → ${T("rồi đọc")} ${repeat} ${T("lần")}:`;
+    $("#a-siren-preview").textContent = `${SIRENS[$("#a-siren").value]} → ${T("rồi đọc")} ${repeat} ${T("lần")}:`;
     $("#a-preview").textContent = text();
   }
   form.addEventListener("input", preview);
@@ -72,7 +73,7 @@
   function busy(button, on, label) {
     button.disabled = on;
     button.setAttribute("aria-busy", on ? "true" : "false");
-    if (on) { button.dataset.label = button.textContent; button.textContent = T(label || "Đang gửi…"); } else if (button.dataset.label) button.textContent = button.dataset.label;
+    if (on) { button.dataset.label = button.textContent; button.textContent = label || T("Đang gửi…"); } else if (button.dataset.label) button.textContent = button.dataset.label;
   }
 
   let draft = null;
@@ -91,9 +92,9 @@
       client_key: $("#a-key").value,
     };
     if (custom()) body.message = custom(); else body.fields = values();
-    busy(button, true, "Đang chuẩn bị âm thanh…");
+    busy(button, true, T("Đang chuẩn bị âm thanh…"));
     try {
-      draft = (await api("POST", `/api/communes/${commune()}/alerts`, body)).alert;
+      draft = (await api("POST", `/api/communes/${commune()}/alerts`, body, undefined, 120000)).alert;
       showConfirm(draft);
     } catch (err) { showError($("#alert-error"), err); } finally { busy(button, false); }
   });
@@ -155,8 +156,8 @@
         `<div class="actions"><button type="button" class="act stop danger">${esc(T("Dừng"))}</button> <button type="button" class="act clear">${esc(T("Báo an toàn"))}</button></div>`;
       $("#active-list").prepend(card);
       cards.set(a.id, card);
-      guarded(card.querySelector(".stop"), "Dừng cảnh báo này trên mọi loa?", "Có, dừng ngay", async () => renderCard(card, (await stopAlert(a.id)).alert));
-      guarded(card.querySelector(".clear"), "Báo an toàn: dừng còi và đọc thông báo kết thúc?", "Có, báo an toàn", async () => renderCard(card, (await clearAlert(a.id)).alert));
+      guarded(card.querySelector(".stop"), T("Dừng cảnh báo này trên mọi loa?"), T("Có, dừng ngay"), async () => renderCard(card, (await stopAlert(a.id)).alert));
+      guarded(card.querySelector(".clear"), T("Báo an toàn: dừng còi và đọc thông báo kết thúc?"), T("Có, báo an toàn"), async () => renderCard(card, (await clearAlert(a.id)).alert));
       const es = new EventSource(`/api/alerts/${a.id}/events`);
       es.addEventListener("alert", (e) => renderCard(card, JSON.parse(e.data)));
       es.addEventListener("end", () => es.close());

@@ -94,7 +94,7 @@ async function loadSetup() {
   $("#device-hamlet").innerHTML = hamlets.map((h) => `<option value="${esc(h.id)}">${esc(h.name)}</option>`).join("");
   $("#setup-devices").innerHTML = devs.devices.map((d) =>
     `<tr><td><a href="/devices/${esc(d.id)}">${esc(d.name)}</a> <span class="muted">${esc(d.id)}</span></td>
-     <td>${esc(names[d.hamlet] || d.hamlet)}</td><td>${d.online ? esc(T("trực tuyến")) : esc(T("ngoại tuyến"))}</td></tr>`).join("");
+     <td>${esc(names[d.hamlet] || d.hamlet)}</td><td>${d.online ? esc(T("Trực tuyến")) : esc(T("Ngoại tuyến"))}</td></tr>`).join("");
   $("#csv-template").href = `/api/communes/${c}/devices/export.csv?template=1`;
   $("#csv-export").href = `/api/communes/${c}/devices/export.csv`;
 }
