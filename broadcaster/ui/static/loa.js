@@ -751,8 +751,8 @@ if ($("#report-form")) {
 }
 
 // --- the red banner on every page: active alerts, from the server, kept current ------
-const STATE_WORDS = { draft: T("Chờ xác nhận"), active: T("Đang phát"), cancelled: T("Đã dừng"), all_clear: T("Đã báo an toàn"), expired: T("Đã hết hạn") };
-const stateWord = (s) => STATE_WORDS[s] || s;
+const ALERT_STATES = { draft: T("Chờ xác nhận"), active: T("Đang phát"), cancelled: T("Đã dừng"), all_clear: T("Đã báo an toàn"), expired: T("Đã hết hạn") };
+const stateWord = (s) => ALERT_STATES[s] || s;
 // A button that asks once more before it acts, and shows that it is working.
 function guarded(button, question, yesLabel, action) {
   button.addEventListener("click", () => {
