@@ -96,8 +96,21 @@
     try {
       draft = (await api("POST", `/api/communes/${commune()}/alerts`, body, undefined, 120000)).alert;
       showConfirm(draft);
-    } catch (err) { showError($("#alert-error"), err); } finally { busy(button, false); }
+    } catch (err) { showError($("#alert-error"), err); markFields(err); } finally { busy(button, false); }
   });
+  // A template field the server found missing ("fields.river") is marked at its input.
+  function markFields(err) {
+    for (const f of (err.data && err.data.errors) || []) {
+      const m = /^fields\.(\w+)$/.exec(String(f.field));
+      const input = m && form.querySelector(`#a-fields [name="${m[1]}"]`);
+      if (!input) continue;
+      const note = document.createElement("span");
+      note.className = "field-error";
+      note.setAttribute("role", "alert");
+      note.textContent = T("Bắt buộc");
+      input.insertAdjacentElement("afterend", note);
+    }
+  }
 
   function showConfirm(a) {
     $("#s-type").textContent = a.type_name[document.body.dataset.lang === "en" ? "en" : "vi"];

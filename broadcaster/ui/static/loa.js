@@ -770,7 +770,7 @@ function guarded(button, question, yesLabel, action) {
     });
   });
 }
-const stopAlert = (id) => api("POST", `/api/alerts/${id}/cancel`, { reason: "dừng từ giao diện" });
+const stopAlert = (id) => api("POST", `/api/alerts/${id}/cancel`, {});
 const clearAlert = (id) => api("POST", `/api/alerts/${id}/all-clear`);
 const banner = $("#alert-banner");
 const bannerWatch = new Map();
