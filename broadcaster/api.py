@@ -16,6 +16,7 @@ from starlette.routing import Route
 from devices.frames import Priority
 from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 
+from .arrival import arrived_us
 from .auth.guard import principal, require_targets
 from .auth.roles import Principal
 from .directory import resolve_in
@@ -110,6 +111,17 @@ async def device_revoke(request: Request) -> JSONResponse:
     device = path_id(request, "device")
     await anyio.to_thread.run_sync(s.broker_access.revoke, device)
     s.audit("device.revoke", device=device)
+    commune = s.store.device_commune(device)
+    if commune is not None:  # the broker drops it without a will: say so ourselves
+        s.store.set_presence(
+            commune,
+            device,
+            online=False,
+            at_us=s.clock.now_us(),
+            firmware="",
+            codecs=[],
+            reason="broker credentials revoked",
+        )
     return ok({})
 
 
@@ -145,7 +157,13 @@ async def broadcast_create(request: Request) -> JSONResponse:
         )
     title = unicodedata.normalize("NFC", body.title) or media.title
     bid = s.dispatcher.start(
-        BroadcastRequest(media, resolution, Priority[body.priority.upper()], title)
+        BroadcastRequest(
+            media,
+            resolution,
+            Priority[body.priority.upper()],
+            title,
+            requested_us=arrived_us(request.scope),  # a late start says how late
+        )
     )
     s.audit("broadcast.start", broadcast=bid)
     return ok({"broadcast": s.ledger.get(bid)}, status=202)

@@ -26,6 +26,7 @@ from loa.errors import ToolMissing
 from . import api, live_api, media_api, programmes_api
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
+from .arrival import ArrivalMiddleware
 from .auth import api as auth_api
 from .auth.accounts import Accounts
 from .auth.audit import AuditLog
@@ -147,6 +148,7 @@ def create_app(
             audit = AuditLog(store, clock)
             ledger = Ledger(store)
             swept = ledger.sweep_interrupted()
+            ledger.prune_pending(clock.now_us())
             if swept:
                 logger.warning("%d broadcasts were interrupted by the last shutdown", swept)
             facts = Facts(store, ledger, link, signer, clock, tuple(settings.security.trusted_keys))
@@ -175,9 +177,15 @@ def create_app(
             )
             facts.on_online.append(alerts.speaker_online)
 
-            def start_relay(title: str, url: str, seconds: float, where: Resolution) -> str:
+            def start_relay(
+                title: str,
+                url: str,
+                seconds: float,
+                where: Resolution,
+                also: Callable[[str], object] | None = None,
+            ) -> str:
                 live = dispatcher.open_live(
-                    LiveRequest(where, title, kind="relay", source=check_url(url))
+                    LiveRequest(where, title, kind="relay", source=check_url(url), also=also)
                 )
                 dispatcher.spawn(
                     relay,
@@ -191,6 +199,7 @@ def create_app(
 
             prefetcher = Prefetcher(store, dispatcher.send_frame, clock, settings.stream)
             facts.on_cache = prefetcher.record
+            facts.on_online.append(prefetcher.speaker_online)  # a restart empties caches
             programmes = ProgrammeService(
                 store,
                 dispatcher,
@@ -267,7 +276,11 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestLog), Middleware(AuthMiddleware, routes=ROUTES)],
+        middleware=[
+            Middleware(ArrivalMiddleware, clock=clock),  # first: when a request came in
+            Middleware(RequestLog),
+            Middleware(AuthMiddleware, routes=ROUTES),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

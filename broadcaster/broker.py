@@ -153,7 +153,14 @@ def start_broker(
     workdir = Path(tempfile.mkdtemp(prefix="loa-broker-"))
     if mode in ("auto", "mosquitto") and binary is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, host, auth_dir, tls))
+        # Sessions and queued QoS 1 messages (proof of play for the controller) are kept
+        # in the broker's folder, so a supervised restart (same folder) loses none.
+        conf.write_text(
+            mosquitto_config(port, host, auth_dir, tls).replace(
+                "persistence false\n",
+                f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n",
+            )
+        )
         argv = [binary, "-c", str(conf)]
         kind = "mosquitto"
     elif auth_dir is not None or tls is not None:

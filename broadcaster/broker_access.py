@@ -76,9 +76,13 @@ def acl_text(devices: Iterable[DeviceRow]) -> str:
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    tmp.replace(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        tmp.replace(path)
+    except BaseException:  # a full disk: the old file stays, no temporary one
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class BrokerAccess:

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 
 from loa import __version__
-from loa.errors import LoaError, exit_with_one_line
+from loa.errors import LoaError, exit_with_one_line, first_loa_error
 
 from . import settings as settings_mod
 
@@ -154,11 +154,12 @@ def _run(args: argparse.Namespace) -> int:
         return run_bench(args)
     if args.command == "broker":
         from .broker import start_broker
+        from .broker_supervisor import supervise_forever
 
         b = start_broker(args.mode, port=args.broker_port)
         print(f"{b.kind} listening on {b.host}:{b.port}; Ctrl-C to stop", flush=True)
         try:
-            b.process.wait()
+            supervise_forever(b)  # a broker that dies is started again
         finally:
             b.stop()
         return 0
@@ -183,12 +184,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
-        print(
-            f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr
-        )
-        return 2
+        return _os_error(exc)
     except BaseException as exc:
+        found = _first_os_error(exc)  # inside the task group of demo/serve's start-up
+        if found is not None and first_loa_error(exc) is None:
+            return _os_error(found)
         return exit_with_one_line(exc, "loa")
+
+
+def _os_error(exc: OSError) -> int:
+    print(f"loa: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    return 2
+
+
+def _first_os_error(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_os_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 if __name__ == "__main__":

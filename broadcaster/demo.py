@@ -21,9 +21,10 @@ from loa.errors import ToolMissing
 
 from . import demo_data
 from .app import create_app
-from .auth.accounts import first_admin_line, service_token
+from .auth.accounts import account_ids, first_admin_line, forget_accounts, service_token
 from .broker import Broker, find_mosquitto
 from .broker_access import BrokerAccess
+from .broker_supervisor import BrokerSupervisor
 from .runner import serving, start_own_broker, stop_on_signal
 from .settings import Settings
 from .store import Store
@@ -160,13 +161,19 @@ async def script(url: str, timeout: float, token: str) -> DemoResult:
 async def run_demo(settings: Settings, *, headless: bool, duration: float | None) -> int:
     """Broker, controller and speakers; SIGINT/SIGTERM stop them in reverse order."""
     code = 0
-    async with stop_on_signal(_quiet_presence) as stop:
-        settings, broker, specs = prepare(settings)
-        try:
-            code = await _run(settings, broker, specs, stop, headless, duration)
-        finally:
-            if broker is not None:
-                broker.stop()
+    shown: list[str] = []  # the login line, once printed
+    before = account_ids(Path(settings.db.path))
+    try:
+        async with stop_on_signal(_quiet_presence) as stop:
+            settings, broker, specs = prepare(settings)
+            try:
+                code = await _run(settings, broker, specs, stop, headless, duration, shown)
+            finally:
+                if broker is not None:
+                    broker.stop()
+    finally:
+        if not shown:  # a start that failed (a busy port): a first admin nobody saw the
+            forget_accounts(Path(settings.db.path), before)  # password of locks all out
     return code
 
 
@@ -190,6 +197,7 @@ async def _run(
     stop: anyio.CancelScope,
     headless: bool,
     duration: float | None,
+    shown: list[str],
 ) -> int:
     login_line, token = logins(settings)
     signer = Signer.load_or_create(Path(settings.security.signing_key))
@@ -210,6 +218,8 @@ async def _run(
             level = presence.level
             presence.setLevel(logging.WARNING)  # 27 simulated speakers arriving is not news
             await sims.start(fleet.run)
+            if broker is not None:  # a broker that dies is logged and started again
+                sims.start_soon(BrokerSupervisor(broker, SystemClock()).run)
             await _settled(app, len(specs))
             presence.setLevel(level)  # from now on, each one coming or going is logged
             with stop:
@@ -221,6 +231,7 @@ async def _run(
                     flush=True,
                 )
                 print(f"Open {url}  ({login_line})", flush=True)
+                shown.append(login_line)
                 if headless:
                     if not logging.getLogger().isEnabledFor(logging.DEBUG):
                         # the summary is the output; the script's own polling is not news

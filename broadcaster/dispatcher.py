@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -51,6 +52,8 @@ class Publisher(Protocol):
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None: ...
 
+    async def wait_connected(self, timeout: float) -> None: ...
+
 
 @dataclass(frozen=True)
 class BroadcastRequest:
@@ -60,6 +63,29 @@ class BroadcastRequest:
     title: str
     volume: int | None = None
     cached: Prefetched | None = None  # armed ahead on the speakers (scheduled firings)
+    requested_us: int | None = None  # when it was asked for (a late start is recorded)
+    #: Runs in the transaction that records the broadcast (a firing's occurrence row).
+    also: Callable[[str], object] | None = None
+    #: Too late to stream: record what the speakers that armed it played from cache.
+    record_only: bool = False
+
+
+@dataclass
+class Outage:
+    """A broker outage met while streaming one broadcast."""
+
+    since: float | None = None  # monotonic, while the broker is away
+    total_s: float = 0.0
+    skipped: int = 0  # frames whose time had passed when the broker came back
+
+    def note(self, now: float) -> str:
+        away = self.total_s + (now - self.since if self.since is not None else 0.0)
+        if not away and not self.skipped:
+            return ""
+        return (
+            f"MQTT broker unreachable for {away:.0f} s during the broadcast;"
+            f" {self.skipped} frames were past their time and not sent"
+        )
 
 
 def devices_only(resolution: Resolution, devices: list[DeviceRow]) -> Resolution:
@@ -92,6 +118,7 @@ class Dispatcher:
         self.before_finalize: Callable[[], object] | None = None
         self._running: dict[str, anyio.CancelScope] = {}  # broadcast id → its stream's scope
         self._live: dict[str, LiveBroadcast] = {}
+        self._outages: dict[str, Outage] = {}
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -114,8 +141,6 @@ class Dispatcher:
         """
         if self._tg is None:
             raise LoaError("the dispatcher is not running")
-        if not self.publisher.connected:
-            raise BrokerError("the MQTT broker is not reachable; nothing was sent")
         now = self.clock.now_us()
         lead_ms, chunk_ms, first_ms = self.settings.timing(
             req.priority >= Priority.LIVE, req.priority is Priority.EMERGENCY
@@ -129,7 +154,11 @@ class Dispatcher:
         else:
             bid = cached.broadcast_id
             timing = Timing(max(cached.at_us, timing.start_us), chunk_ms, first_ms)
-            rest = [d for d in req.resolution.devices if d.id not in cached.armed]
+            rest = (
+                []
+                if req.record_only
+                else [d for d in req.resolution.devices if d.id not in cached.armed]
+            )
             fallback = req.resolution if not cached.armed else devices_only(req.resolution, rest)
             legs = self._legs(replace(req, resolution=fallback), timing, bid) if rest else []
             streams = [
@@ -142,6 +171,8 @@ class Dispatcher:
             ]
             start_us = cached.at_us
             end_us = max([cached.end_us, *(leg.end_us for leg in legs)])
+        if legs and not self.publisher.connected:  # (speakers armed ahead need no broker)
+            raise BrokerError("the MQTT broker is not reachable; nothing was sent")
         groups = [
             {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
         ]
@@ -163,6 +194,7 @@ class Dispatcher:
                 "source": "",
                 "gaps": 0,
                 "gap_ms": 0,
+                "late_ms": max(0, now - (req.requested_us or now)) // 1000,
             },
             list(req.resolution.communes),
             [],
@@ -176,6 +208,7 @@ class Dispatcher:
                 }
                 for leg in legs
             ],
+            also=req.also,
         )
         logger.info(
             "broadcast %s started: %r, %s, to %s (%d speakers)",
@@ -223,6 +256,48 @@ class Dispatcher:
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
         await self.send_frame(list(topics), frame)
 
+    async def _send_through(self, bid: str, topics: tuple[str, ...], frame: Frame) -> bool:
+        """Send a stream frame, riding out a broker outage of up to
+        ``stream.outage_grace_s``: False if the frame's time passed meanwhile (a gap the
+        speakers report); BrokerError once the outage is longer than the grace."""
+        outage = self._outages.setdefault(bid, Outage())
+        while True:
+            if self._past(bid, frame):
+                return False
+            try:
+                if not self.publisher.connected:
+                    raise BrokerError("the MQTT broker is not reachable")
+                await self._send(topics, frame)
+            except BrokerError:
+                now = self.clock.monotonic()
+                if outage.since is None:
+                    outage.since = now
+                    logger.warning("broadcast %s: the MQTT broker is away; riding through", bid)
+                left = self.settings.outage_grace_s - (now - outage.since)
+                if left <= 0:
+                    raise BrokerError(
+                        f"the MQTT broker was unreachable for more than "
+                        f"{self.settings.outage_grace_s:.0f} s (stream.outage_grace_s)"
+                    ) from None
+                with anyio.move_on_after(min(left, 1.0)), suppress(TimeoutError):
+                    await self.publisher.wait_connected(left)
+                continue
+            if outage.since is not None:
+                outage.total_s += self.clock.monotonic() - outage.since
+                outage.since = None
+                logger.warning("broadcast %s: the MQTT broker is back", bid)
+            return True
+
+    def _past(self, bid: str, frame: Frame) -> bool:
+        """After an outage, a frame whose time has passed is not sent (it cannot play)."""
+        outage = self._outages.get(bid)
+        if outage is None or (outage.since is None and not outage.total_s):
+            return False
+        if frame.type is FrameType.AUDIO and self.clock.now_us() > frame.pts_us:
+            outage.skipped += 1
+            return True
+        return False
+
     async def send_frame(self, topics: list[str], frame: Frame) -> None:
         """Sign and publish one frame to each group topic."""
         await publish_frame(self.publisher, self.signer, topics, frame, self.qos)
@@ -234,7 +309,12 @@ class Dispatcher:
             raise LoaError("the dispatcher is not running")
 
         async def run() -> None:
-            await func(*args, **kwargs)
+            try:
+                await func(*args, **kwargs)
+            except LoaError as exc:  # one task's failure never takes the dispatcher down
+                logger.error("%s failed: %s", getattr(func, "__name__", func), exc.message)
+            except Exception:
+                logger.exception("%s failed unexpectedly", getattr(func, "__name__", func))
 
         self._tg.start_soon(run)
 
@@ -259,7 +339,9 @@ class Dispatcher:
         bid = str(uuid.uuid4())
         live = LiveBroadcast(self, bid, req)
         broadcast, deliveries, streams = ledger_rows(bid, live.stream_id, req, self.clock.now_us())
-        self.ledger.create(broadcast, list(req.resolution.communes), deliveries, streams)
+        self.ledger.create(
+            broadcast, list(req.resolution.communes), deliveries, streams, also=req.also
+        )
         self._live[bid] = live
         return live
 
@@ -282,13 +364,14 @@ class Dispatcher:
             self._close(bid, "interrupted", "the controller stopped during the broadcast")
             raise
 
-    async def _run_leg(self, leg: Leg, priority: Priority) -> None:
+    async def _run_leg(self, bid: str, leg: Leg, priority: Priority) -> None:
         lead_us = (
             self.settings.timing(priority >= Priority.LIVE, priority is Priority.EMERGENCY)[0]
             * 1000
         )
         codec = Codec.OPUS if leg.codec == "opus" else Codec.MP3
-        await self._send(
+        await self._send_through(
+            bid,
             leg.topics,
             Frame(
                 FrameType.START,
@@ -305,7 +388,8 @@ class Dispatcher:
             wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
             if wait > 0:
                 await self.clock.sleep(wait)
-            await self._send(
+            await self._send_through(
+                bid,
                 leg.topics,
                 Frame(
                     f.type,
@@ -318,7 +402,7 @@ class Dispatcher:
                     priority,
                 ),
             )
-        await self._send(leg.topics, self._end_frame(leg, priority, "complete"))
+        await self._send_through(bid, leg.topics, self._end_frame(leg, priority, "complete"))
 
     def _end_frame(self, leg: Leg, priority: Priority, reason: StopReason) -> Frame:
         return Frame(
@@ -333,33 +417,45 @@ class Dispatcher:
         )
 
     async def _stream(self, bid: str, legs: list[Leg], end_us: int, priority: Priority) -> None:
-        status, error = "done", ""
+        ending, error = "done", ""
         try:
             try:
-                with anyio.CancelScope() as scope:
-                    self._running[bid] = scope
-                    async with anyio.create_task_group() as tg:
-                        for leg in legs:
-                            tg.start_soon(self._run_leg, leg, priority)
-            except BaseExceptionGroup as group:
-                err = first_loa_error(group)
-                if isinstance(err, BrokerError):
-                    raise err from group
-                raise
-            finally:
-                self._running.pop(bid, None)
-            if scope.cancelled_caught:  # stopped by a user: tell the speakers at once
-                status, error = "stopped", "stopped before the end"
+                try:
+                    with anyio.CancelScope() as scope:
+                        self._running[bid] = scope
+                        async with anyio.create_task_group() as tg:
+                            for leg in legs:
+                                tg.start_soon(self._run_leg, bid, leg, priority)
+                except BaseExceptionGroup as group:
+                    err = first_loa_error(group)
+                    if isinstance(err, BrokerError):
+                        raise err from group
+                    raise
+                finally:
+                    self._running.pop(bid, None)
+            except BrokerError as exc:  # an outage longer than the grace: keep the facts
+                logger.error("broadcast %s interrupted: %s", bid, exc.message)
+                ending, error = "interrupted", exc.message
                 end_us = self.clock.now_us()
-                for leg in legs:
-                    await self._send(leg.topics, self._end_frame(leg, priority, "stopped"))
+            else:
+                if scope.cancelled_caught:  # stopped by a user: tell the speakers at once
+                    ending, error = "stopped", "stopped before the end"
+                    end_us = self.clock.now_us()
+                    for leg in legs:
+                        with anyio.move_on_after(self.settings.report_grace_s + 1):
+                            try:
+                                await self._send(
+                                    leg.topics, self._end_frame(leg, priority, "stopped")
+                                )
+                            except BrokerError:
+                                logger.warning("broadcast %s: END not sent (broker away)", bid)
             self.ledger.update(bid, status="finishing")
             wait = (end_us - self.clock.now_us()) / 1e6 + self.settings.report_grace_s
             await self.clock.sleep(max(0.0, wait))
+            await self._reports_can_arrive()
             if self.before_finalize is not None:
                 self.before_finalize()  # write proof of play still queued
-            self.ledger.finalize(bid)
-            self.ledger.update(bid, status=status, error=error)
+            status = self._close(bid, ending, error)
             outcomes = self.ledger.outcome_counts(bid)
             logger.info(
                 "broadcast %s ended %s: %s",
@@ -367,9 +463,6 @@ class Dispatcher:
                 status,
                 ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "no speakers",
             )
-        except BrokerError as exc:
-            logger.error("broadcast %s failed: %s", bid, exc.message)
-            self._close(bid, "failed", exc.message)
         except anyio.get_cancelled_exc_class():
             self._close(bid, "interrupted", "the controller stopped during the broadcast")
             raise
@@ -377,9 +470,23 @@ class Dispatcher:
             logger.exception("broadcast %s failed unexpectedly", bid)
             self._close(bid, "failed", f"internal error: {exc}")
 
-    def _close(self, bid: str, status: str, error: str) -> None:
-        self.ledger.finalize(bid)
-        self.ledger.update(bid, status=status, error=error)
+    async def _reports_can_arrive(self) -> None:
+        """Proof of play cannot arrive without a broker: if it is away (an outage, or the
+        controller just started), wait for it (up to ``outage_grace_s``), then the grace."""
+        if self.publisher.connected:
+            return
+        with anyio.move_on_after(self.settings.outage_grace_s), suppress(TimeoutError):
+            await self.publisher.wait_connected(self.settings.outage_grace_s)
+        await self.clock.sleep(self.settings.report_grace_s)
+
+    def _close(self, bid: str, ending: str, error: str) -> str:
+        outage = self._outages.pop(bid, None)
+        rows = self.ledger.store.query("SELECT late_ms FROM broadcasts WHERE id=?", [bid])
+        late_ms = (rows[0]["late_ms"] or 0) if rows else 0
+        notes = [outage.note(self.clock.monotonic())] if outage is not None else []
+        if late_ms >= 1000:
+            notes.append(f"accepted {late_ms / 1000:.1f} s after it was asked for")
+        return self.ledger.close(bid, ending, error, "; ".join(n for n in notes if n))
 
 
 async def publish_frame(

@@ -171,9 +171,13 @@ class Facts:
                     logger.warning(
                         "device %s reported playing untargeted stream %s", device, report.stream
                     )
-                elif result == "unknown":
+                elif result == "pending":  # kept until its broadcast row exists
                     self.unknown_reports += 1
-                    logger.info("device %s reported unknown stream %s", device, report.stream)
+                    logger.info(
+                        "device %s reported stream %s before its broadcast: kept",
+                        device,
+                        report.stream,
+                    )
         return len(batch)
 
     async def run(self) -> None:

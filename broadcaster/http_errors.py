@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from loa.errors import AudioError, LoaError
+from loa.errors import AudioError, DiskFull, LoaError, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,25 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
+    if is_disk_full(exc):  # ENOSPC, or SQLite's "database or disk is full"
+        logger.error("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
+        return await loa_error(request, DiskFull())
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
         error_body(500, "internal error; see the server log", code="internal"), status_code=500
     )
 
 
+async def storage_error(request: Request, exc: Exception) -> Response:
+    """OS and SQLite errors inside a route: a full disk is a clear 507 (answered here, so
+    the connection stays usable); anything else is the usual 500."""
+    return await unexpected(request, exc)
+
+
 HANDLERS: dict[Any, Any] = {
     LoaError: loa_error,
+    OSError: storage_error,
+    sqlite3.DatabaseError: storage_error,
     HTTPException: http_error,
     500: unexpected,
     Exception: unexpected,

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from devices.messages import PlayReport
-from loa.errors import NotFound
+from devices.messages import PlayReport, parse
+from loa.errors import NotFound, ProtocolError
 
+from .outcome import COMPUTED, RUNNING, final_status, notes_of
 from .store import DeviceRow, Store
+
+#: Proof of play for a stream no broadcast row names yet is kept this long.
+PENDING_KEEP_US = 24 * 3600 * 1_000_000
+PENDING_MAX = 100_000
 
 
 class Ledger:
@@ -22,8 +28,13 @@ class Ledger:
         communes: list[str],
         deliveries: list[dict[str, Any]],
         streams: list[dict[str, Any]] | None = None,
+        also: Callable[[str], object] | None = None,
     ) -> None:
-        """Insert a broadcast, its streams and one pending delivery per device, atomically."""
+        """Insert a broadcast, its streams and one pending delivery per device, atomically.
+
+        ``also`` runs in the same transaction (a firing marks its occurrence started: both
+        or neither). Proof of play that arrived before the row existed is applied now.
+        """
         if streams is None:
             streams = [
                 {
@@ -40,6 +51,9 @@ class Ledger:
                 [{"broadcast_id": broadcast["id"], "commune_id": c} for c in communes]
             )
             self.db.table("deliveries").insert_all(deliveries, pk=("broadcast_id", "device_id"))
+            if also is not None:
+                also(str(broadcast["id"]))
+            self._reconcile([str(st["stream_id"]) for st in streams])
 
     def online_now(self, device_ids: list[str]) -> set[str]:
         """Which of these speakers are online now (a cached resolution may be older)."""
@@ -47,11 +61,24 @@ class Ledger:
         return online.intersection(device_ids)
 
     def add_deliveries(self, deliveries: list[dict[str, Any]]) -> None:
-        """One pending row per targeted speaker (a report that came first is kept)."""
+        """One pending row per targeted speaker; a report that came first is kept, and its
+        row becomes a targeted one."""
         with self.db.atomic():
-            self.db.table("deliveries").insert_all(
-                deliveries, pk=("broadcast_id", "device_id"), ignore=True
-            )
+            for d in deliveries:
+                self.db.execute(
+                    "INSERT INTO deliveries (broadcast_id, device_id, commune_id, hamlet_id,"
+                    " targeted, online_at_start, outcome) VALUES (?, ?, ?, ?, 1, ?, ?)"
+                    " ON CONFLICT (broadcast_id, device_id) DO UPDATE SET targeted=1,"
+                    " online_at_start=1",
+                    [
+                        d["broadcast_id"],
+                        d["device_id"],
+                        d["commune_id"],
+                        d["hamlet_id"],
+                        d["online_at_start"],
+                        d["outcome"],
+                    ],
+                )
 
     def update(self, broadcast_id: str, **values: Any) -> None:
         self.db.table("broadcasts").update(broadcast_id, values)
@@ -67,10 +94,22 @@ class Ledger:
     def record_report(
         self, device_id: str, commune_id: str, hamlet_id: str, report: PlayReport, now_us: int
     ) -> str:
-        """Apply a device's proof of play; returns 'recorded', 'untargeted' or 'unknown'."""
+        """Apply a device's proof of play; returns 'recorded', 'untargeted' or 'pending'
+        (no broadcast names the stream yet: kept, and applied when one does)."""
         b = self.by_stream(report.stream)
         if b is None:
-            return "unknown"
+            self.db.table("pending_reports").insert(
+                {
+                    "stream_id": report.stream,
+                    "device_id": device_id,
+                    "commune_id": commune_id,
+                    "report": report.model_dump_json(),
+                    "at_us": now_us,
+                },
+                pk=("stream_id", "device_id"),
+                replace=True,
+            )
+            return "pending"
         values = {
             "outcome": report.outcome,
             "started_us": report.started_us,
@@ -87,6 +126,8 @@ class Ledger:
             sql = f"UPDATE deliveries SET {assignments} WHERE broadcast_id=? AND device_id=?"  # noqa: S608
             cur = self.db.execute(sql, [*values.values(), b["id"], device_id])
             if cur.rowcount:
+                if b["status"] not in RUNNING:  # proof that came after the close counts too
+                    self._recompute(b)
                 return "recorded"
             self.db.table("deliveries").insert(
                 {
@@ -101,6 +142,54 @@ class Ledger:
                 pk=("broadcast_id", "device_id"),
             )
         return "untargeted"
+
+    def _reconcile(self, stream_ids: list[str]) -> int:
+        """Apply kept reports for these streams (their broadcast row now exists)."""
+        marks = ",".join("?" * len(stream_ids))
+        rows = self.store.query(
+            f"SELECT * FROM pending_reports WHERE stream_id IN ({marks})",  # noqa: S608
+            stream_ids,
+        )
+        for r in rows:
+            try:
+                report = parse(PlayReport, r["report"].encode())
+            except ProtocolError:
+                continue
+            hamlet = self.store.device_hamlet(r["device_id"])
+            self.record_report(r["device_id"], r["commune_id"], hamlet, report, r["at_us"])
+        self.db.execute(f"DELETE FROM pending_reports WHERE stream_id IN ({marks})", stream_ids)  # noqa: S608
+        return len(rows)
+
+    def prune_pending(self, now_us: int) -> int:
+        """Drop kept reports nobody claimed within a day (and keep the table bounded)."""
+        cur = self.db.execute(
+            "DELETE FROM pending_reports WHERE at_us < ? OR rowid NOT IN"
+            " (SELECT rowid FROM pending_reports ORDER BY at_us DESC LIMIT ?)",
+            [now_us - PENDING_KEEP_US, PENDING_MAX],
+        )
+        return int(cur.rowcount)
+
+    def _recompute(self, b: dict[str, Any]) -> None:
+        rows = self.store.query(
+            "SELECT targeted, online_at_start, outcome FROM deliveries WHERE broadcast_id=?",
+            [b["id"]],
+        )
+        ending = "done" if b["status"] in COMPUTED else b["status"]
+        status, reason = final_status(ending, "", rows, notes_of(b["error"] or ""))
+        self.update(b["id"], status=status, error=reason)
+
+    def close(self, broadcast_id: str, ending: str, error: str, notes: str = "") -> str:
+        """Close the deliveries nobody reported on, then the broadcast, its status
+        computed from its deliveries (:func:`broadcaster.outcome.final_status`)."""
+        with self.db.atomic():
+            self.finalize(broadcast_id)
+            rows = self.store.query(
+                "SELECT targeted, online_at_start, outcome FROM deliveries WHERE broadcast_id=?",
+                [broadcast_id],
+            )
+            status, reason = final_status(ending, error, rows, notes)
+            self.update(broadcast_id, status=status, error=reason)
+        return status
 
     def sweep_interrupted(self) -> int:
         """At start-up: broadcasts a previous run left streaming are closed as interrupted."""

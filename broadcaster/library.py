@@ -78,8 +78,19 @@ class Library:
         self.clock = clock
         self.engine = engine
         media_dir.mkdir(parents=True, exist_ok=True)
+        swept = self.sweep_temp()
+        if swept:
+            logger.warning("removed %d temporary files a previous run left behind", swept)
         # Decoding holds a whole recording as PCM: at most two at a time.
         self._ingest_slots = anyio.Semaphore(2)
+
+    def sweep_temp(self) -> int:
+        """At start-up: uploads and half-written files of a previous run are removed."""
+        count = 0
+        for path in [*self.media_dir.glob(".upload-*"), *self.media_dir.glob("*.part")]:
+            path.unlink(missing_ok=True)
+            count += 1
+        return count
 
     def temp_path(self, suffix: str = "") -> Path:
         """A private temporary file inside the media folder (same disk, cleaned by caller)."""
@@ -391,7 +402,11 @@ class Library:
         """Write atomically (temp file, then rename) into the media folder."""
         final = self.media_dir / name
         tmp = final.with_name(final.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(final)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(final)
+        except BaseException:  # a full disk (ENOSPC) leaves no half-written file
+            tmp.unlink(missing_ok=True)
+            raise
         written.append(final)
         return final

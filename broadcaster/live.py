@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,8 @@ class LiveRequest:
     kind: str = "live"  # live or relay
     source: str = ""
     priority: Priority = Priority.LIVE
+    #: Runs in the transaction that records the broadcast (a firing's occurrence row).
+    also: Callable[[str], object] | None = None
 
 
 class LiveBroadcast:

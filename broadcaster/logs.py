@@ -58,8 +58,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                out[key] = (
-                    value if isinstance(value, (int, float, bool, type(None))) else str(value)
+                out[key] = (  # extras are masked like the message
+                    value
+                    if isinstance(value, (int, float, bool, type(None)))
+                    else redact(str(value))
                 )
         if record.exc_info:
             out["traceback"] = redact(self.formatException(record.exc_info))

@@ -496,7 +496,25 @@ def m014_zone_hamlets_issue15(db: Database) -> None:
 
 
 @migrations()
-def m015_alerts_issue17(db: Database) -> None:
+def m015_issue18_faults(db: Database) -> None:
+    """Issue 18: how late a broadcast was accepted; proof of play that came before its
+    broadcast row (kept, then reconciled)."""
+    db.table("broadcasts").add_column("late_ms", int)
+    db.table("pending_reports").create(
+        {
+            "stream_id": str,
+            "device_id": str,
+            "commune_id": str,
+            "report": str,  # the PlayReport as JSON
+            "at_us": int,
+        },
+        pk=("stream_id", "device_id"),
+    )
+    db.table("pending_reports").create_index(["at_us"])
+
+
+@migrations()
+def m016_alerts_issue17(db: Database) -> None:
     """Alerts (issue 17): the language their text came in, and the form key that makes
     creating one idempotent."""
     db.table("alerts").add_column("language", str, not_null_default="vi-VN")

@@ -23,7 +23,7 @@ from audio.ogg import opus_stream
 from devices.frames import Codec, Frame, FrameType, Priority
 from devices.items import pack_item, sha256_hex, slices
 from devices.messages import CacheReport, ItemOffer, PlayItem, dump
-from devices.topics import Group
+from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import LoaError
 
@@ -34,6 +34,8 @@ from .targeting import Resolution, member
 
 #: Item ids are derived from the content, so the same audio is the same cached item.
 ITEM_NAMESPACE = uuid.UUID("5d0b8f61-3c1e-4f0a-9a57-6c1f4d3e2b10")
+#: An item is offered again only if the firing is at least this far ahead.
+REPAIR_MIN_AHEAD_US = 2_000_000
 
 Send = Callable[[list[str], Frame], Awaitable[None]]
 
@@ -58,38 +60,37 @@ class Prefetcher:
         self.clock = clock
         self.settings = settings
         self.items_sent = 0  # group publishes of an item (for tests and the bench)
+        self.repushes = 0  # PLAYs (and items) offered again to one speaker
+        self._recheck: dict[str, str] = {}  # device → commune: came online
+        self._missing: set[tuple[str, str]] = set()  # (device, broadcast): said missing
 
     def at_for(self, fire_us: int, priority: Priority) -> int:
         """When a prefetched firing sounds: where its stream would start if sent on time."""
         return fire_us + self.settings.timing(priority >= Priority.LIVE)[0] * 1000
 
-    async def push(
+    async def _item(
         self,
-        key: tuple[str, int],
         media: MediaRow,
-        resolution: Resolution,
+        groups: list[Group],
+        at_us: int,
         priority: Priority,
+        bid: str,
         title: str,
-        volume: int | None,
-    ) -> None:
-        """Publish the item where needed and the PLAY to every group; record it."""
-        at_us = self.at_for(key[1], priority)
+    ) -> tuple[ItemOffer, list[bytes], int]:
+        """The firing's audio as one item (offer, slices) and where its stream would end."""
         _, chunk_ms, first_ms = self.settings.timing(priority >= Priority.LIVE)
-        bid, sid = str(uuid.uuid4()), uuid.uuid4()
         try:
             stream = opus_stream(await anyio.Path(media.path).read_bytes())
         except OSError as exc:
             raise LoaError(f"media file for {media.id} is missing") from exc
-        groups = list(resolution.groups)
         leg = opus_leg(
             stream, media.frame_ms, groups, Timing(at_us, chunk_ms, first_ms), priority, bid, title
         )
         data = pack_item([f.payload for f in leg.frames])
         sha = sha256_hex(data)
-        item = uuid.uuid5(ITEM_NAMESPACE, sha)
         parts = slices(data)
         offer = ItemOffer(
-            item=str(item),
+            item=str(uuid.uuid5(ITEM_NAMESPACE, sha)),
             sha256=sha,
             size=len(data),
             slices=len(parts),
@@ -102,20 +103,47 @@ class Prefetcher:
             duration_ms=leg.header.duration_ms,
             title=title[:200],
         )
-        topics = [g.topic_for("opus") for g in groups]
-        need = [g.topic_for("opus") for g in groups if not self._stored(g, resolution, str(item))]
-        if need:
+        return offer, parts, leg.end_us
+
+    async def _send_item(
+        self, topics: list[str], offer: ItemOffer, parts: list[bytes], priority: Priority
+    ) -> None:
+        item = uuid.UUID(offer.item)
+        now = self.clock.now_us()
+        await self.send(
+            topics, Frame(FrameType.ITEM, item, 0, now, now, dump(offer), Codec.OPUS, priority)
+        )
+        for i, part in enumerate(parts, start=1):
             now = self.clock.now_us()
-            await self.send(
-                need, Frame(FrameType.ITEM, item, 0, now, now, dump(offer), Codec.OPUS, priority)
-            )
-            for i, part in enumerate(parts, start=1):
-                now = self.clock.now_us()
-                frame = Frame(FrameType.ITEM_DATA, item, i, now, now, part, Codec.OPUS, priority)
-                await self.send(need, frame)
-            self.items_sent += len(need)
+            frame = Frame(FrameType.ITEM_DATA, item, i, now, now, part, Codec.OPUS, priority)
+            await self.send(topics, frame)
+        self.items_sent += len(topics)
+
+    async def push(
+        self,
+        key: tuple[str, int],
+        media: MediaRow,
+        resolution: Resolution,
+        priority: Priority,
+        title: str,
+        volume: int | None,
+    ) -> None:
+        """Publish the item where needed and the PLAY to every group; record it."""
+        at_us = self.at_for(key[1], priority)
+        bid, sid = str(uuid.uuid4()), uuid.uuid4()
+        groups = list(resolution.groups)
+        offer, parts, end_us = await self._item(media, groups, at_us, priority, bid, title)
+        topics = [g.topic_for("opus") for g in groups]
+        need = [g.topic_for("opus") for g in groups if not self._stored(g, resolution, offer.item)]
+        if need:
+            await self._send_item(need, offer, parts, priority)
         play = PlayItem(
-            broadcast=bid, item=str(item), sha256=sha, at_us=at_us, volume=volume, title=title[:200]
+            broadcast=bid,
+            item=offer.item,
+            sha256=offer.sha256,
+            at_us=at_us,
+            volume=volume,
+            title=title[:200],
         )
         now = self.clock.now_us()
         await self.send(
@@ -127,11 +155,11 @@ class Prefetcher:
                 "fire_us": key[1],
                 "broadcast_id": bid,
                 "stream_id": str(sid),
-                "item_id": str(item),
-                "sha256": sha,
+                "item_id": offer.item,
+                "sha256": offer.sha256,
                 "at_us": at_us,
-                "end_us": leg.end_us,
-                "chunks": len(leg.frames),
+                "end_us": end_us,
+                "chunks": offer.chunks,
                 "groups": json.dumps(topics),
                 "pushed_us": now,
                 "cancelled_us": None,
@@ -139,6 +167,79 @@ class Prefetcher:
             pk=("programme_id", "fire_us"),
             replace=True,
         )
+
+    # --- caches re-checked (a speaker restarted, or said an item is missing) ------------
+
+    def speaker_online(self, commune: str, device: str) -> None:
+        """A speaker came (back) online, perhaps after a restart that emptied its cache:
+        forget what it said it stored; its pushed firings are offered again."""
+        self.db.execute("DELETE FROM device_items WHERE device_id=?", [device])
+        self._recheck[device] = commune
+
+    async def repair(self) -> int:
+        """Re-offer pushed, still future firings: the PLAY to speakers that came back
+        (an armed one answers ``armed`` again), item and PLAY to those that answered
+        ``missing`` — to each on its own topic, while time allows. Returns sends."""
+        if not self._recheck and not self._missing:
+            return 0
+        recheck, self._recheck = self._recheck, {}
+        missing, self._missing = self._missing, set()
+        pending = self.store.query(
+            "SELECT f.*, p.media_id, p.priority, p.title, p.volume FROM prefetches f"
+            " JOIN programmes p ON p.id = f.programme_id WHERE f.cancelled_us IS NULL"
+            " AND f.at_us > ?",
+            [self.clock.now_us() + REPAIR_MIN_AHEAD_US],
+        )
+        sent = 0
+        for device, commune in recheck.items():
+            mine = self._device_topics(commune, device)
+            for p in pending:
+                if mine & set(json.loads(p["groups"])):
+                    await self._repush(p, commune, device, item=False)
+                    sent += 1
+        for device, bid in missing:
+            where = self.store.device_commune(device)
+            for p in pending:
+                if where is not None and p["broadcast_id"] == bid:
+                    await self._repush(p, where, device, item=True)
+                    sent += 1
+        return sent
+
+    def _device_topics(self, commune: str, device: str) -> set[str]:
+        row = next((d for d in self.store.devices(commune) if d.id == device), None)
+        if row is None:
+            return set()
+        groups = [
+            Group(commune, GroupKind.COMMUNE),
+            Group(commune, GroupKind.HAMLET, row.hamlet_id),
+            *(Group(commune, GroupKind.ZONE, z) for z in row.zones),
+            Group(commune, GroupKind.DEVICE, device),
+        ]
+        return {g.topic_for("opus") for g in groups}
+
+    async def _repush(self, p: dict[str, Any], commune: str, device: str, *, item: bool) -> None:
+        priority = Priority[p["priority"].upper()]
+        own = Group(commune, GroupKind.DEVICE, device)
+        topic = own.topic_for("opus")
+        if item:
+            media = self.store.media(p["media_id"])
+            offer, parts, _ = await self._item(
+                media, [own], p["at_us"], priority, p["broadcast_id"], p["title"]
+            )
+            await self._send_item([topic], offer, parts, priority)
+        play = PlayItem(
+            broadcast=p["broadcast_id"],
+            item=p["item_id"],
+            sha256=p["sha256"],
+            at_us=p["at_us"],
+            volume=p["volume"],
+            title=p["title"][:200],
+        )
+        now = self.clock.now_us()
+        sid = uuid.UUID(p["stream_id"])
+        frame = Frame(FrameType.PLAY, sid, 1, p["at_us"], now, dump(play), Codec.OPUS, priority)
+        await self.send([topic], frame)
+        self.repushes += 1
 
     def _stored(self, group: Group, resolution: Resolution, item: str) -> bool:
         """Every Opus speaker of the group said it holds the item (so skip sending it)."""
@@ -230,7 +331,8 @@ class Prefetcher:
                 pk=("broadcast_id", "device_id"),
                 replace=True,
             )
-            if report.state == "missing":  # the cache lost it: send it next time
+            if report.state == "missing":  # the cache lost it: send it again in time
+                self._missing.add((device, report.broadcast))
                 self.db.execute(
                     "DELETE FROM device_items WHERE device_id=? AND item_id=? AND state='stored'",
                     [device, report.item],

@@ -41,6 +41,9 @@ from .targeting import Resolution, Target
 logger = logging.getLogger(__name__)
 
 EDITABLE = ("draft", "returned", "submitted", "approved")
+FROM_CACHE = "played from the speakers' cache while the controller was not running"
+#: A finished firing's outcome is computed again for this long (late proof of play).
+RECHECK_US = 600_000_000
 #: A firing this close is streamed at its time rather than pushed ahead.
 PREFETCH_MIN_AHEAD_US = 3_000_000
 CONFLICT_WINDOW_DAYS = 14
@@ -50,8 +53,18 @@ class Player(Protocol):
     def start(self, req: BroadcastRequest) -> str: ...
 
 
-#: (title, url, duration_s, resolution) → broadcast id: starts a relay ("tiếp sóng").
-RelayStarter = Callable[[str, str, float, Resolution], str]
+class RelayStarter(Protocol):
+    """(title, url, duration_s, resolution) → broadcast id: starts a relay ("tiếp sóng");
+    ``also`` runs in the transaction that records it."""
+
+    def __call__(
+        self,
+        title: str,
+        url: str,
+        seconds: float,
+        where: Resolution,
+        also: Callable[[str], object] | None = None,
+    ) -> str: ...
 
 
 def rule_json(rule: Rule) -> str:
@@ -464,9 +477,15 @@ class ProgrammeService:
                 " during the programme' WHERE status='started' AND broadcast_id IN"
                 " (SELECT id FROM broadcasts WHERE status='interrupted')"
             ).rowcount
+            # A firing pushed ahead and armed on speakers played from their cache even
+            # with the controller down: the tick records it (not missed).
             missed = self.db.execute(
                 "UPDATE occurrences SET status='missed', reason='the controller was not"
-                " running at its time' WHERE status='scheduled' AND fire_us < ?",
+                " running at its time' WHERE status='scheduled' AND fire_us < ?"
+                " AND NOT EXISTS (SELECT 1 FROM prefetches f JOIN play_arms a"
+                " ON a.broadcast_id = f.broadcast_id AND a.state='armed'"
+                " WHERE f.programme_id = occurrences.programme_id"
+                " AND f.fire_us = occurrences.fire_us AND f.cancelled_us IS NULL)",
                 [now - grace],
             ).rowcount
         return {"interrupted": interrupted, "missed": missed}
@@ -488,6 +507,9 @@ class ProgrammeService:
             key = [o["programme_id"], o["fire_us"]]
             if o["p_status"] != "approved":
                 self._set(key, "skipped", "the programme is no longer approved")
+            elif now - o["fire_us"] > grace and self._armed(o):
+                started += self._start(o, now, record_only=True)
+                continue
             elif now - o["fire_us"] > grace:
                 why = f"due {(now - o['fire_us']) / 1e6:.0f} s ago"
                 self._set(key, "missed", f"{why}: {o['reason']}" if o["reason"] else why)
@@ -525,18 +547,47 @@ class ProgrammeService:
         }
         return not busy.isdisjoint(devices)
 
-    def _start(self, o: dict[str, Any], now: int) -> int:
+    def _armed(self, o: dict[str, Any]) -> bool:
+        """Some speaker armed this firing's pushed PLAY (so it played from its cache)."""
+        if self.prefetcher is None or o["what"] == "relay":
+            return False
+        cached = self.prefetcher.prefetched((o["programme_id"], o["fire_us"]))
+        return cached is not None and bool(cached.armed)
+
+    def _start(self, o: dict[str, Any], now: int, *, record_only: bool = False) -> int:
+        """Start a firing: the broadcast row and the occurrence's move to ``started`` are
+        one transaction (a crash between them can neither lose nor double it)."""
         key = [o["programme_id"], o["fire_us"]]
         targets = [Target(**t) for t in json.loads(o["targets"])]
+        late_ms = max(0, (now - o["fire_us"]) // 1000)
+
+        marked: list[str] = []
+        cached = None
+        if o["what"] != "relay" and self.prefetcher is not None:
+            cached = self.prefetcher.prefetched((key[0], key[1]))
+        # Armed speakers started it on their own (the controller was late or away).
+        from_cache = record_only or bool(cached and cached.armed and now >= cached.at_us)
+
+        def mark(bid: str) -> None:
+            marked.append(bid)
+            cur = self.db.execute(
+                "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?,"
+                " late_ms=?, reason=? WHERE programme_id=? AND fire_us=? AND status='scheduled'",
+                [bid, now, late_ms, FROM_CACHE if from_cache else "", *key],
+            )
+            if not cur.rowcount:
+                raise Conflict("this firing was already started")
+
         try:
             resolution = resolve_in(self.store, targets)
             if o["what"] == "relay":
                 if self.relay is None:
                     raise LoaError("relaying is not available in this controller")
-                bid = self.relay(o["title"], o["relay_url"], o["relay_duration_s"], resolution)
+                bid = self.relay(
+                    o["title"], o["relay_url"], o["relay_duration_s"], resolution, also=mark
+                )
             else:
                 media = self.store.media(o["media_id"])
-                cached = self.prefetcher.prefetched((key[0], key[1])) if self.prefetcher else None
                 bid = self.player.start(
                     BroadcastRequest(
                         media,
@@ -545,8 +596,13 @@ class ProgrammeService:
                         o["title"],
                         volume=o["volume"],
                         cached=cached,
+                        requested_us=None if from_cache else o["fire_us"],
+                        also=mark,
+                        record_only=record_only,
                     )
                 )
+        except Conflict:
+            return 0
         except BrokerError as exc:
             # The broker is away (a restart, an outage): keep it due; the next tick
             # tries again until the grace runs out, when it is marked missed.
@@ -559,11 +615,11 @@ class ProgrammeService:
             self._set(key, "failed", exc.message)
             self._cancels.append(((key[0], key[1]), Priority[o["priority"].upper()]))
             return 0
-        self.db.execute(
-            "UPDATE occurrences SET status='started', broadcast_id=?, started_us=?, late_ms=?"
-            " WHERE programme_id=? AND fire_us=? AND status='scheduled'",
-            [bid, now, max(0, (now - o["fire_us"]) // 1000), *key],
-        )
+        if not marked:  # a player that does not take ``also`` (a stand-in): mark it now
+            try:
+                mark(bid)
+            except Conflict:
+                return 0
         self.audit("programme.fire", programme=o["programme_id"], broadcast=bid)
         return 1
 
@@ -574,10 +630,17 @@ class ProgrammeService:
         )
 
     def _record_outcomes(self) -> None:
+        """Outcomes of firings whose broadcast is over, from its deliveries; those that
+        ended in the last ``RECHECK_US`` are computed again, so proof of play that came
+        late (speakers back after a broker outage) still counts."""
+        since = self.clock.now_us() - RECHECK_US
         for o in self.store.query(
-            "SELECT o.programme_id, o.fire_us, b.status AS b_status, b.error FROM occurrences o"
-            " JOIN broadcasts b ON b.id = o.broadcast_id WHERE o.status='started'"
-            " AND b.status NOT IN ('streaming', 'finishing')"
+            "SELECT o.programme_id, o.fire_us, o.status, o.reason, b.status AS b_status,"
+            " b.error FROM occurrences o JOIN broadcasts b ON b.id = o.broadcast_id"
+            " WHERE b.status NOT IN ('streaming', 'finishing') AND (o.status='started'"
+            " OR (o.status IN ('played', 'partial', 'preempted', 'skipped')"
+            " AND o.started_us > ?))",
+            [since],
         ):
             key = [o["programme_id"], o["fire_us"]]
             counts = {
@@ -589,7 +652,11 @@ class ProgrammeService:
                     key,
                 )
             }
-            self._set(key, *outcome_of(o["b_status"], o["error"], counts))
+            status, reason = outcome_of(o["b_status"], o["error"], counts)
+            if (o["reason"] or "").startswith(FROM_CACHE):
+                reason = f"{FROM_CACHE}; {reason}" if reason else FROM_CACHE
+            if (status, reason) != (o["status"], o["reason"]):
+                self._set(key, status, reason)
 
     # --- the alarm clock ---------------------------------------------------------------------
 
@@ -629,6 +696,7 @@ class ProgrammeService:
                 key, priority = self._cancels[0]
                 await self.prefetcher.cancel(key, priority)
                 self._cancels.pop(0)
+            await self.prefetcher.repair()  # speakers back from a restart, or missing items
             if not self.settings.prefetch_s:
                 return 0
             now = self.clock.now_us()

@@ -4,8 +4,9 @@ the calendar of firings and the history of outcomes."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 from starlette.requests import Request
@@ -199,7 +200,9 @@ def _action(action: str) -> Callable[[Request], Awaitable[JSONResponse]]:
     return handler
 
 
-def _instant(request: Request, name: str, default: int) -> int:
+def _instant(request: Request, name: str, default: int, zone: ZoneInfo) -> int:
+    """A query's date or date-time. A plain date or a time without an offset is the
+    commune's local time (``zone``); a plain ``to`` date includes that whole day."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -211,16 +214,19 @@ def _instant(request: Request, name: str, default: int) -> int:
             errors=[FieldError(name, "not a date", "date")],
         ) from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
+        t = t.replace(tzinfo=zone)
+    if name == "to" and len(raw.strip()) == 10:  # a plain date: up to the end of that day
+        t = datetime.combine(t.date() + timedelta(days=1), time(0), tzinfo=t.tzinfo)
     return int(t.timestamp() * 1_000_000)
 
 
 async def occurrences(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     service = programmes(request)
+    zone = ZoneInfo(service.store.require_commune(commune)["timezone"])
     now = service.clock.now_us()
-    start = _instant(request, "from", now)
-    end = _instant(request, "to", start + 7 * 86_400_000_000)
+    start = _instant(request, "from", now, zone)
+    end = _instant(request, "to", start + 7 * 86_400_000_000, zone)
     return ok({"occurrences": service.upcoming(commune, start, end)})
 
 

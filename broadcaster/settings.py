@@ -141,6 +141,12 @@ class StreamSettings(Section):
     relay_retry_max_s: Annotated[float, Field(gt=0, le=600)] = Field(
         30.0, description="longest wait between attempts to reach a relay stream again"
     )
+    outage_grace_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        60.0,
+        description="a stream rides out a broker outage this long (frames still ahead of "
+        "their time are sent when it is back; speakers keep the stream open meanwhile); "
+        "a longer outage ends it as interrupted",
+    )
 
     def timing(self, urgent: bool, emergency: bool = False) -> tuple[int, int, int]:
         """(lead, chunk, first chunk) in ms for normal or urgent (live, emergency) audio."""

@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from devices.messages import Telemetry
-from loa.errors import NotFound
+from loa.errors import ConfigError, NotFound
 
 from .migrations import migrations
 
@@ -58,7 +58,11 @@ class Store:
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigError(f"{path} is not a Loa database ({exc}): move it away") from None
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")

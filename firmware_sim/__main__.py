@@ -47,17 +47,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--first-sync", type=int, default=20, help="clock-sync exchanges in the burst at start"
     )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep each speaker's unsent proof of play here (resent after a restart)",
+    )
+    p.add_argument(
+        "--outage-grace",
+        type=float,
+        default=60.0,
+        help="seconds a stream stays open while the broker is unreachable",
+    )
 
 
 def _from_files(args: argparse.Namespace) -> tuple[list[DeviceSpec], list[str]]:
     """Speakers (and the keys they trust) from provisioning files; sets host and port."""
-    specs, keys, endpoints = [], [], set()
+    specs: list[DeviceSpec] = []
+    keys: list[str] = []
+    endpoints: set[tuple[str, int]] = set()
     for path in args.provision:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
         p = provisioning.parse(text, str(path))
+        if any(spec.id == p.device for spec in specs):
+            raise ConfigError(f"{path}: speaker {p.device} is given twice (one file each)")
         endpoints.add(provisioning.plain_endpoint(p))
         specs.append(
             DeviceSpec(id=p.device, commune=p.commune, hamlet=p.hamlet, password=p.mqtt.password)
@@ -101,6 +118,8 @@ def run(args: argparse.Namespace) -> None:
             telemetry_interval_s=args.telemetry_interval,
             sync_interval_s=args.sync_interval,
             first_sync_samples=args.first_sync,
+            state_dir=args.state_dir,
+            outage_grace_s=args.outage_grace,
         ),
     )
 

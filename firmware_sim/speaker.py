@@ -7,7 +7,8 @@ import logging
 import random
 import secrets
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,6 @@ from devices.messages import (
     ItemOffer,
     Message,
     PlayItem,
-    PlayReport,
     Presence,
     StreamEnd,
     StreamStart,
@@ -55,6 +55,7 @@ from loa.errors import BrokerError, LoaError, ProtocolError
 from .cache import CachedItem, ItemCache
 from .clocksync import ClockSync
 from .framecache import FrameCache
+from .outbox import Outbox
 from .playlog import PlayLog
 from .playout import (
     Arrival,
@@ -101,6 +102,14 @@ class SpeakerOptions:
     cache_items: int = 32
     corrupt_items: bool = False  # fault injection: every download arrives damaged
     corrupt_firmware: bool = False  # fault injection: firmware images arrive damaged
+    #: Reports not yet taken by the broker are kept here (one file per speaker), so a
+    #: restart resends them; None = in memory only.
+    state_dir: Path | None = None
+    outbox_max: int = 1000  # reports kept at most (the oldest go first)
+    #: While the broker is unreachable, open streams stay open this long (the idle
+    #: timeout counts connected time only); frames still ahead of their time play.
+    outage_grace_s: float = 60.0
+    clock_step_ms: int = 500  # a TIME answer this far off the model is a suspect step
 
 
 @dataclass
@@ -139,12 +148,17 @@ class Speaker:
             log,
             first_samples=self.opt.first_sync_samples,
             interval_s=self.opt.sync_interval_s,
+            step_ms=self.opt.clock_step_ms,
         )
         self.volume = 80
         self.streams: dict[uuid.UUID, StreamState] = {}
         self.closed: OrderedDict[uuid.UUID, bool] = OrderedDict()  # id → was pre-empted
         self.current: StreamState | None = None
-        self.outbox: deque[PlayReport] = deque(maxlen=1000)  # reports not yet sent
+        self.outbox = Outbox(
+            self.opt.state_dir / f"{spec.id}.reports.jsonl" if self.opt.state_dir else None,
+            self.opt.outbox_max,
+        )  # reports the broker has not taken yet, kept across restarts
+        self._offline_since: int | None = None  # controller time the link went down
         self._outbox_ready = anyio.Event()
         self.pending: StreamState | None = None  # takes over at its first presentation time
         self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0, "ignored": 0}
@@ -255,6 +269,18 @@ class Speaker:
         codecs: list[CodecName] = [c for c in ("opus", "mp3") if c in self.spec.codecs]
         p = Presence(state="online", at_us=self.controller_now(), fw=self.firmware, codecs=codecs)
         await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
+        if self.outbox:
+            self._outbox_ready.set()  # resend what the broker did not take before
+
+    async def _publish(self, which: DeviceTopic, payload: bytes, qos: int = 1) -> bool:
+        """Publish on one of our own topics; a lost broker is logged, never raised (a
+        speaker keeps playing whatever its link does)."""
+        try:
+            await self.link.publish(self._topic(which), payload, qos=qos)
+        except LoaError as exc:
+            logger.info("speaker %s: %s not sent: %s", self.spec.id, which, exc.message)
+            return False
+        return True
 
     # --- inbound -------------------------------------------------------------------
 
@@ -436,6 +462,9 @@ class Speaker:
             elif armed is None:
                 return None
             return CacheReport(item=play.item, state="cancelled", broadcast=play.broadcast)
+        again = self.armed.get(sid)
+        if again is not None and again.play == play:  # offered again (we came back): fine
+            return CacheReport(item=play.item, state="armed", broadcast=play.broadcast)
         if sid in self.armed or sid in self.streams or sid in self.closed:
             self._refuse("PLAY replayed", topic)
             return None
@@ -455,10 +484,7 @@ class Speaker:
     async def _send_cache(self, report: CacheReport) -> None:
         if self.link_cut:
             return  # lost on the air, like everything else while the link is down
-        try:
-            await self.link.publish(self._topic(DeviceTopic.CACHE), dump(report))
-        except BrokerError:
-            logger.info("speaker %s: cache report lost (broker away)", self.spec.id)
+        await self._publish(DeviceTopic.CACHE, dump(report))
 
     async def _armer(self) -> None:
         """Hand each armed play to the player shortly before it sounds (no network)."""
@@ -546,7 +572,10 @@ class Speaker:
             self.firmware = offer.version
             self.started_mono = self.clock.monotonic()  # "installed": a reboot
             await self._fw_status(offer, "installed")
-            await self._announce()
+            try:
+                await self._announce()
+            except LoaError as exc:
+                logger.info("speaker %s: presence not sent: %s", self.spec.id, exc.message)
 
     async def _fw_status(self, offer: FirmwareOffer, state: str, detail: str = "") -> None:
         status = FirmwareStatus(
@@ -556,7 +585,7 @@ class Speaker:
             detail=detail,
         )
         self.log.add(event="firmware", device=self.spec.id, state=state, detail=detail)
-        await self.link.publish(self._topic(DeviceTopic.FW_STATUS), dump(status))
+        await self._publish(DeviceTopic.FW_STATUS, dump(status))
 
     async def _on_config(self, frame: Frame, topic: str) -> None:
         cfg = self._payload(DeviceConfig, frame, topic)
@@ -624,9 +653,7 @@ class Speaker:
             self.log.add(event="reboot", device=self.spec.id, true_us=self.clock.true_us())
         else:
             ok, detail = False, f"{cmd.action} is not supported by {self.firmware}"
-        await self.link.publish(
-            self._topic(DeviceTopic.ACK), dump(Ack(id=cmd.id, ok=ok, detail=detail))
-        )
+        await self._publish(DeviceTopic.ACK, dump(Ack(id=cmd.id, ok=ok, detail=detail)))
 
     def _on_time(self, frame: Frame, topic: str, t4: int) -> None:
         resp = self._payload(TimeResponse, frame, topic)
@@ -639,7 +666,7 @@ class Speaker:
         if self.spec.delay_ms or self.spec.jitter_ms:
             await self.clock.sleep(self._net_delay())  # the uplink leg
         if not self.link_cut:
-            await self.link.publish(self._topic(DeviceTopic.TIME_REQ), dump(req), qos=0)
+            await self._publish(DeviceTopic.TIME_REQ, dump(req), qos=0)
 
     async def _sync_loop(self) -> None:
         await self.link.wait_connected(3600)
@@ -660,7 +687,7 @@ class Speaker:
                 clock_offset_us=self.offset_us,
                 counters=Counters(**self.counters),
             )
-            await self.link.publish(self._topic(DeviceTopic.TELEMETRY), dump(t), qos=0)
+            await self._publish(DeviceTopic.TELEMETRY, dump(t), qos=0)
             await self.clock.sleep(self.opt.telemetry_interval_s)
 
     async def _wait(self, seconds: float) -> None:
@@ -674,6 +701,7 @@ class Speaker:
         tol = self.opt.late_tolerance_ms * 1000
         while True:
             now = self.controller_now()
+            self._hold_streams(now)
             for st in [
                 s for s in self.streams.values() if s is not self.current and s is not self.pending
             ]:
@@ -745,6 +773,19 @@ class Speaker:
                 else self.volume,
             )
 
+    def _hold_streams(self, now: int) -> None:
+        """While the broker is unreachable (up to ``outage_grace_s``), open streams do not
+        time out: the idle timeout counts connected time only."""
+        if self.link.connected:
+            self._offline_since = None
+            return
+        if self._offline_since is None:
+            self._offline_since = now
+        if now - self._offline_since <= self.opt.outage_grace_s * 1e6:
+            for st in self.streams.values():
+                if not st.ended:
+                    st.last_activity_us = max(st.last_activity_us, now)
+
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)
         self._arrived.discard(st.id)
@@ -776,10 +817,11 @@ class Speaker:
                 await self._link_up.wait()  # a dead link: keep the proof until it is back
                 try:
                     await self.link.publish(self._topic(DeviceTopic.REPORT), dump(self.outbox[0]))
-                except BrokerError:
-                    await self.link.wait_connected(3600)  # retry after the reconnect
+                except LoaError:
+                    with suppress(TimeoutError):
+                        await self.link.wait_connected(3600)  # retry after the reconnect
                     continue
-                self.outbox.popleft()
+                self.outbox.popleft()  # the broker has it (QoS 1)
 
     def stats(self) -> dict[str, Any]:
         return {"id": self.spec.id, **self.counters, "offset_us": self.offset_us}

@@ -137,6 +137,11 @@ class SkewedClock:
         """The simulator's ground truth; a real device could not read this."""
         return self._true.now_us()
 
+    def step(self, seconds: float) -> None:
+        """Step this clock's wall time (an operator or NTP setting it), monotonic
+        time untouched: fault injection for clock-step tests."""
+        self._offset_us += int(round(seconds * US))
+
     def monotonic(self) -> float:
         return self._true.monotonic() * (1.0 + self._drift)
 

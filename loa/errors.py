@@ -7,6 +7,8 @@ line of text.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 from dataclasses import dataclass
 
@@ -128,6 +130,25 @@ class BrokerError(LoaError):
 
     status = 503
     code = "broker_unavailable"
+
+
+class DiskFull(LoaError):
+    """The server's disk (database, media) has no space left; nothing was changed."""
+
+    status = 507
+    code = "disk_full"
+
+    def __init__(self, message: str = "the server's disk is full") -> None:
+        super().__init__(message)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, or SQLite's "database or disk is full"."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "disk is full" in str(exc) or getattr(exc, "sqlite_errorcode", 0) == 13  # SQLITE_FULL
+    )
 
 
 class Unauthorized(LoaError):

@@ -76,7 +76,7 @@ async def wait_alert(r: Running, alert_id: str, done: Any, timeout: float = 40) 
 
 def finished(a: dict[str, Any]) -> bool:
     return bool(a["broadcasts"]) and all(
-        b["status"] in ("done", "stopped") for b in a["broadcasts"]
+        b["status"] not in ("streaming", "finishing") for b in a["broadcasts"]
     )
 
 
@@ -212,7 +212,7 @@ async def test_alert_preempts_a_bulletin_only_where_it_sounds(running: Running) 
         with anyio.fail_after(30):
             while True:
                 b = (await running.client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
-                if b["status"] == "done":
+                if b["status"] not in ("streaming", "finishing"):
                     break
                 await anyio.sleep(0.2)
     got = outcomes(b)

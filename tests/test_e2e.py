@@ -32,7 +32,7 @@ async def wait_final(r: Running, bid: str, timeout: float = 30) -> dict[str, Any
     with anyio.fail_after(timeout):
         while True:
             b: dict[str, Any] = (await r.client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
-            if b["status"] == "done":
+            if b["status"] not in ("streaming", "finishing"):  # final (done, partial, ...)
                 return b
             await anyio.sleep(0.2)
 

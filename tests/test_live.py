@@ -66,7 +66,7 @@ async def wait_status(r: Running, bid: str, timeout: float = 30) -> dict[str, An
     with anyio.fail_after(timeout):
         while True:
             b: dict[str, Any] = (await r.client.get(f"/api/broadcasts/{bid}")).json()["broadcast"]
-            if b["status"] in ("done", "failed", "stopped"):
+            if b["status"] not in ("streaming", "finishing"):
                 return b
             await anyio.sleep(0.2)
 

@@ -78,7 +78,7 @@ async def test_places_from_empty_and_every_refusal(empty: Running) -> None:
     err(await c.post("/api/provinces", json={"name": "  !!  "}), 400)
     err(await c.post("/api/provinces", json={}), 400)
     await setup_commune(empty)
-    again = (await c.post("/api/provinces", json={"name": "Tỉnh Hậu Giang"})).json()
+    again = (await c.post("/api/provinces", json={"name": "Hậu Giang"})).json()
     assert again["province"]["id"] == "hau-giang-2"  # unique, the name kept
     err(await c.post("/api/provinces", json={"name": "Khác", "id": "hau-giang"}), 409)
     bad_tz = await c.post(
@@ -300,6 +300,7 @@ async def test_registering_publishes_config_and_credentials_give_the_provisionin
         "Asia/Ho_Chi_Minh",
     )
     assert p.mqtt.password == body["password"] and p.mqtt.username == "vt-9"
+    assert "broker.public_urls" in body["note"]  # 127.0.0.1 is useless to a real speaker
     assert p.mqtt.urls == [f"mqtt://{s.settings.mqtt.host}:{s.settings.mqtt.port}"]
     assert p.keys[0].public == s.signer.public_hex()
     assert p.keys[0].kid == key_id(public_from_hex(p.keys[0].public)).hex()
@@ -323,6 +324,12 @@ def test_log_lines_never_carry_secrets() -> None:
     RedactFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "POST password=***" and line["level"] == "info"
+    pasted = "/api/loa_abcdefghijklmnopqrstuvwxyz"  # a token pasted into a URL by mistake
+    record = logging.LogRecord("loa.http", logging.INFO, "x", 1, "%s", (pasted,), None)
+    record.path = pasted
+    RedactFilter().filter(record)
+    text = JsonFormatter().format(record)
+    assert "abcdefghijkl" not in text and json.loads(text)["path"] == "/api/loa_***"
 
 
 def test_provision_and_sim_refusals_are_one_line(
@@ -349,6 +356,27 @@ def test_provision_and_sim_refusals_are_one_line(
     )
     assert main(["sim"]) != 0
     assert "--provision" in capsys.readouterr().err
+    binary = tmp_path / "speaker.json"
+    binary.write_bytes(b"\xc7\xff\x00 not json")
+    assert main(["sim", "--provision", str(binary)]) != 0
+    err_text = capsys.readouterr().err
+    assert "not UTF-8" in err_text and len(err_text.strip().splitlines()) == 1
+    from devices import provisioning
+
+    good = tmp_path / "vt-1.json"
+    p = provisioning.build(
+        device="vt-1",
+        commune="vi-tan",
+        hamlet="ap-1",
+        timezone="Asia/Ho_Chi_Minh",
+        urls=["mqtt://127.0.0.1:9"],
+        password="x" * 24,
+        public_keys=["ab" * 32],
+        issued_us=1,
+    )
+    good.write_text(provisioning.to_json(p))
+    assert main(["sim", "--provision", str(good), "--provision", str(good)]) != 0
+    assert "given twice" in capsys.readouterr().err  # two clients would push each other off
 
 
 def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: Settings) -> None:
@@ -416,3 +444,394 @@ def test_every_path_setting_is_made_absolute_once(tmp_path: Path) -> None:
     assert s.audio.ffmpeg == "ffmpeg"  # a name: looked up on PATH
     again = absolute(s, Path("/elsewhere"))  # already absolute: unchanged
     assert again.db.path == s.db.path
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+async def test_the_same_name_twice_is_the_same_place_and_refused(empty: Running) -> None:
+    """NFC or NFD, any case or spacing, with or without an id: one place per name in its
+    parent (a province, a commune); renames too. Nothing is changed by a refusal."""
+    await setup_commune(empty)
+    c = empty.client
+    body = err(await c.post("/api/provinces", json={"name": nfd("tỉnh  hậu giang")}), 409)
+    assert "already exists" in body["error"] and body["errors"][0]["code"] == "taken"
+    commune = {"name": nfd("Xã Vị Tân"), "timezone": "Asia/Ho_Chi_Minh"}
+    err(await c.post("/api/provinces/hau-giang/communes", json=commune), 409)
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp 1", "id": "ap-x"}), 409)
+    err(await c.put("/api/communes/vi-tan/hamlets/ap-2a", json={"name": nfd("ấp 1")}), 409)
+    assert (await c.put("/api/communes/vi-tan/hamlets/ap-2a", json={"name": "Ấp 2A"})).is_success
+    z = {"name": "Chợ", "hamlets": ["ap-1"]}
+    assert (await c.post("/api/communes/vi-tan/zones", json=z)).status_code == 201
+    err(await c.post("/api/communes/vi-tan/zones", json={"name": nfd("chợ")}), 409)
+    assert (await c.post("/api/communes/vi-tan/zones", json={"name": "Ven sông"})).is_success
+    err(await c.put("/api/communes/vi-tan/zones/ven-song", json={"name": "CHỢ"}), 409)
+    await c.post("/api/provinces/hau-giang/communes", json={"name": "Xã Khác"})
+    err(await c.put("/api/communes/khac", json={"name": nfd("Xã Vị Tân")}), 409)
+    await c.post("/api/provinces", json={"name": "Tỉnh Sóc Trăng"})
+    err(await c.put("/api/provinces/soc-trang", json={"name": "Tỉnh Hậu Giang"}), 409)
+    # the same commune name in another province is another commune
+    r = await c.post("/api/provinces/soc-trang/communes", json={"name": "Xã Vị Tân"})
+    assert r.status_code == 201 and r.json()["commune"]["id"] == "vi-tan-2"
+    store = empty.services.store
+    assert [p["name"] for p in store.query("SELECT name FROM provinces ORDER BY name")] == [
+        "Tỉnh Hậu Giang",
+        "Tỉnh Sóc Trăng",
+    ]
+    assert [h["name"] for h in store.hamlets("vi-tan")] == ["Ấp 1", "Ấp 2A"]
+    assert [z["name"] for z in (await c.get("/api/communes/vi-tan/zones")).json()["zones"]] == [
+        "Chợ",
+        "Ven sông",
+    ]
+
+
+async def import_csv(c: httpx.AsyncClient, text: str, query: str = "", **kw: Any) -> httpx.Response:
+    return await c.post(
+        "/api/communes/vi-tan/devices/import" + query,
+        content=text.encode(),
+        headers={"content-type": "text/csv", **kw.get("headers", {})},
+    )
+
+
+async def test_csv_export_cannot_run_formulas_and_imports_back(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    text = (
+        "id;name;hamlet;lat;sim;notes\r\n"
+        "vt-1;=cmd|' /C calc'!A0;Ấp 1;-9,5;+84912345678;@SUM(A1)\r\n"
+        "vt-2;-Loa;Ấp 1;9,5;;\tx\r\n"
+    )
+    assert (await import_csv(c, text)).status_code == 201
+    exported = (await c.get("/api/communes/vi-tan/devices/export.csv")).content.decode("utf-8-sig")
+    lines = exported.splitlines()
+    assert lines[1] == "vt-1,'=cmd|' /C calc'!A0,Ấp 1,-9.5,,,'+84912345678,,,'@SUM(A1)"
+    assert lines[2].startswith("vt-2,'-Loa,Ấp 1,9.5,")
+    for line in lines[1:]:  # no cell begins with what a spreadsheet runs
+        for cell in line.split(","):
+            assert not cell.startswith(("=", "+", "@", "\t")), line
+    back = await import_csv(c, exported)
+    assert back.status_code == 200 and sorted(back.json()["updated"]) == ["vt-1", "vt-2"]
+    vt1 = empty.services.store.query("SELECT name, sim, notes FROM devices WHERE id='vt-1'")[0]
+    assert vt1 == {"name": "=cmd|' /C calc'!A0", "sim": "+84912345678", "notes": "@SUM(A1)"}
+
+
+async def test_csv_rows_naming_a_new_hamlet_differently_make_one_hamlet(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    text = (
+        f"id,name,hamlet\r\nvt-1,A,Ấp Bến Đò\r\nvt-2,B,{nfd('ấp  bến đò')}\r\nvt-3,C,Ap Ben Do\r\n"
+    )
+    r = await import_csv(c, text, "?create_hamlets=1")
+    assert r.status_code == 201, r.text
+    assert r.json()["hamlets_created"] == ["ap-ben-do"]
+    rows = empty.services.store.query("SELECT hamlet_id, name FROM devices ORDER BY id")
+    assert {d["hamlet_id"] for d in rows} == {"ap-ben-do"}
+    # NFD names are stored as NFC; a name with nothing to make an id from is refused
+    assert rows[1]["name"] == "B"
+    r = await import_csv(c, f"name,hamlet\r\n{nfd('Loa Đình')},Ấp 1\r\n")
+    assert r.status_code == 201 and r.json()["created"] == ["loa-dinh"]
+    name = empty.services.store.query("SELECT name FROM devices WHERE id='loa-dinh'")[0]["name"]
+    assert name == "Loa Đình"
+    body = err(await import_csv(c, "name,hamlet\r\n!!!,Ấp 1\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 2.name" and "nothing was imported" in body["error"]
+    long_hamlet = "id,hamlet\r\nvt-8,Ấp 1\r\nvt-9," + "Ấp " + "x" * 120 + "\r\n"
+    body = err(await import_csv(c, long_hamlet, "?create_hamlets=1"), 400)
+    assert body["errors"][0]["field"] == "row 3.hamlet" and "nothing was imported" in body["error"]
+
+
+async def test_an_account_limited_to_hamlets_imports_only_into_them(empty: Running) -> None:
+    await setup_commune(empty)
+    r = await import_csv(empty.client, "id,hamlet\r\nvt-9,Ấp 2A\r\n")
+    assert r.status_code == 201
+    token = add_user(
+        empty.services.settings, "ky-thuat-ap", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    store = empty.services.store
+    before = store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
+        body = err(await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\nvt-2,Ấp 2A\r\n"), 403)
+        assert "row 3" in body["error"] and "nothing was imported" in body["error"]
+        err(await import_csv(c, "id,hamlet\r\nvt-9,Ấp 1\r\n"), 403)  # not theirs to move
+        err(await import_csv(c, "id,hamlet\r\nvt-3,Ấp 7\r\n", "?create_hamlets=1"), 403)
+        assert store.query("SELECT id, hamlet_id FROM devices ORDER BY id") == before
+        assert [h["id"] for h in store.hamlets("vi-tan")] == ["ap-1", "ap-2a"]
+        r = await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\n")
+        assert r.status_code == 201 and r.json()["created"] == ["vt-1"]
+
+
+async def test_loa_provision_writes_a_secret_file_even_over_an_old_one(
+    empty: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broadcaster.cli import main
+
+    await setup_commune(empty)
+    await empty.client.post("/api/communes/vi-tan/devices", json={"id": "vt-1", "hamlet": "ap-1"})
+    out = tmp_path / "vt-1.json"
+    out.write_text("old")
+    out.chmod(0o644)
+    args = ["provision", "vt-1", "--out", str(out), "--url", empty.url, "--token", empty.token]
+    assert await anyio.to_thread.run_sync(main, args) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert Provisioning.model_validate_json(out.read_text()).device == "vt-1"
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    args = ["provision", "../provinces", "--out", str(bad), "--url", empty.url]
+    assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
+    assert "not a speaker id" in capsys.readouterr().err and not bad.exists()
+    # a file that cannot be written stops it before the speaker's password is replaced
+    await empty.client.post("/api/communes/vi-tan/devices", json={"id": "vt-2", "hamlet": "ap-1"})
+    args = ["provision", "vt-2", "--out", str(tmp_path), "--url", empty.url]
+    assert await anyio.to_thread.run_sync(main, [*args, "--token", empty.token]) != 0
+    assert "nothing was issued" in capsys.readouterr().err
+    issued = "SELECT device_id FROM device_credentials ORDER BY 1"
+    assert empty.services.store.query(issued) == [{"device_id": "vt-1"}]
+
+
+def test_a_provisioning_file_too_large_for_a_qr_code_gives_none_not_an_error() -> None:
+    from broadcaster.fleet.registry_api import qr_svg
+
+    small = qr_svg('{"device": "vt-1"}')
+    assert small is not None and small.startswith("data:image/svg+xml")
+    assert qr_svg("x" * 5000) is None  # a long CA chain: the JSON still goes out
+
+
+async def test_names_and_time_zones_at_the_edge(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    long_nfc = "Ấp " + "Đông Hòa Ở Bến Dưới " * 4  # 83 characters composed
+    assert len(nfd(long_nfc)) > 100
+    r = await c.post("/api/communes/vi-tan/hamlets", json={"name": nfd(long_nfc)})
+    assert r.status_code == 201, r.text
+    assert r.json()["hamlet"]["name"] == long_nfc.strip()
+    body = err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp " + "x" * 98}), 400)
+    assert "longer than 100" in body["error"]
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp\x005"}), 400)
+    err(await c.post("/api/communes/vi-tan/hamlets", json={"name": "Ấp 5" + "\u0301" * 400}), 400)
+    for tz in ("Asia", "localtime", "posixrules", "Factory"):
+        body = {"name": "Xã Mới", "timezone": tz}
+        resp = await c.post("/api/provinces/hau-giang/communes", json=body)
+        assert err(resp, 400)["errors"][0]["field"] == "timezone", tz
+        err(await c.put("/api/communes/vi-tan", json={"timezone": tz}), 400)
+    assert (await c.get("/api/communes/vi-tan")).json()["commune"]["timezone"] == "Asia/Ho_Chi_Minh"
+    assert len(empty.services.store.hamlets("vi-tan")) == 3
+
+
+async def test_an_account_limited_to_hamlets_touches_only_its_speakers(empty: Running) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    for did, hamlet in (("vt-1", "ap-1"), ("vt-2", "ap-2a")):
+        r = await c.post("/api/communes/vi-tan/devices", json={"id": did, "hamlet": hamlet})
+        assert r.status_code == 201
+    token = add_user(
+        empty.services.settings, "ky-thuat", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    store = empty.services.store
+    creds = "SELECT device_id FROM device_credentials"
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        err(await h.post("/api/devices/vt-2/credentials"), 403)
+        err(await h.get("/api/devices/vt-2/provisioning"), 403)
+        err(await h.post("/api/devices/vt-2/commands", json={"action": "reboot"}), 403)
+        err(await h.put("/api/devices/vt-2", json={"name": "Của tôi"}), 403)
+        err(await h.put("/api/devices/vt-1", json={"hamlet": "ap-2a"}), 403)
+        new = {"id": "vt-3", "hamlet": "ap-2a"}
+        err(await h.post("/api/communes/vi-tan/devices", json=new), 403)
+        assert store.query(creds) == []
+        assert store.query("SELECT id, hamlet_id, name FROM devices ORDER BY id") == [
+            {"id": "vt-1", "hamlet_id": "ap-1", "name": "vt-1"},
+            {"id": "vt-2", "hamlet_id": "ap-2a", "name": "vt-2"},
+        ]
+        assert (await h.post("/api/devices/vt-1/credentials")).status_code == 201
+        r = await h.post("/api/communes/vi-tan/devices", json={"id": "vt-4", "hamlet": "ap-1"})
+        assert r.status_code == 201
+
+
+async def test_an_admin_of_some_hamlets_cannot_make_a_commune_admin(empty: Running) -> None:
+    await setup_commune(empty)
+    token = add_user(
+        empty.services.settings, "truong-ap", Area("hau-giang", "vi-tan", frozenset({"ap-1"}))
+    )
+    area = {"province": "hau-giang", "commune": "vi-tan"}
+    user = {"username": "moi", "password": PASSWORD, "roles": ["admin"]}
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        err(await h.post("/api/users", json={**user, "area": area}), 403)
+        wider = {**area, "hamlets": ["ap-1", "ap-2a"]}
+        err(await h.post("/api/users", json={**user, "area": wider}), 403)
+        assert "moi" not in [u["username"] for u in empty.services.accounts.all()]
+        mine = {**area, "hamlets": ["ap-1"]}
+        r = await h.post("/api/users", json={**user, "area": mine})
+        assert r.status_code == 201, r.text
+        uid = r.json()["user"]["id"]
+        err(await h.put(f"/api/users/{uid}", json={"area": area}), 403)
+
+
+async def test_csv_as_excel_writes_it_sep_line_tabs_and_a_form_without_the_file(
+    empty: Running,
+) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    r = await import_csv(c, "sep=;\r\nid;hamlet;lat\r\nvt-1;Ấp 1;9,5\r\n")
+    assert r.status_code == 201, r.text
+    r = await import_csv(c, "id\thamlet\tlat\r\nvt-2\tẤp 2A\t9,75\r\n")
+    assert r.status_code == 201, r.text
+    got = empty.services.store.query("SELECT id, hamlet_id, lat FROM devices ORDER BY id")
+    assert got == [
+        {"id": "vt-1", "hamlet_id": "ap-1", "lat": 9.5},
+        {"id": "vt-2", "hamlet_id": "ap-2a", "lat": 9.75},
+    ]
+    # a sheet with formatted empty columns at its right: Excel writes trailing separators
+    r = await import_csv(c, "id;hamlet;;\r\nvt-3;Ấp 1;;\r\nvt-4;Ấp 1;;\r\n")
+    assert r.status_code == 201 and r.json()["created"] == ["vt-3", "vt-4"], r.text
+    body = err(await import_csv(c, "id;hamlet;;\r\nvt-5;Ấp 1;;x\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 2.#3"
+    body = err(await import_csv(c, "sep=;\r\n"), 400)
+    assert "empty" in body["error"]
+    r = await c.post(
+        "/api/communes/vi-tan/devices/import", files={"other": ("a.csv", b"id,hamlet")}
+    )
+    assert "form field 'file'" in err(r, 400)["error"]
+
+
+@pytest.mark.parametrize(
+    ("command", "junk_db", "said"),
+    [
+        ("serve", False, "Not a directory"),
+        ("demo", False, "Not a directory"),
+        ("serve", True, "is not a Loa database"),
+    ],
+)
+def test_a_data_folder_that_cannot_be_used_is_one_line(
+    tmp_path: Path, command: str, junk_db: bool, said: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    data = blocker / "loa-data"
+    if junk_db:  # a folder holding some other file named loa.db
+        data = tmp_path / "loa-data"
+        data.mkdir()
+        (data / "loa.db").write_text("not sqlite " * 100)
+    loa = Path(sys.executable).parent / "loa"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [str(loa), command, "--port", "0", "--data", str(data)],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and said in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_loa_serve_notices_a_data_folder_holding_the_demo(tmp_path: Path) -> None:
+    """README: the demo first, then loa serve for the real commune; both default to
+    ./loa-data, so serve says when the real commune would start on top of the demo."""
+    from broadcaster import demo_data
+    from broadcaster.places.service import Places
+    from broadcaster.serve import holds_demo
+
+    real = Store(tmp_path / "real.db")
+    demo = Store(tmp_path / "demo.db")
+    try:
+        places = Places(real)
+        places.create_province("Tỉnh Hậu Giang")
+        places.create_commune("hau-giang", "Xã Vị Tân", "Asia/Ho_Chi_Minh")
+        places.create_hamlet("vi-tan", "Ấp 1")
+        real.upsert_device("vi-tan", "vt-1", "ap-1")
+        assert not holds_demo(real)
+        demo_data.seed(demo, "Asia/Ho_Chi_Minh")
+        assert holds_demo(demo)
+    finally:
+        real.close()
+        demo.close()
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_start_that_fails_does_not_keep_an_admin_whose_password_nobody_saw(
+    tmp_path: Path, command: str
+) -> None:
+    """Port 8080 busy at the first start: the retry must still show the admin's password."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    loa = Path(sys.executable).parent / "loa"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    try:
+        r = subprocess.run(
+            [str(loa), command, "--port", str(busy.getsockname()[1]), "--set", "broker.port=0"],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        busy.close()
+    assert r.returncode == 2 and "cannot listen" in r.stderr, r.stderr
+    assert "login:" not in r.stdout
+    store = Store(tmp_path / "loa-data" / "loa.db")
+    try:
+        assert store.query("SELECT username FROM users") == []  # the next start makes one
+        settings = Settings().replace(db={"path": str(tmp_path / "loa-data" / "loa.db")})
+        from broadcaster.auth.accounts import first_admin_line
+
+        assert "login: admin / " in first_admin_line(store, SystemClock(), settings.security)
+    finally:
+        store.close()
+
+
+async def test_a_hamlet_written_without_tone_marks_that_could_be_two_is_refused(
+    empty: Running,
+) -> None:
+    await setup_commune(empty)
+    c = empty.client
+    for name in ("Ấp Hòa", "Ấp Hoa"):  # two hamlets: tone marks tell them apart
+        assert (await c.post("/api/communes/vi-tan/hamlets", json={"name": name})).is_success
+    body = err(await import_csv(c, "id,hamlet\r\nvt-1,Ấp 1\r\nvt-2,Ap Hoa\r\n"), 400)
+    assert body["errors"][0]["field"] == "row 3.hamlet" and "could be" in body["error"]
+    assert empty.services.store.devices("vi-tan") == []
+    r = await import_csv(c, f"id,hamlet\r\nvt-1,Ấp Hoa\r\nvt-2,{nfd('ấp  hòa')}\r\nvt-3,ap-hoa\r\n")
+    assert r.status_code == 201, r.text
+    got = empty.services.store.query("SELECT id, hamlet_id FROM devices ORDER BY id")
+    assert [d["hamlet_id"] for d in got] == ["ap-hoa-2", "ap-hoa", "ap-hoa"]
+
+
+async def test_a_technician_imports_speakers_but_does_not_create_hamlets(empty: Running) -> None:
+    await setup_commune(empty)
+    store = Store(Path(empty.services.settings.db.path))
+    try:
+        accounts = Accounts(store, SystemClock(), empty.services.settings.security)
+        uid = accounts.create(
+            "ky-thuat-xa", PASSWORD, [Role.TECHNICIAN], Area("hau-giang", "vi-tan")
+        )
+        token = accounts.create_token(uid["id"], "t")[0]
+    finally:
+        store.close()
+    async with httpx.AsyncClient(
+        base_url=empty.url, headers={"Authorization": f"Bearer {token}"}
+    ) as h:
+        body = err(await import_csv(h, "id,hamlet\r\nvt-1,Ấp Mới\r\n", "?create_hamlets=1"), 403)
+        assert "nothing was imported" in body["error"]
+        assert [x["id"] for x in empty.services.store.hamlets("vi-tan")] == ["ap-1", "ap-2a"]
+        assert (await import_csv(h, "id,hamlet\r\nvt-1,Ấp 1\r\n")).status_code == 201

@@ -306,6 +306,8 @@ def test_a_broker_outage_at_fire_time_delays_within_grace_then_misses(world: Any
     clock.advance(60)
     service.tick()  # back within the 300 s grace: plays, late
     assert rec.started == [("Tin sáng", us(MONDAY.replace(hour=6, minute=2)))]
+    started = store.query("SELECT status, reason FROM occurrences WHERE status='started'")
+    assert started == [{"status": "started", "reason": ""}]  # no stale "not reachable"
     rec.start = down  # type: ignore[method-assign]
     clock.advance((us(MONDAY.replace(hour=11)) - clock.now_us()) / 1e6)
     service.tick()

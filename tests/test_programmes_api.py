@@ -274,3 +274,23 @@ async def test_conflicts_are_shown_before_saving_and_nothing_is_saved(running: R
     assert [p["id"] for p in listed] == [first["id"]]  # the check saved nothing
     bad = body(media_id, at="7h")
     assert_error(await running.client.post(URL + "/check", json=bad), 400, "invalid_input")
+
+
+async def test_plain_dates_in_queries_are_the_communes_days(running: Running) -> None:
+    """Issue 18, item 7: ``from=2026-12-01`` means that day in Vietnam, not in UTC (a
+    06:00 programme fires at 23:00 UTC the evening before)."""
+    media_id = await upload(running, 0.5)
+    p = (await running.client.post(URL, json=body(media_id, at="06:00"))).json()["programme"]
+    cal = await running.client.get(
+        f"/api/communes/{COMMUNE}/occurrences", params={"from": "2026-12-01", "to": "2026-12-01"}
+    )
+    assert cal.status_code == 200, cal.text
+    fires = [o["fire_us"] for o in cal.json()["occurrences"] if o["programme_id"] == p["id"]]
+    assert [datetime.fromtimestamp(f / 1e6, VN).isoformat() for f in fires] == [
+        "2026-12-01T06:00:00+07:00"
+    ]
+    local = await running.client.get(
+        f"/api/communes/{COMMUNE}/occurrences",
+        params={"from": "2026-12-01T05:00", "to": "2026-12-01T07:00"},
+    )
+    assert [o["fire_us"] for o in local.json()["occurrences"]] == fires

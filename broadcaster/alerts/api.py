@@ -17,6 +17,7 @@ from loa.errors import FieldError, PayloadTooLarge, UnsupportedMedia
 
 from ..api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from ..auth.guard import principal
+from ..outcome import RUNNING
 from ..targeting import Target
 from . import cap_export as capx
 from . import cap_import as capi
@@ -158,7 +159,7 @@ async def alert_events(request: Request) -> StreamingResponse:
                 yield f"event: alert\ndata: {data}\n\n"
                 last = data
             if alert["status"] != "active" and alert["status"] != "draft":
-                running = [b for b in alert["broadcasts"] if b["status"] != "done"]
+                running = [b for b in alert["broadcasts"] if b["status"] in RUNNING]
                 if not running:
                     yield "event: end\ndata: {}\n\n"
                     return

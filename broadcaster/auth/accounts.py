@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+import sqlite3
 import unicodedata
 import uuid
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -22,6 +25,10 @@ from loa.errors import Conflict, FieldError, InvalidInput, NotFound, TooManyRequ
 from ..settings import SecuritySettings
 from ..store import Store
 from .roles import EVERYWHERE, Area, Principal, Role
+
+logger = logging.getLogger(__name__)
+#: Tokens' last use is written at most this often (in one batch).
+LAST_USED_FLUSH_US = 60_000_000
 
 TOKEN_PREFIX = "loa_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
@@ -63,6 +70,10 @@ class Accounts:
         self.db = store.db
         self.clock = clock
         self.settings = settings
+        #: Tokens' last use, written in batches (authentication itself never writes, so
+        #: reads keep working on a full disk).
+        self._last_used: dict[str, int] = {}
+        self._last_flush_us = 0
 
     # --- accounts ---------------------------------------------------------------------
 
@@ -296,6 +307,7 @@ class Accounts:
             raise NotFound(f"token {token_id!r} does not exist")
 
     def tokens(self, user_id: str) -> list[dict[str, Any]]:
+        self.flush_last_used()
         return self.store.query(
             "SELECT id, name, created_us, last_used_us, revoked_us FROM api_tokens"
             " WHERE user_id=? ORDER BY created_us",
@@ -312,11 +324,32 @@ class Accounts:
         )
         if not rows or rows[0]["revoked_us"] or rows[0]["disabled"]:
             return None
-        self.db.execute(
-            "UPDATE api_tokens SET last_used_us=? WHERE token_sha=?",
-            [self.clock.now_us(), sha(token)],
-        )
+        now = self.clock.now_us()
+        self._last_used[sha(token)] = now
+        if now - self._last_flush_us >= LAST_USED_FLUSH_US:
+            self.flush_last_used()
         return principal(rows[0], "token")
+
+    def flush_last_used(self) -> int:
+        """Write tokens' last use (best effort: a full disk or a busy database keeps them
+        for the next try)."""
+        self._last_flush_us = self.clock.now_us()
+        batch, self._last_used = self._last_used, {}
+        if not batch:
+            return 0
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE api_tokens SET last_used_us=max(coalesce(last_used_us, 0), ?)"
+                    " WHERE token_sha=?",
+                    [(at, key) for key, at in batch.items()],
+                )
+        except sqlite3.Error as exc:
+            for key, at in batch.items():
+                self._last_used.setdefault(key, at)
+            logger.warning("token last use not written (kept for later): %s", exc)
+            return 0
+        return len(batch)
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -384,3 +417,28 @@ def first_admin_line(store: Store, clock: Clock, settings: SecuritySettings) -> 
         f"login: admin / {password}   (generated now and shown only this once: "
         "note it, then change it at /api/me/password)"
     )
+
+
+def account_ids(db_path: Path) -> set[str]:
+    """Every account's id (to undo, with :func:`forget_accounts`, those a start that
+    failed before showing the first admin's password created)."""
+    store = Store(db_path)
+    try:
+        return {r["id"] for r in store.query("SELECT id FROM users")}
+    finally:
+        store.close()
+
+
+def forget_accounts(db_path: Path, keep: set[str]) -> None:
+    """Delete the accounts not in ``keep`` (with their sessions and tokens): a first
+    admin whose generated password was never shown would lock everyone out."""
+    store = Store(db_path)
+    try:
+        gone = [r["id"] for r in store.query("SELECT id FROM users") if r["id"] not in keep]
+        with store.db.atomic():
+            for uid in gone:
+                store.db.execute("DELETE FROM sessions WHERE user_id=?", [uid])
+                store.db.execute("DELETE FROM api_tokens WHERE user_id=?", [uid])
+                store.db.execute("DELETE FROM users WHERE id=?", [uid])
+    finally:
+        store.close()

@@ -149,6 +149,8 @@ def _admin_over(request: Request, area: Area) -> None:
             raise Forbidden(f"outside your area ({mine.describe()})")
     elif area.commune != mine.commune:
         raise Forbidden(f"outside your area ({mine.describe()})")
+    elif mine.hamlets and not (area.hamlets and area.hamlets <= mine.hamlets):
+        raise Forbidden(f"accounts only for your hamlets ({mine.describe()})")
 
 
 async def user_list(request: Request) -> JSONResponse:

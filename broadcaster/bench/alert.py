@@ -26,6 +26,7 @@ from typing import Any
 from firmware_sim.spec import DeviceSpec
 from loa.errors import LoaError
 
+from ..outcome import RUNNING
 from .report import Figure, Report, percentile
 from .setup import COMMUNE, Deployment, deployment, start_sims, wait_online
 
@@ -58,7 +59,7 @@ def _wait_done(d: Deployment, alert_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         a: dict[str, Any] = d.client.get(f"/api/alerts/{alert_id}").json()["alert"]
-        if a["broadcasts"] and all(b["status"] == "done" for b in a["broadcasts"]):
+        if a["broadcasts"] and all(b["status"] not in RUNNING for b in a["broadcasts"]):
             return a
         time.sleep(0.25)
     raise LoaError("the alert did not finish in time")

@@ -18,6 +18,7 @@ from loa.errors import LoaError
 
 from ..auth.accounts import service_token
 from ..broker import Broker, start_broker
+from ..outcome import RUNNING
 from ..settings import Settings, build
 from ..store import Store
 from .harness import ControllerThread, SimProcess
@@ -135,7 +136,7 @@ def broadcast_and_wait(d: Deployment, media_id: str, timeout: float) -> dict[str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         b: dict[str, Any] = d.client.get(f"/api/broadcasts/{bid}").json()["broadcast"]
-        if b["status"] in ("done", "failed"):
+        if b["status"] not in RUNNING:  # final: done, partial, missed, failed, …
             return b
         time.sleep(0.25)
     raise LoaError(f"broadcast {bid} did not finish within {timeout:g} s")

@@ -87,6 +87,17 @@ def _device(request: Request) -> dict[str, Any]:
     return rows[0]
 
 
+def require_speaker(
+    request: Request, commune: str, hamlet: str | None = None, device: str = ""
+) -> None:
+    """An account limited to hamlets acts only on speakers in them (and puts speakers
+    only into them); others are checked by area in the middleware."""
+    who = principal(request)
+    if who.area.hamlets:
+        target = Target(commune, device=device) if device else Target(commune, hamlet=hamlet)
+        require_targets(who, [target], svc(request).store)
+
+
 async def device_get(request: Request) -> JSONResponse:
     s = svc(request)
     d = _device(request)
@@ -102,6 +113,7 @@ async def device_create(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     s.store.require_commune(commune)
     body = await read_json(request, NewDeviceIn)
+    require_speaker(request, commune, body.hamlet)
     if s.store.device_commune(body.id) is not None:
         raise Conflict(f"speaker {body.id!r} already exists")
     s.store.require_hamlet(commune, body.hamlet)
@@ -136,6 +148,9 @@ async def device_update(request: Request) -> JSONResponse:
     s = svc(request)
     d = _device(request)
     body = await read_json(request, DeviceIn)
+    require_speaker(request, d["commune_id"], device=d["id"])
+    if body.hamlet is not None:
+        require_speaker(request, d["commune_id"], body.hamlet)
     changed = sorted(_update(request, d["id"], body))
     if body.hamlet is not None and body.hamlet != d["hamlet_id"]:
         s.store.require_hamlet(d["commune_id"], body.hamlet)
@@ -198,6 +213,7 @@ async def command_send(request: Request) -> JSONResponse:
     s = svc(request)
     s.command_limit.hit(principal(request).user_id)
     d = _device(request)
+    require_speaker(request, d["commune_id"], device=d["id"])
     body = await read_json(request, CommandIn)
     row = await s.fleet.command(d["id"], body.action, dict(body.args), principal(request).username)
     return ok({"command": row}, 202)

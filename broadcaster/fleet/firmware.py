@@ -29,7 +29,7 @@ from devices.messages import (
 from devices.signing import Signer
 from devices.topics import DeviceTopic, device_topic
 from loa.clock import Clock
-from loa.errors import Conflict, FieldError, InvalidInput, NotFound
+from loa.errors import BrokerError, Conflict, FieldError, InvalidInput, NotFound
 
 from ..settings import FleetSettings
 from ..store import Store
@@ -81,7 +81,13 @@ class Firmware:
         sig = self.signer.sign(MANIFEST_CONTEXT + manifest_bytes(version, sha, len(image)))
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{sha}.bin"
-        path.write_bytes(image)
+        part = path.with_name(path.name + ".part")
+        try:  # all or nothing: a full disk leaves no half-written image behind
+            part.write_bytes(image)
+            part.replace(path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         row = {
             "id": str(uuid.uuid4()),
             "version": version,
@@ -170,7 +176,15 @@ class Firmware:
         self._changed.set()
 
     async def run(self, rollout_id: str) -> None:
-        """Send wave after wave; halt at the first refusal or timeout."""
+        """Send wave after wave; halt at the first refusal or timeout (or when the MQTT
+        broker stays unreachable)."""
+        try:
+            await self._run(rollout_id)
+        except BrokerError as exc:
+            self._end(rollout_id, "halted", f"MQTT broker unreachable: {exc.message}")
+            logger.warning("rollout %s halted: %s", rollout_id, exc.message)
+
+    async def _run(self, rollout_id: str) -> None:
         r = self.get(rollout_id)
         fw = self.store.query("SELECT * FROM firmware WHERE id=?", [r["firmware_id"]])[0]
         image = await anyio.Path(fw["path"]).read_bytes()

@@ -9,6 +9,7 @@ is gone: the password is never stored in clear.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from starlette.routing import Route
 
 from devices import provisioning
 from devices.signing import public_to_hex
-from loa.errors import Conflict, LoaError, NotFound, PayloadTooLarge
+from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, PayloadTooLarge
 
 from ..api import ok, path_id, svc
+from ..auth.guard import principal
+from ..auth.roles import Perm
 from ..places.service import Places
 from ..services import Services
 from . import speaker_csv
@@ -77,29 +80,64 @@ def _kept(request: Request) -> dict[str, tuple[float, provisioning.Provisioning]
     return kept
 
 
+def _own(request: Request, device: str) -> None:
+    from .api import require_speaker
+
+    commune = svc(request).store.device_commune(device)
+    if commune is not None:
+        require_speaker(request, commune, device=device)
+
+
 async def issue(request: Request) -> JSONResponse:
     """New broker credentials for a speaker, as its provisioning file and a QR code."""
     s = svc(request)
     device = path_id(request, "device")
+    _own(request, device)
     password = await anyio.to_thread.run_sync(s.broker_access.provision, device)
     p = bundle(s, device, password)
     _kept(request)[device] = (s.clock.monotonic(), p)
     s.audit("device.credentials", device=device)
-    qr = segno.make(provisioning.to_json(p, compact=True), error="l")
+    qr = await anyio.to_thread.run_sync(qr_svg, provisioning.to_json(p, compact=True))
+    note = "shown once: put it in the speaker's provisioning now"
+    if not s.settings.broker.public_urls and _loopback(s.settings.mqtt.host):
+        note += (
+            f" (the broker address {s.settings.mqtt.host} is this machine only: a real "
+            "speaker needs broker.public_urls set to an address it can reach)"
+        )
+    if qr is None:
+        note += " (the file is too large for a QR code: use the JSON or loa provision)"
     return ok(
         {
             "username": device,
             "password": password,
-            "note": "shown once: put it in the speaker's provisioning now",
+            "note": note,
             "provisioning": p.model_dump(),
-            "qr": qr.svg_data_uri(scale=3, border=2),
+            "qr": qr,
         },
         201,
     )
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def qr_svg(text: str) -> str | None:
+    """The text as a QR code (an SVG data URI), or None when it does not fit in one
+    (a long CA chain): the credentials are issued already, so no error may lose them."""
+    try:
+        qr = segno.make(text, error="l")
+    except segno.DataOverflowError:
+        return None
+    return str(qr.svg_data_uri(scale=3, border=2))
+
+
 async def fetch_once(request: Request) -> JSONResponse:
     device = path_id(request, "device")
+    _own(request, device)
     kept = _kept(request).pop(device, None)
     if kept is None:
         raise NotFound(
@@ -118,7 +156,7 @@ async def _body(request: Request) -> bytes:
         form = await request.form(max_files=1, max_fields=5)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise LoaError("send the CSV as the form field 'file'")
+            raise InvalidInput("send the CSV as the form field 'file'; nothing was imported")
         data = await upload.read(limit + 1)
     else:
         data = b""
@@ -132,47 +170,75 @@ async def _body(request: Request) -> bytes:
 
 
 def _apply(
-    s: Services, commune: str, rows: list[speaker_csv.SpeakerRow], create_hamlets: bool
+    s: Services,
+    commune: str,
+    rows: list[speaker_csv.SpeakerRow],
+    create_hamlets: bool,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Every row or none (one transaction)."""
+    """Every row or none (one transaction). ``only``: the hamlets of an account limited
+    to hamlets; every row (and every speaker it moves) must be in them."""
     places = Places(s.store)
-    owners = {r["id"]: r["commune_id"] for r in s.store.query("SELECT id, commune_id FROM devices")}
-    new_hamlets: dict[str, str] = {}  # name as written → id
+    where = {
+        r["id"]: (r["commune_id"], r["hamlet_id"])
+        for r in s.store.query("SELECT id, commune_id, hamlet_id FROM devices")
+    }
+    owners = {k: v[0] for k, v in where.items()}
+    if only and create_hamlets:
+        raise Forbidden(
+            "hamlets are created by an admin of the whole commune; nothing was imported"
+        )
+    new_hamlets: list[str] = []
     resolved: list[tuple[speaker_csv.SpeakerRow, str | None]] = []
+    found: dict[str, str | None] = {}  # hamlet as written → id (a file names few hamlets)
     for r in rows:
         if owners.get(r.id, commune) != commune:
             raise speaker_csv.refuse(r.row, "id", f"{r.id!r} is a speaker of another commune")
-        hid = places.find_hamlet(commune, r.hamlet)
+        if r.hamlet not in found:
+            try:
+                found[r.hamlet] = places.find_hamlet(commune, r.hamlet)
+            except InvalidInput as exc:
+                raise speaker_csv.refuse(r.row, "hamlet", exc.message) from None
+        hid = found[r.hamlet]
         if hid is None and not create_hamlets:
             raise speaker_csv.refuse(
                 r.row,
                 "hamlet",
                 f"no hamlet {r.hamlet!r} in this commune (add ?create_hamlets=1 to create it)",
             )
+        if only and (hid not in only or (r.id in where and where[r.id][1] not in only)):
+            raise Forbidden(
+                f"row {r.row}: you may set up speakers only in your hamlets "
+                f"({', '.join(sorted(only))}); nothing was imported"
+            )
         resolved.append((r, hid))
     created, updated = [], []
-    with s.store.db.atomic():
-        for r, found in resolved:
-            hid = found
+    db = s.store.db
+    with db.atomic():  # plain SQL: thousands of rows stay well under a second on the loop
+        for r, known in resolved:
+            hid = known or places.find_hamlet(commune, r.hamlet)  # made by an earlier row?
             if hid is None:
-                key = r.hamlet.strip().casefold()
-                if key not in new_hamlets:
-                    new_hamlets[key] = places.create_hamlet(commune, r.hamlet)["id"]
-                hid = new_hamlets[key]
-            values = dict(r.values)
+                hid = places.create_hamlet(commune, r.hamlet)["id"]
+                new_hamlets.append(hid)
+            values: dict[str, object] = {**r.values, "hamlet_id": hid}
             if r.id in owners:
-                values["hamlet_id"] = hid
-                s.store.db.table("devices").update((commune, r.id), values)
                 updated.append(r.id)
             else:
-                s.store.upsert_device(commune, r.id, hid, str(values.pop("name", "")))
-                if values:
-                    s.store.db.table("devices").update((commune, r.id), values)
+                values.setdefault("name", r.id)
+                db.execute(
+                    "INSERT INTO devices (commune_id, id, hamlet_id, name) VALUES (?, ?, ?, ?)",
+                    [commune, r.id, hid, values["name"]],
+                )
                 created.append(r.id)
+            columns = ", ".join(f"{k}=?" for k in values)  # keys: speaker_csv's columns
+            db.execute(
+                f"UPDATE devices SET {columns} WHERE commune_id=? AND id=?",  # noqa: S608
+                [*values.values(), commune, r.id],
+            )
     return {
         "created": created,
         "updated": updated,
-        "hamlets_created": sorted(new_hamlets.values()),
+        "hamlets_created": sorted(new_hamlets),
     }
 
 
@@ -181,9 +247,17 @@ async def import_csv(request: Request) -> JSONResponse:
     commune = path_id(request, "commune")
     s.store.require_commune(commune)
     create_hamlets = request.query_params.get("create_hamlets", "0") in ("1", "true", "yes")
-    rows = speaker_csv.parse(speaker_csv.decode(await _body(request)))
+    if create_hamlets and not principal(request).can(Perm.PLACES):
+        raise Forbidden(
+            "creating hamlets needs an admin (places); ask one, or import without "
+            "create_hamlets=1; nothing was imported"
+        )
+    data = await _body(request)
+    rows = await anyio.to_thread.run_sync(
+        lambda: speaker_csv.parse(speaker_csv.decode(data))
+    )  # a file of thousands of rows: parsed off the event loop
     try:
-        result = _apply(s, commune, rows, create_hamlets)
+        result = _apply(s, commune, rows, create_hamlets, principal(request).area.hamlets)
     except Conflict as exc:
         raise Conflict(f"{exc.message}; nothing was imported", errors=exc.errors) from None
     touched = set(result["created"]) | set(result["updated"])

@@ -154,7 +154,7 @@ def province_rollup(store: Store, province: str, start: int, end: int) -> list[d
         bulletins = store.query(
             "SELECT COUNT(DISTINCT b.id) AS n FROM broadcasts b JOIN broadcast_communes bc"
             " ON bc.broadcast_id = b.id WHERE bc.commune_id=? AND b.created_us>=?"
-            " AND b.created_us<? AND b.status IN ('done', 'stopped')",
+            " AND b.created_us<? AND b.status IN ('done', 'partial', 'stopped')",
             [c["id"], start, end],
         )[0]["n"]
         hours = airtime(store, c["id"], start, end)

@@ -19,7 +19,7 @@ from devices.signing import Signer
 from devices.topics import DeviceTopic, device_topic
 from devices.uptime import Interval, Uptime, uptime
 from loa.clock import Clock
-from loa.errors import FieldError, InvalidInput, NotFound
+from loa.errors import BrokerError, FieldError, InvalidInput, NotFound, is_disk_full
 
 from ..settings import FleetSettings
 from ..store import Store
@@ -255,7 +255,15 @@ class FleetService:
             "acked_us": None,
         }
         self.db.table("commands").insert(row, pk="id")
-        await self.publish(topic, encode_frame(frame, self.signer, topic))
+        try:
+            await self.publish(topic, encode_frame(frame, self.signer, topic))
+        except BrokerError as exc:
+            self.db.execute(
+                "UPDATE commands SET status='failed', detail=? WHERE id=?", [exc.message, str(cid)]
+            )
+            raise BrokerError(
+                f"the MQTT broker is not reachable; not sent ({exc.message})"
+            ) from exc
         self.audit("device.command", device=device, command=str(cid), op=action)
         return row
 
@@ -328,8 +336,11 @@ class FleetService:
                 if self.clock.now_us() - pruned > 3600e6:
                     self.prune()
                     pruned = self.clock.now_us()
-            except Exception:  # a bad row must not stop the checks
-                logger.exception("fleet check failed")
+            except Exception as exc:  # a bad row must not stop the checks
+                if is_disk_full(exc):  # one line, not a traceback every few seconds
+                    logger.error("fleet check not recorded: the server's disk is full")
+                else:
+                    logger.exception("fleet check failed")
                 events = []
             self._push(events)
             await self.notify(events)

@@ -1,9 +1,9 @@
 """Speakers as CSV (pure): what Excel and LibreOffice in Vietnam write, and read back.
 
-UTF-8 with or without a BOM, comma or semicolon separated (a semicolon file may use a
-decimal comma: ``10,0345``), a header row naming the columns in English or Vietnamese.
-Every problem names its row (as the spreadsheet numbers it: the header is row 1) and
-its column.
+UTF-8 with or without a BOM, comma, semicolon or tab separated (Excel's ``sep=;``
+first line is understood; a semicolon or tab file may use a decimal comma:
+``10,0345``), a header row naming the columns in English or Vietnamese. Every problem
+names its row (as the spreadsheet numbers it: the header is row 1) and its column.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -55,6 +56,9 @@ ALIASES = {
     "note": "notes",
     "ghi-chu": "notes",
 }
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection): the
+#: export writes it behind a ``'``, which the import takes off again.
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
 LIMITS = {"name": 100, "model": 100, "sim": 40, "network": 20, "notes": 500}
 MAX_ROWS = 5000
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -105,20 +109,42 @@ def _date(text: str, row: int) -> str:
     raise refuse(row, "installed", f"{text!r} is not a date (2026-11-30 or 30/11/2026)")
 
 
+def _cell(text: str) -> str:
+    """A cell as typed: NFC, trimmed, without the ``'`` the export puts before a formula."""
+    text = unicodedata.normalize("NFC", text).strip()
+    if text[:1] == "'" and text[1:2] in FORMULA:
+        text = text[1:]
+    return text
+
+
+def _safe(value: object) -> object:
+    """A cell a spreadsheet will not run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA):
+        return "'" + value
+    return value
+
+
 def parse(text: str) -> list[SpeakerRow]:
     """CSV text → rows, or InvalidInput naming the first bad row and column."""
     lines = text.splitlines()
+    given = re.fullmatch(r"sep=([,;\t])", lines[0].strip(" ")) if lines else None
+    if given:  # Excel's "sep=;" first line: the separator, not a row
+        lines, text = lines[1:], text.split("\n", 1)[1] if "\n" in text else ""
     if not lines or not lines[0].strip():
         raise InvalidInput("the file is empty: it needs a header row (id, name, hamlet, ...)")
     header = lines[0]
-    delimiter = ";" if header.count(";") > header.count(",") else ","
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    delimiter = given.group(1) if given else max(counts, key=lambda d: counts[d])
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         rows = list(reader)
     except csv.Error as exc:
         raise InvalidInput(f"the file is not valid CSV: {exc}; nothing was imported") from None
+    header_cells = list(rows[0])
+    while header_cells and not header_cells[-1].strip():  # "id;hamlet;;" from a sheet
+        header_cells.pop()  # with formatted empty columns at its right
     columns: list[str] = []
-    for name in rows[0]:
+    for name in header_cells:
         key = ALIASES.get(slug(name))
         if key is None:
             known = ", ".join(COLUMNS)
@@ -135,13 +161,13 @@ def parse(text: str) -> list[SpeakerRow]:
         raise InvalidInput(f"at most {MAX_ROWS} speakers per file")
     out: list[SpeakerRow] = []
     seen: dict[str, int] = {}
-    comma = delimiter == ";"
+    comma = delimiter != ","
     for n, cells in enumerate(body, start=2):
         if not any(c.strip() for c in cells):
             continue  # blank lines at the end of a sheet
-        if len(cells) > len(columns):
+        if any(c.strip() for c in cells[len(columns) :]):
             raise refuse(n, f"#{len(columns) + 1}", "more cells than columns in the header")
-        cell = {k: (cells[i].strip() if i < len(cells) else "") for i, k in enumerate(columns)}
+        cell = {k: _cell(cells[i]) if i < len(cells) else "" for i, k in enumerate(columns)}
         values: dict[str, object] = {}
         for key, limit in LIMITS.items():
             if cell.get(key):
@@ -153,6 +179,8 @@ def parse(text: str) -> list[SpeakerRow]:
             if not cell.get("name"):
                 raise refuse(n, "id", "give an id or a name")
             did = slug(cell["name"])
+            if not did:
+                raise refuse(n, "name", f"{cell['name']!r}: no letters or digits to make an id")
         elif not _ID.fullmatch(did):
             raise refuse(n, "id", f"{did!r}: use lowercase letters, digits, - and _ (at most 63)")
         if did in seen:
@@ -160,6 +188,8 @@ def parse(text: str) -> list[SpeakerRow]:
         seen[did] = n
         if not cell.get("hamlet"):
             raise refuse(n, "hamlet", "every speaker needs its hamlet (a name or an id)")
+        if len(cell["hamlet"]) > LIMITS["name"]:
+            raise refuse(n, "hamlet", f"longer than {LIMITS['name']} characters")
         if cell.get("lat"):
             values["lat"] = _number(cell["lat"], n, "lat", -90, 90, comma)
         if cell.get("lon"):
@@ -178,7 +208,7 @@ def render(rows: list[dict[str, object]]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(COLUMNS)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        w.writerow(["" if r.get(c) is None else _safe(r.get(c)) for c in COLUMNS])
     return "\ufeff" + buf.getvalue()
 
 

@@ -22,7 +22,7 @@ from ..api import Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal
 from .service import Places
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+Name = Annotated[str, Field(min_length=1, max_length=400)]  # 100 once NFC: clean_name
 Ids = Annotated[list[Id], Field(max_length=1000)]
 
 

@@ -38,9 +38,24 @@ def slug(name: str, drop: tuple[str, ...] = ()) -> str:
     return text[:ID_MAX].rstrip("-")
 
 
+NAME_MAX = 100
+
+
 def clean_name(name: str, what: str) -> str:
+    """NFC, single spaces; at most :data:`NAME_MAX` characters once composed (an NFD
+    name is longer as sent); no control characters."""
     text = unicodedata.normalize("NFC", name).strip()
     text = re.sub(r"\s+", " ", text)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidInput(
+            f"the {what}'s name has control characters",
+            errors=[FieldError("name", "no control characters", "invalid")],
+        )
+    if len(text) > NAME_MAX:
+        raise InvalidInput(
+            f"the {what}'s name is longer than {NAME_MAX} characters",
+            errors=[FieldError("name", f"at most {NAME_MAX} characters", "too_long")],
+        )
     if not text or not slug(text):
         raise InvalidInput(
             f"give the {what} a name with letters or digits",
@@ -49,15 +64,40 @@ def clean_name(name: str, what: str) -> str:
     return text
 
 
+#: Files in the zone database that are not time zones a commune can be in.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def check_timezone(value: str) -> str:
     try:
+        if value in NOT_ZONES:
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia": a folder of zones
         raise InvalidInput(
             f"unknown time zone {value!r} (for Vietnam: Asia/Ho_Chi_Minh)",
             errors=[FieldError("timezone", "an IANA time zone name", "unknown")],
         ) from None
     return value
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two names of the same place: NFC or NFD, any case, any run of spaces."""
+
+    def key(text: str) -> str:
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).strip()).casefold()
+
+    return key(a) == key(b)
+
+
+def refuse_same_name(rows: list[dict[str, Any]], name: str, where: str, skip: str = "") -> None:
+    """409 when another place of ``rows`` (``id``, ``name``) already has this name."""
+    for r in rows:
+        if r["id"] != skip and same_name(r["name"], name):
+            raise Conflict(
+                f"{name} already exists {where} (id {r['id']})",
+                errors=[FieldError("name", "already exists", "taken")],
+            )
 
 
 def refused(code: str, message: str) -> Conflict:
@@ -112,14 +152,18 @@ class Places:
 
     def create_province(self, name: str, wanted: str | None = None) -> dict[str, Any]:
         name = clean_name(name, "province")
-        taken = {r["id"] for r in self.q("SELECT id FROM provinces")}
+        rows = self.q("SELECT id, name FROM provinces")
+        refuse_same_name(rows, name, "as a province")
+        taken = {r["id"] for r in rows}
         pid = _unique(wanted, name, PROVINCE_WORDS, taken)
         self.store.upsert_province(pid, name)
         return self.province(pid)
 
     def rename_province(self, pid: str, name: str) -> dict[str, Any]:
         self.province(pid)
-        self.store.db.table("provinces").update(pid, {"name": clean_name(name, "province")})
+        name = clean_name(name, "province")
+        refuse_same_name(self.q("SELECT id, name FROM provinces"), name, "as a province", pid)
+        self.store.db.table("provinces").update(pid, {"name": name})
         return self.province(pid)
 
     def delete_province(self, pid: str) -> None:
@@ -159,16 +203,22 @@ class Places:
         self.province(pid)
         name = clean_name(name, "commune")
         check_timezone(timezone)
+        siblings = self.q("SELECT id, name FROM communes WHERE province_id=?", [pid])
+        refuse_same_name(siblings, name, "in this province")
         taken = {r["id"] for r in self.q("SELECT id FROM communes")}
         cid = _unique(wanted, name, COMMUNE_WORDS, taken)
         self.store.upsert_commune(cid, pid, name, timezone)
         return self.commune(cid)
 
     def update_commune(self, cid: str, name: str | None, timezone: str | None) -> dict[str, Any]:
-        self.store.require_commune(cid)
+        c = self.store.require_commune(cid)
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = clean_name(name, "commune")
+            siblings = self.q(
+                "SELECT id, name FROM communes WHERE province_id=?", [c["province_id"]]
+            )
+            refuse_same_name(siblings, values["name"], "in this province", cid)
         if timezone is not None:
             values["timezone"] = check_timezone(timezone)
         if values:
@@ -217,11 +267,7 @@ class Places:
         self.store.require_commune(cid)
         name = clean_name(name, "hamlet")
         rows = self.q("SELECT id, name, position FROM hamlets WHERE commune_id=?", [cid])
-        if wanted is None and any(r["name"].casefold() == name.casefold() for r in rows):
-            raise Conflict(
-                f"{name} already exists in this commune",
-                errors=[FieldError("name", "already exists", "taken")],
-            )
+        refuse_same_name(rows, name, "in this commune")
         hid = _unique(wanted, name, (), {r["id"] for r in rows})
         if position is None:
             position = max((r["position"] or 0 for r in rows), default=-1) + 1
@@ -234,13 +280,17 @@ class Places:
         wanted = unicodedata.normalize("NFC", text).strip()
         rows = self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid])
         for r in rows:
-            if r["id"] == wanted or r["name"].casefold() == wanted.casefold():
+            if r["id"] == wanted or same_name(r["name"], wanted):
                 return str(r["id"])
         plain = slug(wanted)
-        for r in rows:
-            if plain and (r["id"] == plain or slug(r["name"]) == plain):
-                return str(r["id"])
-        return None
+        found = [r for r in rows if plain and (r["id"] == plain or slug(r["name"]) == plain)]
+        if len(found) > 1:  # "Ap Hoa": Ấp Hòa or Ấp Hoa? tone marks tell words apart
+            names = " or ".join(f"{r['name']} ({r['id']})" for r in found)
+            raise InvalidInput(
+                f"{text!r} could be {names}: write the name with its tone marks, or the id",
+                errors=[FieldError("hamlet", "ambiguous without tone marks", "ambiguous")],
+            )
+        return str(found[0]["id"]) if found else None
 
     def update_hamlet(
         self, cid: str, hid: str, name: str | None, position: int | None
@@ -249,6 +299,8 @@ class Places:
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = clean_name(name, "hamlet")
+            rows = self.q("SELECT id, name FROM hamlets WHERE commune_id=?", [cid])
+            refuse_same_name(rows, values["name"], "in this commune", hid)
         if position is not None:
             values["position"] = position
         if values:
@@ -379,7 +431,9 @@ class Places:
         self.store.require_commune(cid)
         name = clean_name(name, "zone")
         self._members(cid, hamlets, devices)
-        taken = {r["id"] for r in self.q("SELECT id FROM zones WHERE commune_id=?", [cid])}
+        rows = self.q("SELECT id, name FROM zones WHERE commune_id=?", [cid])
+        refuse_same_name(rows, name, "as a zone of this commune")
+        taken = {r["id"] for r in rows}
         zid = _unique(wanted, name, (), taken)
         with self.store.db.atomic():
             self.store.db.table("zones").insert({"commune_id": cid, "id": zid, "name": name})
@@ -398,9 +452,13 @@ class Places:
         hamlets = before["hamlets"] if hamlets is None else hamlets
         devices = before["devices"] if devices is None else devices
         self._members(cid, hamlets, devices)
+        if name is not None:
+            name = clean_name(name, "zone")
+            rows = self.q("SELECT id, name FROM zones WHERE commune_id=?", [cid])
+            refuse_same_name(rows, name, "as a zone of this commune", zid)
         with self.store.db.atomic():
             if name is not None:
-                self.store.db.table("zones").update((cid, zid), {"name": clean_name(name, "zone")})
+                self.store.db.table("zones").update((cid, zid), {"name": name})
             self._set_members(cid, zid, hamlets, devices)
         return self.zone(cid, zid)
 

@@ -85,6 +85,7 @@ const ERROR_CODES = {
   audio_rejected: T("Tệp âm thanh này không dùng được."),
   tool_missing: T("Máy chủ thiếu công cụ xử lý âm thanh – báo kỹ thuật viên."),
   broker_unavailable: T("Máy chủ chưa liên lạc được với loa – hãy thử lại sau ít phút."),
+  disk_full: T("Ổ đĩa của máy chủ đã đầy – chưa lưu được gì. Báo kỹ thuật viên."),
   rate_limited: T("Thao tác quá nhanh – hãy đợi một chút rồi thử lại."),
   internal: T("Máy chủ gặp lỗi – hãy thử lại hoặc báo kỹ thuật viên."),
 };

@@ -167,8 +167,8 @@ if (provisionBtn) provisionBtn.addEventListener("click", async () => {
   try {
     const r = await api("POST", `/api/devices/${encodeURIComponent(id)}/credentials`);
     const blob = new Blob([JSON.stringify(r.provisioning, null, 1)], { type: "application/json" });
-    $("#provision-qr").src = r.qr;
-    $("#provision-qr").hidden = false;
+    if (r.qr) $("#provision-qr").src = r.qr;
+    $("#provision-qr").hidden = !r.qr;  // too large for a QR code: the file below
     $("#provision-file").href = URL.createObjectURL(blob);
     $("#provision-file").download = `${id}.json`;
     $("#provision-file").hidden = false;
