@@ -81,12 +81,12 @@ def pcm_input(src: bytes | Path, settings: AudioSettings) -> tuple[Any, bytes | 
     return ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1), src
 
 
-def _opus(settings: AudioSettings) -> dict[str, Any]:
+def _opus(settings: AudioSettings, application: str = "voip") -> dict[str, Any]:
     return {
         "format": "ogg",
         "acodec": "libopus",
         "audio_bitrate": f"{settings.opus_bitrate_kbps}k",
-        "application": "voip",
+        "application": application,
         "vbr": "constrained",  # keep tonal audio (chimes, sirens) near the bitrate budget
         "frame_duration": settings.opus_frame_ms,
         "ac": 1,
@@ -118,9 +118,13 @@ def _encode(
     )
 
 
-def encode_opus(pcm: bytes, settings: AudioSettings) -> Rendition:
-    """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned."""
-    data = _encode(pcm, settings, "pipe:", _opus(settings), "encoding Opus")
+def encode_opus(pcm: bytes, settings: AudioSettings, application: str = "voip") -> Rendition:
+    """Mono s16le PCM at ``settings.sample_rate`` → Ogg Opus, speech-tuned.
+
+    ``application="lowdelay"`` (CELT only) for loud tonal audio such as sirens: libopus's
+    voip and audio modes overshoot a loud frequency sweep by up to 10 dB (clipping), so
+    alerts are encoded with it."""
+    data = _encode(pcm, settings, "pipe:", _opus(settings, application), "encoding Opus")
     return Rendition("opus", data, hashlib.sha256(data).hexdigest(), settings.opus_bitrate_kbps)
 
 

@@ -173,6 +173,7 @@ def create_app(
                 timezone=settings.scheduler.timezone,
                 default_expiry_s=settings.alerts.default_expiry_min * 60.0,
                 audit=audit,
+                loudness_lufs=settings.alerts.loudness_lufs,
             )
             facts.on_online.append(alerts.speaker_online)
 

@@ -189,8 +189,10 @@ class Library:
         repeat: int,
         commune_id: str | None,
         title: str,
+        loudness_lufs: float | None = None,
     ) -> dict[str, Any]:
-        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times.
+        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times,
+        rendered to ``loudness_lufs`` (alerts are louder than bulletins), peaks limited.
 
         Voice-alarm practice (ISO 7240-16): an attention signal before the first
         message and no more than 30 s between messages; here 1 s after the siren and
@@ -199,36 +201,43 @@ class Library:
         signal = f"siren-{siren}" if f"siren-{siren}" in SIGNALS else siren
         if signal not in SIGNALS:
             raise NotFound(f"there is no siren called {siren!r}")
+        message: Step | None = None
         if media_id is not None:
             row = self.store.media_row(media_id)
             if row["commune_id"] not in (None, commune_id):
                 raise NotFound(f"media {media_id!r} does not exist in this library")
             message = Step("media", media_id)
-        else:
+        elif (text or "").strip():
             self._engine()
             message = Step("text", _nfc(text or ""))
-        steps = [Step("signal", signal), Step("pause", ms=1000)]
-        for i in range(repeat):
-            if i:
-                steps.append(Step("pause", ms=2000))
-            steps.append(message)
-        prepared = await self._render(steps, self._signal_settings())
+        steps = [Step("signal", signal)]
+        for i in range(repeat if message is not None else 0):
+            assert message is not None
+            steps += [Step("pause", ms=2000 if i else 1000), message]
+        settings = self._signal_settings()
+        if loudness_lufs is not None:
+            settings = settings.model_copy(update={"loudness_lufs": loudness_lufs})
+        prepared = await self._render(steps, settings, application="lowdelay")
         return self._store(
             prepared,
             commune_id=commune_id,
             kind="alert",
             title=_nfc(title) or "Cảnh báo khẩn",
             filename="",
-            source_text=message.ref if message.kind == "text" else "",
+            source_text=message.ref if message is not None and message.kind == "text" else "",
         )
 
-    async def _render(self, steps: Sequence[Step], settings: AudioSettings) -> Prepared:
+    async def _render(
+        self, steps: Sequence[Step], settings: AudioSettings, application: str = "voip"
+    ) -> Prepared:
         """Render a plan and prepare it, in worker threads, holding an ingest slot."""
         async with self._ingest_slots:
             pcm = await anyio.to_thread.run_sync(
                 partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
             )
-            prepared: Prepared = await anyio.to_thread.run_sync(prepare, pcm, settings)
+            prepared: Prepared = await anyio.to_thread.run_sync(
+                partial(prepare, pcm, settings, application=application)
+            )
         return prepared
 
     async def ensure_signals(self) -> int:

@@ -162,6 +162,7 @@ class Speaker:
         self._outbox_ready = anyio.Event()
         self.pending: StreamState | None = None  # takes over at its first presentation time
         self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0, "ignored": 0}
+        self._arrived: set[uuid.UUID] = set()  # streams whose first audio frame is logged
         self.config_sent_us = -1
         self.started_mono = self.clock.monotonic()
         self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
@@ -411,9 +412,19 @@ class Speaker:
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return
-            result = accept_audio(
-                st, chunk, self.controller_now(), self.opt.late_tolerance_ms * 1000
-            )
+            now = self.controller_now()
+            result = accept_audio(st, chunk, now, self.opt.late_tolerance_ms * 1000)
+            if st.id not in self._arrived:  # the stream's first audio frame (benches)
+                self._arrived.add(st.id)
+                self.log.add(
+                    event="arrive",
+                    device=self.spec.id,
+                    stream=str(st.id),
+                    seq=chunk.seq,
+                    true_us=self.clock.true_us(),
+                    spare_us=chunk.pts_us - now,
+                    late=result == Arrival.LATE,
+                )
             if result == Arrival.DUPLICATE:
                 self.counters["duplicate"] += 1
             elif result == Arrival.LATE:
@@ -787,6 +798,7 @@ class Speaker:
 
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)
+        self._arrived.discard(st.id)
         if st.item is not None:
             self.cache.unpin(st.item)
         self.closed[st.id] = st.preempted or st.suppressed

@@ -79,6 +79,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default="10,100,1000",
                 help="comma-separated fleet sizes (default 10,100,1000)",
             )
+            b.add_argument(
+                "--leads",
+                default="50,100,150,250",
+                help="stream.emergency_lead_ms values swept at the largest size (ms)",
+            )
         if name == "live":
             b.add_argument("--seconds", type=float, default=30.0, help="seconds per session")
         if name == "loop":
@@ -148,7 +153,8 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             from . import alert
 
             sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
-            return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
+            leads = tuple(int(x) for x in args.leads.split(",") if x.strip())
+            return alert.run(work, sizes=sizes, leads=leads, trials=args.trials, progress=tick)
         if args.bench == "live":
             from . import audio
 
