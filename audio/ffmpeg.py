@@ -83,3 +83,22 @@ def run_with_log(
         raise AudioError(f"{what}: ffmpeg could not process it", detail=detail)
     out: bytes = proc.stdout
     return out, proc.stderr.decode("utf-8", "replace")
+
+
+def inspect(binary: str, path: str, *, options: list[str], timeout: float) -> str:
+    """``ffmpeg -i path`` with no output: what the container says (on stderr), no decoding.
+
+    ffmpeg exits non-zero here by design ("At least one output file must be specified");
+    the caller reads the text.
+    """
+    args = [binary, "-nostdin", "-hide_banner", *options, "-i", path]
+    try:
+        proc = subprocess.run(
+            args, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AudioError(
+            f"reading the file's header: took longer than {timeout:g} s and was stopped",
+            detail=_tail(exc.stderr or b""),
+        ) from exc
+    return proc.stderr.decode("utf-8", "replace")

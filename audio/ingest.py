@@ -1,5 +1,10 @@
 """Decode an untrusted file into PCM under limits, and refuse what is not audio.
 
+The container is asked first (:mod:`audio.probe`): a file longer than the limit is
+refused before a second of it is decoded. Long uploads are decoded to a raw PCM file
+on disk (:func:`decode_to_file`) and checked block by block, so memory stays bounded
+whatever the length; short items (speech, tones) may still be decoded into memory.
+
 Only local files and pipes may be read (``-protocol_whitelist file,pipe``) and only
 audio container demuxers may open them (``-format_whitelist``), so a crafted playlist,
 concat list or URL inside an upload cannot make ffmpeg read anything else.
@@ -12,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
 from pydub import AudioSegment
 
 from loa.errors import AudioError, FieldError
 
 from . import ffmpeg as ff
+from .encode import BLOCK
+from .probe import Probe, parse_probe
 from .settings import AudioSettings
 from .sniff import looks_like_audio
 
@@ -44,8 +52,7 @@ def _refuse(message: str, code: str, detail: str = "") -> AudioError:
     return AudioError(message, detail=detail, errors=[FieldError("file", message, code)])
 
 
-def decode_file(path: Path, settings: AudioSettings) -> Decoded:
-    """Decode ``path`` to mono 16-bit PCM; raise AudioError with a clear reason."""
+def _check_size(path: Path, settings: AudioSettings) -> None:
     size = path.stat().st_size
     if size == 0:
         raise _refuse("the file is empty (0 bytes)", "empty")
@@ -53,20 +60,46 @@ def decode_file(path: Path, settings: AudioSettings) -> Decoded:
         raise _refuse(
             f"the file is {size} bytes; the limit is {settings.max_upload_bytes}", "too_large"
         )
-    rate = settings.sample_rate
+
+
+def probe_file(path: Path, settings: AudioSettings) -> Probe:
+    """Ask the container (no decoding); refuse a recording longer than the limit now."""
+    try:
+        text = ff.inspect(
+            ff.find_ffmpeg(settings.ffmpeg),
+            str(path),
+            options=["-protocol_whitelist", PROTOCOLS, "-format_whitelist", DEMUXERS],
+            timeout=settings.decode_timeout_s,
+        )
+    except AudioError as exc:
+        raise _explain(exc, True) from exc
+    found = parse_probe(text)
+    # A container's duration may include a little encoder padding: a second of slack.
+    if found.duration_s is not None and found.duration_s > settings.max_duration_s + 1.0:
+        raise _refuse(
+            f"the recording is longer than the {settings.max_duration_s:g} s limit", "too_long"
+        )
+    return found
+
+
+def _decode_graph(path: Path, settings: AudioSettings, out: str) -> ffmpeg.nodes.OutputStream:
     graph = ffmpeg.input(str(path), protocol_whitelist=PROTOCOLS, format_whitelist=DEMUXERS).output(
-        "pipe:",
+        out,
         format="s16le",
         acodec="pcm_s16le",
         ac=1,
-        ar=rate,
+        ar=settings.sample_rate,
         t=f"{settings.max_duration_s + 1:.3f}",
         map="0:a:0",
         vn=None,
     )
+    return graph.overwrite_output() if out != "pipe:" else graph
+
+
+def _run_decode(path: Path, settings: AudioSettings, out: str) -> bytes:
     try:
-        pcm = ff.run(
-            graph,
+        return ff.run(
+            _decode_graph(path, settings, out),
             binary=ff.find_ffmpeg(settings.ffmpeg),
             data=None,
             timeout=settings.decode_timeout_s,
@@ -76,7 +109,57 @@ def decode_file(path: Path, settings: AudioSettings) -> Decoded:
         with path.open("rb") as fh:
             head = fh.read(16)
         raise _explain(exc, looks_like_audio(head)) from exc
-    return check_pcm(pcm, settings)
+
+
+def decode_file(path: Path, settings: AudioSettings) -> Decoded:
+    """Decode ``path`` to mono 16-bit PCM in memory; raise AudioError with a clear reason."""
+    _check_size(path, settings)
+    probe_file(path, settings)
+    return check_pcm(_run_decode(path, settings, "pipe:"), settings)
+
+
+@dataclass(frozen=True)
+class DecodedFile:
+    """A decoded upload as a raw mono s16le file at ``settings.sample_rate``."""
+
+    path: Path
+    duration_s: float
+    peak_dbfs: float
+
+
+def decode_to_file(path: Path, settings: AudioSettings, out: Path) -> DecodedFile:
+    """Decode ``path`` into the raw PCM file ``out`` and check it block by block.
+
+    The caller owns ``out`` (and deletes it, refused or not).
+    """
+    _check_size(path, settings)
+    found = probe_file(path, settings)
+    if found.duration_s:  # the time limit scales with the length the container states
+        factor = max(1.0, found.duration_s / 300.0)
+        limit = settings.decode_timeout_s * factor
+        settings = settings.model_copy(update={"decode_timeout_s": limit})
+    _run_decode(path, settings, str(out))
+    size = out.stat().st_size
+    _check_length(size // 2 / settings.sample_rate, settings)
+    peak = 0
+    with out.open("rb") as fh:
+        while block := fh.read(BLOCK):
+            samples = np.frombuffer(block[: len(block) - len(block) % 2], dtype="<i2")
+            if samples.size:
+                peak = max(peak, int(np.abs(samples.astype(np.int32)).max()))
+    peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
+    if math.isinf(peak_dbfs) or peak_dbfs < settings.silence_dbfs:
+        raise _refuse("the recording is silent", "silent")
+    return DecodedFile(out, size // 2 / settings.sample_rate, peak_dbfs)
+
+
+def _check_length(duration: float, settings: AudioSettings) -> None:
+    if duration > settings.max_duration_s:
+        raise _refuse(
+            f"the recording is longer than the {settings.max_duration_s:g} s limit", "too_long"
+        )
+    if duration < max(settings.min_duration_s, 0.02):
+        raise _refuse(f"the recording is empty or too short ({duration:.2f} s)", "too_short")
 
 
 def _explain(exc: AudioError, recognised: bool) -> AudioError:
@@ -100,12 +183,7 @@ def check_pcm(pcm: bytes, settings: AudioSettings) -> Decoded:
     rate = settings.sample_rate
     pcm = pcm[: len(pcm) - len(pcm) % 2]
     duration = len(pcm) / 2 / rate
-    if duration > settings.max_duration_s:
-        raise _refuse(
-            f"the recording is longer than the {settings.max_duration_s:g} s limit", "too_long"
-        )
-    if duration < max(settings.min_duration_s, 0.02):
-        raise _refuse(f"the recording is empty or too short ({duration:.2f} s)", "too_short")
+    _check_length(duration, settings)
     segment = AudioSegment(data=pcm, sample_width=2, frame_rate=rate, channels=1)
     peak = segment.max_dBFS
     if math.isinf(peak) or peak < settings.silence_dbfs:

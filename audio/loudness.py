@@ -15,12 +15,14 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import ffmpeg
 
 from loa.errors import AudioError
 
 from . import ffmpeg as ff
+from .encode import pcm_input
 from .settings import AudioSettings
 
 _JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
@@ -94,18 +96,22 @@ def parse_summary(stderr: str) -> Loudness:
 
 
 def _ebur128(
-    data: bytes, settings: AudioSettings, *, pcm: bool, what: str, peak: bool = True
+    data: bytes | Path, settings: AudioSettings, *, pcm: bool, what: str, peak: bool = True
 ) -> Loudness:
-    source = (
-        ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1)
-        if pcm
-        else ffmpeg.input("pipe:", protocol_whitelist="pipe")
+    if pcm:
+        source, piped = pcm_input(data, settings)
+    elif isinstance(data, Path):
+        source, piped = ffmpeg.input(str(data), protocol_whitelist="file"), None
+    else:
+        source, piped = ffmpeg.input("pipe:", protocol_whitelist="pipe"), data
+    # framelog=verbose: the per-100 ms lines stay out of the log (an hour is 36,000 lines).
+    graph = source.filter("ebur128", peak="true" if peak else "none", framelog="verbose").output(
+        "-", format="null"
     )
-    graph = source.filter("ebur128", peak="true" if peak else "none").output("-", format="null")
     _, log = ff.run_with_log(
         graph,
         binary=ff.find_ffmpeg(settings.ffmpeg),
-        data=data,
+        data=piped,
         timeout=settings.decode_timeout_s,
         what=what,
         loglevel="info",
@@ -122,21 +128,29 @@ def _targets(settings: AudioSettings) -> dict[str, float]:
 
 
 def _run(
-    pcm: bytes,
+    pcm: bytes | Path,
     settings: AudioSettings,
     what: str,
     targets: dict[str, float] | None = None,
+    out: Path | None = None,
     **options: object,
 ) -> tuple[bytes, str]:
-    graph = (
-        ffmpeg.input("pipe:", format="s16le", ar=settings.sample_rate, ac=1)
-        .filter("loudnorm", print_format="json", **(targets or _targets(settings)), **options)
-        .output("pipe:", format="s16le", acodec="pcm_s16le", ar=settings.sample_rate, ac=1)
+    source, piped = pcm_input(pcm, settings)
+    graph = source.filter(
+        "loudnorm", print_format="json", **(targets or _targets(settings)), **options
+    ).output(
+        str(out) if out else "pipe:",
+        format="s16le",
+        acodec="pcm_s16le",
+        ar=settings.sample_rate,
+        ac=1,
     )
+    if out:
+        graph = graph.overwrite_output()
     return ff.run_with_log(
         graph,
         binary=ff.find_ffmpeg(settings.ffmpeg),
-        data=pcm,
+        data=piped,
         timeout=settings.decode_timeout_s,
         what=what,
         loglevel="info",
@@ -213,3 +227,59 @@ def adjust(pcm: bytes, settings: AudioSettings, gain_db: float) -> tuple[bytes, 
         what="adjusting loudness",
     )
     return out, measure(out, settings)
+
+
+# --- the same on raw PCM files (long uploads: nothing whole in memory) --------------------
+
+
+def measure_file(raw: Path, settings: AudioSettings) -> Loudness:
+    """:func:`measure` of a raw mono s16le file, read by ffmpeg (short ones in memory)."""
+    if raw.stat().st_size < int(MIN_MEASURE_S * settings.sample_rate) * 2:
+        return measure(raw.read_bytes(), settings)
+    return _ebur128(raw, settings, pcm=True, what="measuring loudness")
+
+
+def normalise_file(raw: Path, settings: AudioSettings, out: Path, *, before: Loudness) -> Loudness:
+    """Two-pass ``loudnorm`` from file to file (pass one is ``before``); returns the
+    output's figures, measured again."""
+    _run(
+        raw,
+        settings,
+        "normalising loudness",
+        _targets(settings),
+        out,
+        measured_I=before.integrated_lufs,
+        measured_TP=before.true_peak_dbtp,
+        measured_LRA=before.range_lu,
+        measured_thresh=before.threshold_lufs,
+        offset=before.offset_lu,
+        linear="true",
+    )
+    return measure_file(out, settings)
+
+
+def adjust_file(raw: Path, settings: AudioSettings, gain_db: float, out: Path) -> Loudness:
+    """:func:`adjust` from file to file."""
+    ceiling = 10 ** (settings.true_peak_dbtp / 20)
+    source, _ = pcm_input(raw, settings)
+    graph = (
+        source.filter("volume", f"{gain_db:.2f}dB")
+        .filter("alimiter", limit=f"{ceiling:.4f}", level="disabled", attack=5, release=50)
+        .output(str(out), format="s16le", acodec="pcm_s16le", ar=settings.sample_rate, ac=1)
+        .overwrite_output()
+    )
+    ff.run(
+        graph,
+        binary=ff.find_ffmpeg(settings.ffmpeg),
+        data=None,
+        timeout=settings.decode_timeout_s,
+        what="adjusting loudness",
+    )
+    return measure_file(out, settings)
+
+
+def measure_encoded_file(path: Path, settings: AudioSettings) -> Loudness:
+    """:func:`measure_encoded` of a rendition file."""
+    return _ebur128(
+        path, settings, pcm=False, what="measuring the rendition's loudness", peak=False
+    )

@@ -43,8 +43,15 @@ class Prepared:
     peaks: list[float]
 
 
-def prepare(pcm: bytes, settings: AudioSettings, *, normalise_loudness: bool = True) -> Prepared:
-    """Mono s16le PCM at ``settings.sample_rate`` → the stored forms of one item."""
+def prepare(
+    pcm: bytes,
+    settings: AudioSettings,
+    *,
+    normalise_loudness: bool = True,
+    application: str = "voip",
+) -> Prepared:
+    """Mono s16le PCM at ``settings.sample_rate`` → the stored forms of one item
+    (``application``: the Opus mode, see :func:`audio.encode.encode_opus`)."""
     rate = settings.sample_rate
     before = len(pcm)
     if settings.trim_silence:
@@ -66,13 +73,13 @@ def prepare(pcm: bytes, settings: AudioSettings, *, normalise_loudness: bool = T
             out, master = adjust(out, settings, error)
     else:  # generated signals keep the level they were made at
         out, master = pcm, loud_in
-    opus, mp3, flac = _encode_all(out, settings)
+    opus, mp3, flac = _encode_all(out, settings, application)
     loud_out = _on_air(opus, out, settings)
     error = settings.loudness_lufs - loud_out.integrated_lufs
     if normalise_loudness and abs(error) > AIM_TOLERANCE_LU:
         # What is on the air is what must be at the target: make up what the encoder lost.
         out, master = adjust(out, settings, error)
-        opus, mp3, flac = _encode_all(out, settings)
+        opus, mp3, flac = _encode_all(out, settings, application)
         loud_out = _on_air(opus, out, settings)
     return Prepared(
         duration_ms=len(out) * 1000 // (2 * rate),
@@ -87,10 +94,12 @@ def prepare(pcm: bytes, settings: AudioSettings, *, normalise_loudness: bool = T
     )
 
 
-def _encode_all(pcm: bytes, settings: AudioSettings) -> tuple[Rendition, Rendition, Rendition]:
+def _encode_all(
+    pcm: bytes, settings: AudioSettings, application: str = "voip"
+) -> tuple[Rendition, Rendition, Rendition]:
     """Opus, MP3 and FLAC at once: three ffmpeg processes, so both cores work."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        opus = pool.submit(encode_opus, pcm, settings)
+        opus = pool.submit(encode_opus, pcm, settings, application)
         mp3 = pool.submit(encode_mp3, pcm, settings, settings.mp3_bitrate_kbps)
         flac = pool.submit(encode_flac, pcm, settings)
         return opus.result(), mp3.result(), flac.result()

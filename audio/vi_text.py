@@ -14,6 +14,16 @@ are spelt out here, in context, the way a commune announcer reads them:
 * units after a number (``%``, ``mm``, ``cm``, ``m``, ``km``, ``km/h``, ``m3/s``,
   ``°C``, ``kg``, ``ha``, ``đ``/``VNĐ``), ranges ``10-12`` → "mười đến mười hai" and
   negatives ``-5°C`` → "âm năm độ C";
+* phone numbers — ``0912 345 678``, ``0912.345.678``, ``0912345678``, ``+84 912 345
+  678``, ``(0292) 3 123 456`` and any number after "gọi", "điện thoại", "SĐT",
+  "đường dây nóng", "hotline", "tổng đài" (``113``, ``1900 1234``) — are read digit by
+  digit, a short pause (",") between the groups as written (4-3-3 when unbroken);
+  other digit strings with a leading zero (``0123``, ``CCCD 079…``) likewise;
+* house numbers — ``12/3``, ``168/25/7`` after "số", "số nhà", "nhà", "hẻm", "ngõ",
+  "ngách", "kiệt", "địa chỉ", and any a/b that cannot be a date (``45/12``) or has three
+  or more parts — are read "mười hai xuyệt ba" (so ``24/11`` alone stays a date);
+* licence plates — ``65A-123.45``, ``51F-67890``, ``59-X1 234.56``: the province code
+  as a number, the series by its letter names, the serial digit by digit;
 * every other run of digits is read as a number.
 
 Numbers follow the northern standard: "mốt" for a units 1 after tens of twenty and
@@ -189,9 +199,101 @@ def _range(m: re.Match[str]) -> str:
     return f"{_number(m['a'])} đến {_number(m['b'])}{unit}"
 
 
+# --- numbers that are not quantities: phones, house numbers, plates, codes ------------
+
+#: Vietnamese names of the letters on plates and codes.
+LETTERS = {
+    "A": "a", "B": "bê", "C": "xê", "D": "dê", "Đ": "đê", "E": "e", "F": "ép", "G": "giê",
+    "H": "hát", "I": "i", "K": "ca", "L": "lờ", "M": "mờ", "N": "nờ", "O": "o", "P": "pê",
+    "Q": "quy", "R": "rờ", "S": "ét", "T": "tê", "U": "u", "V": "vê", "W": "vê kép",
+    "X": "ích", "Y": "i dài", "Z": "dét",
+}  # fmt: skip
+_SEP = r"[ .\-]"
+# After a word that announces a phone number, any digits (with separators) are one.
+_PHONE_CONTEXT = re.compile(
+    r"(?P<lead>\b(?:gọi(?:\s+số)?|số\s+điện\s+thoại|điện\s+thoại|đt|sđt|dđ|di\s+động|"
+    r"đường\s+dây\s+nóng|hotline|tổng\s+đài|zalo|fax)\s*:?\s*(?:số\s+)?)"
+    r"(?P<num>\+?\(?\d[\d() .\-]*\d)(?![\d,])",
+    re.IGNORECASE,
+)
+# A Vietnamese number on its own: 0 or +84, then 9 or 10 more digits (mobile, landline).
+_PHONE = re.compile(
+    rf"(?<![\w.,+/-])(?:(?:\+84{_SEP}?|0)(?:\d{_SEP}?){{7,9}}\d"
+    rf"|\(0\d{{2,3}}\)\s?(?:\d{_SEP}?){{5,7}}\d)(?![\w,]|[./-]\d)"
+)
+# Plates: 65A-123.45, 65A-12345, 51F 678.90, 59-X1 234.56, 29LD-123.45.
+_PLATE = re.compile(
+    r"(?<![\w.-])(?P<p>\d{2})\s?-?\s?(?P<s>[A-ZĐ]{1,2}\d?)\s?[- ]\s?"
+    r"(?P<a>\d{3})\.?(?P<b>\d{2})(?![\w.,]|-\d)"
+    r"|(?<![\w.-])(?P<p2>\d{2})(?P<s2>[A-ZĐ]{1,2}\d?)-(?P<a2>\d{4,5})(?![\w.,])"
+)
+_ADDRESS_CONTEXT = re.compile(
+    r"(?P<lead>\b(?:số\s+nhà|nhà\s+số|nhà|số|hẻm|ngõ|ngách|kiệt|địa\s+chỉ|căn\s+hộ)"
+    r"\s*:?\s+)(?P<num>\d+[A-Z]?(?:/\d+[A-Z]?)+)\b",
+    re.IGNORECASE,
+)
+# Three or more parts (never a date unless the last is a 4-digit year), or a/b not a date.
+_SLASHED = re.compile(r"(?<![\w/.,])(?P<num>\d+[A-Z]?(?:/\d+[A-Z]?)+)(?![\w/]|[.,]\d)")
+_LEADING_ZERO = re.compile(r"(?<![\w.,])0\d{3,}(?![\d.,]\d|\w)")
+
+
+def digit_by_digit(text: str) -> str:
+    """Digits read one by one; groups as written (spaces, dots, dashes) become pauses."""
+    groups = [g for g in re.split(r"[^\d+]+", text) if g.strip("+")]
+    if len(groups) == 1 and len(groups[0]) == 10 and groups[0].isdigit():
+        g = groups[0]
+        groups = [g[:4], g[4:7], g[7:]]
+    out = []
+    for g in groups:
+        words = "cộng " if g.startswith("+") else ""
+        out.append(words + _digits(g.lstrip("+")))
+    return ", ".join(out)
+
+
+def _plate(m: re.Match[str]) -> str:
+    province = m["p"] or m["p2"]
+    series = m["s"] or m["s2"]
+    serial = (m["a"] + m["b"]) if m["a"] else m["a2"]
+    letters = " ".join(LETTERS.get(c, c) if not c.isdigit() else DIGITS[int(c)] for c in series)
+    return f"{number_to_words(int(province))} {letters}, {_digits(serial)}"
+
+
+def _slashed(text: str) -> str:
+    parts = []
+    for part in text.split("/"):
+        digits = part.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        suffix = part[len(digits) :]
+        words = _number(digits) if digits else ""
+        parts.append(f"{words} {LETTERS.get(suffix.upper(), suffix)}".strip())
+    return " xuyệt ".join(parts)
+
+
+def _maybe_address(m: re.Match[str]) -> str:
+    """a/b that is a real date stays for the date rule; anything else is a house number."""
+    parts = m["num"].split("/")
+    plain = all(p.isdigit() for p in parts)
+    if plain and len(parts) == 2 and 1 <= int(parts[0]) <= 31 and 1 <= int(parts[1]) <= 12:
+        return m[0]
+    if plain and len(parts) == 3 and len(parts[2]) == 4:
+        return m[0]
+    if plain and len(parts) == 2 and len(parts[1]) == 4:  # "4/2026": month and year
+        return m[0]
+    return _slashed(m["num"])
+
+
+def _codes(text: str) -> str:
+    text = _PHONE_CONTEXT.sub(lambda m: m["lead"] + digit_by_digit(m["num"]), text)
+    text = _PHONE.sub(lambda m: digit_by_digit(m[0]), text)
+    text = _PLATE.sub(_plate, text)
+    text = _ADDRESS_CONTEXT.sub(lambda m: m["lead"] + _slashed(m["num"]), text)
+    text = _SLASHED.sub(_maybe_address, text)
+    return _LEADING_ZERO.sub(lambda m: _digits(m[0]), text)
+
+
 def speakable(text: str) -> str:
     """``text`` with every number, date, time and unit spelt out in Vietnamese words."""
     text = unicodedata.normalize("NFC", text)
+    text = _codes(text)
     text = _MONTH_YEAR.sub(_month_year, text)
     text = _DATE.sub(_date, text)
     text = _TIME.sub(_time, text)

@@ -7,6 +7,7 @@ no global state and is safe in the worker threads the server renders it from.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -43,3 +44,19 @@ def png(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, transparent=True)
     return buf.getvalue()
+
+
+def peaks_file(path: Path, *, buckets: int = 200) -> list[float]:
+    """:func:`peaks` of a raw mono s16le file, one bucket read at a time (same answer)."""
+    n = path.stat().st_size // 2
+    if n == 0 or buckets < 1:
+        return []
+    k = min(buckets, n)
+    size, extra = divmod(n, k)  # as numpy.array_split: the first ``extra`` are one longer
+    out = []
+    with path.open("rb") as fh:
+        for i in range(k):
+            count = size + (1 if i < extra else 0)
+            samples = np.abs(np.frombuffer(fh.read(count * 2), dtype="<i2").astype(np.int32))
+            out.append(round(min(1.0, float(samples.max()) / 32768), 3) if samples.size else 0.0)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from devices.frames import Priority
+from devices.frames import MINOR_VERSION, VERSION, Priority
 from loa.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 
 from .arrival import arrived_us
@@ -107,6 +108,27 @@ async def health(request: Request) -> JSONResponse:
     return ok({"mqtt": s.link.connected, "version": s.version})
 
 
+async def keys(request: Request) -> JSONResponse:
+    """The controller public keys a speaker must trust (protocol.md, *Keys*): the key it
+    signs with now, then any other key a rotation announces. Public, never secret."""
+    s = svc(request)
+    signing = s.signer.public_hex()
+    listed = [signing, *(k for k in s.settings.security.trusted_keys if k != signing)]
+    return ok(
+        {
+            "protocol": f"{VERSION}.{MINOR_VERSION}",
+            "keys": [
+                {
+                    "public_key": k,
+                    "key_id": hashlib.sha256(bytes.fromhex(k)).digest()[:4].hex(),
+                    "signing": k == signing,
+                }
+                for k in listed
+            ],
+        }
+    )
+
+
 async def device_revoke(request: Request) -> JSONResponse:
     s = svc(request)
     device = path_id(request, "device")
@@ -183,6 +205,7 @@ async def broadcast_list(request: Request) -> JSONResponse:
 
 routes = [
     Route("/api/health", health),
+    Route("/api/keys", keys),
     Route("/api/communes", communes),
     Route("/api/communes/{commune}/hamlets", hamlets),
     Route("/api/communes/{commune}/devices", devices),

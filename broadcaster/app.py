@@ -196,6 +196,7 @@ def create_app(
                 timezone=settings.scheduler.timezone,
                 default_expiry_s=settings.alerts.default_expiry_min * 60.0,
                 audit=audit,
+                loudness_lufs=settings.alerts.loudness_lufs,
             )
             facts.on_online.append(alerts.speaker_online)
 
@@ -275,6 +276,7 @@ def create_app(
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
+                tg.start_soon(app.state.loa.loop_lag.run, clock)
                 tg.start_soon(link.run)
                 tg.start_soon(link.sweep_retained, SWEPT, RETAINED_SWEEP_S)
                 tg.start_soon(facts.run)

@@ -11,9 +11,16 @@ from .targeting import Directory, Resolution, Target, resolve
 def resolve_in(store: Store, targets: Sequence[Target]) -> Resolution:
     """Resolve ``targets`` against the communes, hamlets, zones and devices stored now."""
     communes = sorted({t.commune for t in targets})
-    known = {c["id"] for c in store.communes()}
+    # Only the ids: store.communes() counts every commune's speakers (a firing must not).
+    known = {r["id"] for r in store.query("SELECT id FROM communes")}
     directory = Directory(
-        hamlets={c: frozenset(h["id"] for h in store.hamlets(c)) for c in communes if c in known},
+        hamlets={
+            c: frozenset(
+                r["id"] for r in store.query("SELECT id FROM hamlets WHERE commune_id=?", [c])
+            )
+            for c in communes
+            if c in known
+        },
         zones={c: frozenset(store.zone_ids(c)) for c in communes if c in known},
         devices={c: store.devices(c) for c in communes if c in known},
     )

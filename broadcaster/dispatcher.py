@@ -32,7 +32,7 @@ from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
 from .ledger import Ledger, delivery_row
-from .legs import Leg, Timing, mp3_leg, opus_leg
+from .legs import Leg, Timing, mp3_alignment_us, mp3_leg, opus_leg
 from .live import LiveBroadcast, LiveRequest, ledger_rows
 from .prefetch import Prefetched
 from .settings import StreamSettings
@@ -117,6 +117,11 @@ class Dispatcher:
         self.publishes = 0
         self.before_finalize: Callable[[], object] | None = None
         self._running: dict[str, anyio.CancelScope] = {}  # broadcast id → its stream's scope
+        # Who each running stored broadcast reaches (for pre-emption), and the takeover
+        # time of those a newer broadcast has pre-empted everywhere.
+        self._reach: dict[str, tuple[Priority, frozenset[str]]] = {}
+        self._preempted: dict[str, int] = {}
+        self._sent: dict[uuid.UUID, int] = {}  # AUDIO frames sent, per stream
         self._live: dict[str, LiveBroadcast] = {}
         self._outages: dict[str, Outage] = {}
 
@@ -218,11 +223,26 @@ class Dispatcher:
             ", ".join(f"{g['commune']}/{g['kind']}:{g['id'] or '*'}" for g in groups),
             len(req.resolution.devices),
         )
+        self._preempt_covered(req, start_us)
+        self._reach[bid] = (req.priority, frozenset(d.id for d in req.resolution.devices))
         self._tg.start_soon(self._stream, bid, legs, end_us, req.priority)
         # The per-speaker rows are written once the first frames are on their way: the
         # path from a request to the first publish never loops over devices.
         self._tg.start_soon(self._record_deliveries, bid, req.resolution)
         return bid
+
+    def _preempt_covered(self, req: BroadcastRequest, takeover_us: int) -> None:
+        """A broadcast of equal or higher class that reaches every speaker of a running
+        one pre-empts it everywhere: its streams stop and END says ``preempted``
+        (protocol v1.1). One that reaches only some of them keeps streaming for the
+        rest; the pre-empted speakers end it on their own at the takeover time."""
+        mine = {d.id for d in req.resolution.devices}
+        for bid, (priority, devices) in list(self._reach.items()):
+            scope = self._running.get(bid)
+            if scope is None or not devices or priority > req.priority or not devices <= mine:
+                continue
+            self._preempted[bid] = takeover_us
+            scope.cancel()
 
     async def _record_deliveries(self, bid: str, resolution: Resolution) -> None:
         await anyio.lowlevel.checkpoint()
@@ -250,7 +270,10 @@ class Dispatcher:
                 mp3 = mp3_frames(Path(req.media.mp3_path).read_bytes())
             except OSError as exc:
                 raise LoaError(f"MP3 file for {req.media.id} is missing") from exc
-            legs.append(mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume))
+            align = mp3_alignment_us(opus.pre_skip, mp3.sample_rate)
+            legs.append(
+                mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume, align)
+            )
         return legs
 
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
@@ -384,6 +407,7 @@ class Dispatcher:
                 priority,
             ),
         )
+        self._sent[leg.stream_id] = 0
         for f in leg.frames:
             wait = (f.pts_us - lead_us - self.clock.now_us()) / 1e6
             if wait > 0:
@@ -402,16 +426,23 @@ class Dispatcher:
                     priority,
                 ),
             )
+            self._sent[leg.stream_id] = f.seq
         await self._send_through(bid, leg.topics, self._end_frame(leg, priority, "complete"))
 
-    def _end_frame(self, leg: Leg, priority: Priority, reason: StopReason) -> Frame:
+    def _end_frame(
+        self, leg: Leg, priority: Priority, reason: StopReason, at_us: int | None = None
+    ) -> Frame:
+        """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = N, except for a
+        pre-empted stream: the frames actually sent. Presentation time = where the
+        stream stops (its end, or the cut)."""
+        sent = self._sent.get(leg.stream_id, 0) if reason == "preempted" else len(leg.frames)
         return Frame(
             FrameType.END,
             leg.stream_id,
             len(leg.frames) + 1,
-            leg.end_us if reason == "complete" else self.clock.now_us(),
+            leg.end_us if reason == "complete" else (at_us or self.clock.now_us()),
             self.clock.now_us(),
-            dump(StreamEnd(chunks=len(leg.frames), reason=reason)),
+            dump(StreamEnd(chunks=sent, reason=reason)),
             Codec.NONE,
             priority,
         )
@@ -433,12 +464,24 @@ class Dispatcher:
                     raise
                 finally:
                     self._running.pop(bid, None)
+                    self._reach.pop(bid, None)
             except BrokerError as exc:  # an outage longer than the grace: keep the facts
                 logger.error("broadcast %s interrupted: %s", bid, exc.message)
                 ending, error = "interrupted", exc.message
                 end_us = self.clock.now_us()
             else:
-                if scope.cancelled_caught:  # stopped by a user: tell the speakers at once
+                takeover = self._preempted.pop(bid, None)
+                if scope.cancelled_caught and takeover is not None:  # a higher class took over
+                    ending, error = "done", "pre-empted by a broadcast of an equal or higher class"
+                    end_us = min(end_us, takeover)
+                    for leg in legs:
+                        end = self._end_frame(leg, priority, "preempted", at_us=takeover)
+                        with anyio.move_on_after(self.settings.report_grace_s + 1):
+                            try:
+                                await self._send(leg.topics, end)
+                            except BrokerError:
+                                logger.warning("broadcast %s: END not sent (broker away)", bid)
+                elif scope.cancelled_caught:  # stopped by a user: tell the speakers at once
                     ending, error = "stopped", "stopped before the end"
                     end_us = self.clock.now_us()
                     for leg in legs:
@@ -456,6 +499,8 @@ class Dispatcher:
             if self.before_finalize is not None:
                 self.before_finalize()  # write proof of play still queued
             status = self._close(bid, ending, error)
+            for leg in legs:
+                self._sent.pop(leg.stream_id, None)
             outcomes = self.ledger.outcome_counts(bid)
             logger.info(
                 "broadcast %s ended %s: %s",

@@ -10,6 +10,9 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
+
+import anyio
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
@@ -31,7 +34,7 @@ from devices.signing import Signer
 from devices.topics import DeviceTopic, ParsedTopic, device_topic
 from devices.transport import MqttLink
 from loa.clock import Clock
-from loa.errors import ProtocolError
+from loa.errors import LoaError, ProtocolError
 
 from .ledger import Ledger
 from .store import DeviceRow, Store
@@ -40,6 +43,14 @@ logger = logging.getLogger(__name__)
 
 REPORT_BATCH = 500
 REPORT_FLUSH_S = 0.2
+#: Presence and telemetry are written in batches too: one transaction per flush.
+FACT_BATCH = 1000
+#: Facts kept for a retry while the store is failing; older ones are dropped.
+FACTS_KEPT = 20_000
+#: Configs republished after a (re)connect go out this many at a time, with a pause
+#: between batches so device input (reports, presence) is read in between.
+CONFIG_BATCH = 10  # aiomqtt warns (a log line each) past 10 publishes in flight
+CONFIG_PAUSE_S = 0.005
 
 #: CONFIG and TIME frames use the nil stream id and sequence 0.
 CONFIG_STREAM = uuid.UUID(int=0)
@@ -70,6 +81,10 @@ class Facts:
         self.untargeted_reports = 0
         self.unknown_reports = 0
         self._reports: list[tuple[str, str, PlayReport, int]] = []
+        self._facts: list[tuple[str, str, Any, int]] = []  # (kind, commune, message, at)
+        self._republish = anyio.Event()
+        self._facts_flushed_us = 0
+        self.configs_pushed = 0
         #: Called with (commune, device) when a speaker comes online (alerts replay).
         self.on_online: list[Callable[[str, str], object]] = []
         #: Called with (device, status) for firmware results on ``dev/{id}/fw/status``.
@@ -96,31 +111,13 @@ class Facts:
         return t.device
 
     async def on_presence(self, t: ParsedTopic, payload: bytes) -> None:
+        """Validate now; write with the next batch (thousands reconnect at once)."""
         if not payload:  # a cleared retained message
             return
         device = self._known(t)
         p = parse(Presence, payload)
-        self.store.set_presence(
-            t.commune,
-            device,
-            online=p.state == "online",
-            at_us=self.clock.now_us(),
-            firmware=p.fw,
-            codecs=list(p.codecs),
-            reason=p.reason,
-            session=p.session,
-        )
-        logger.info(
-            "speaker %s/%s %s%s",
-            t.commune,
-            device,
-            p.state,
-            f" ({p.reason})" if p.reason else "",
-            extra={"device": device, "commune": t.commune, "state": p.state},
-        )
-        if p.state == "online":
-            for listener in self.on_online:
-                listener(t.commune, device)
+        self._facts.append(("presence", t.commune, (device, p), self.clock.now_us()))
+        self._maybe_flush()
 
     async def on_telemetry(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -129,7 +126,79 @@ class Facts:
         if now - self._telemetry_at.get(device, -(2**62)) < self.telemetry_min_us:
             raise ProtocolError(f"telemetry from {device} faster than allowed (a flood)")
         self._telemetry_at[device] = now
-        self.store.set_telemetry(device, now, m)
+        self._facts.append(("telemetry", t.commune, (device, m), now))
+        self._maybe_flush()
+
+    @property
+    def queued(self) -> int:
+        """Presence and telemetry messages accepted but not yet written."""
+        return len(self._facts)
+
+    def _maybe_flush(self) -> None:
+        """A lone message (a quiet moment) is written at once; in a burst (thousands of
+        speakers reconnecting) the rest wait for the next flush, at most
+        ``REPORT_FLUSH_S``, and go in one transaction."""
+        quiet = self.clock.now_us() - self._facts_flushed_us >= REPORT_FLUSH_S * 1e6
+        if quiet or len(self._facts) >= FACT_BATCH:
+            try:
+                self.flush_facts()
+            except Exception:  # the message is queued; the next flush retries
+                logger.exception("writing device facts failed; retrying at the next flush")
+
+    def flush_facts(self) -> int:
+        """Write queued presence and telemetry, in arrival order, in one transaction;
+        then tell the listeners who came online. Returns how many were written."""
+        batch, self._facts = self._facts, []
+        if not batch:
+            return 0
+        self._facts_flushed_us = self.clock.now_us()
+        online: list[tuple[str, str]] = []
+        try:
+            self._write_facts(batch, online)
+        except Exception:
+            # The store is busy or failing: keep the facts for the next flush (bounded:
+            # past FACTS_KEPT the oldest are dropped, and said so), then let it be known.
+            kept = (batch + self._facts)[-FACTS_KEPT:]
+            dropped = len(batch) + len(self._facts) - len(kept)
+            self._facts = kept
+            if dropped:
+                logger.error(
+                    "dropped %d presence/telemetry messages: the store is failing", dropped
+                )
+            raise
+        for commune, device in online:
+            for listener in self.on_online:
+                listener(commune, device)
+        return len(batch)
+
+    def _write_facts(
+        self, batch: list[tuple[str, str, Any, int]], online: list[tuple[str, str]]
+    ) -> None:
+        with self.store.relaxed(), self.store.db.atomic():
+            for kind, commune, (device, msg), at_us in batch:
+                if kind == "telemetry":
+                    self.store.set_telemetry(device, at_us, msg)
+                    continue
+                self.store.set_presence(
+                    commune,
+                    device,
+                    online=msg.state == "online",
+                    at_us=at_us,
+                    firmware=msg.fw,
+                    codecs=list(msg.codecs),
+                    reason=msg.reason,
+                    session=msg.session,
+                )
+                logger.info(
+                    "speaker %s/%s %s%s",
+                    commune,
+                    device,
+                    msg.state,
+                    f" ({msg.reason})" if msg.reason else "",
+                    extra={"device": device, "commune": commune, "state": msg.state},
+                )
+                if msg.state == "online":
+                    online.append((commune, device))
 
     async def on_firmware_status(self, t: ParsedTopic, payload: bytes) -> None:
         device = self._known(t)
@@ -162,6 +231,14 @@ class Facts:
         batch, self._reports = self._reports, []
         if not batch:
             return 0
+        try:
+            self._write_reports(batch)
+        except Exception:
+            self._reports = batch + self._reports  # kept for the next flush
+            raise
+        return len(batch)
+
+    def _write_reports(self, batch: list[tuple[str, str, PlayReport, int]]) -> None:
         with self.store.db.atomic():
             for device, commune, report, at_us in batch:
                 hamlet = self.store.device_hamlet(device)
@@ -178,16 +255,27 @@ class Facts:
                         device,
                         report.stream,
                     )
-        return len(batch)
 
     async def run(self) -> None:
-        """Flush queued reports every ``REPORT_FLUSH_S``; returns when cancelled."""
+        """Flush queued facts and reports every ``REPORT_FLUSH_S``, and republish configs
+        when asked (paced); returns when cancelled."""
         try:
-            while True:
-                await self.clock.sleep(REPORT_FLUSH_S)
-                self.flush_reports()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._republisher)
+                while True:
+                    await self.clock.sleep(REPORT_FLUSH_S)
+                    self._flush_quietly()
         finally:
-            self.flush_reports()
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        """Flush facts and reports; a store error (a lock held too long) is logged and
+        the work waits for the next flush — it must never stop the controller."""
+        for flush in (self.flush_facts, self.flush_reports):
+            try:
+                flush()
+            except Exception:
+                logger.exception("writing device facts failed; retrying at the next flush")
 
     async def on_time_request(self, t: ParsedTopic, payload: bytes) -> None:
         """Answer a clock-sync request at once; no database access on this path."""
@@ -226,10 +314,45 @@ class Facts:
         )
 
     async def push_configs(self) -> None:
-        """Publish every device's retained config (after each connect)."""
+        """Republish every device's retained config (after each connect).
+
+        Only asks for it: the republishing runs beside the input, paced
+        (``CONFIG_BATCH`` at a time), so a reconnect of a big fleet never holds up the
+        reports and presence arriving at the same moment."""
+        self._republish.set()
+
+    async def _republisher(self) -> None:
+        while True:
+            await self._republish.wait()
+            self._republish = anyio.Event()
+            try:
+                count = await self._push_all()
+                logger.info("pushed config to %d devices", count)
+            except LoaError as exc:  # the broker went away again: the next connect retries
+                logger.warning("config republishing stopped: %s", exc.message)
+
+    async def _push_all(self) -> int:
+        devices: list[DeviceRow] = await self.store.read(_all_devices)
         count = 0
-        for commune in self.store.communes():
-            for device in self.store.devices(commune["id"]):
+        failed: list[LoaError] = []
+
+        async def push(device: DeviceRow) -> None:
+            try:
                 await self.push_config(device)
-                count += 1
-        logger.info("pushed config to %d devices", count)
+            except LoaError as exc:
+                failed.append(exc)
+
+        for i in range(0, len(devices), CONFIG_BATCH):
+            async with anyio.create_task_group() as tg:
+                for device in devices[i : i + CONFIG_BATCH]:
+                    tg.start_soon(push, device)
+            if failed:
+                raise failed[0]
+            count += len(devices[i : i + CONFIG_BATCH])
+            self.configs_pushed += len(devices[i : i + CONFIG_BATCH])
+            await self.clock.sleep(CONFIG_PAUSE_S)
+        return count
+
+
+def _all_devices(store: Store) -> list[DeviceRow]:
+    return [d for c in store.communes() for d in store.devices(c["id"])]

@@ -19,8 +19,16 @@ from devices.messages import CodecName, StreamStart
 from devices.topics import Group
 
 #: LAME's encoder + decoder delay (576 + 529 samples): MP3 speakers drop this many
-#: samples at the start, as Opus speakers drop ``pre_skip``, so both start in step.
+#: samples at the start, as Opus speakers drop ``pre_skip``.
 MP3_ENCODER_DELAY = 1105
+
+
+def mp3_alignment_us(opus_pre_skip: int, mp3_rate: int) -> int:
+    """How far the MP3 leg's timeline sits from the Opus leg's so both legs' first
+    programme sample sounds at the same moment (protocol v1.1: a frame's presentation
+    time is when its first *decoded* sample sounds; the first ``pre_skip`` decoded
+    samples of a stream are muted, not skipped)."""
+    return opus_pre_skip * 10**6 // 48000 - MP3_ENCODER_DELAY * 10**6 // mp3_rate
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,12 @@ def mp3_leg(
     broadcast: str,
     title: str,
     volume: int | None = None,
+    align_us: int = 0,
 ) -> Leg:
+    """The MP3 leg; ``align_us`` moves its timeline so that its first programme sample
+    (after the encoder delay) sounds with the Opus leg's (after ``pre_skip``)."""
+    if align_us:
+        t = Timing(t.start_us + align_us, t.chunk_ms, t.first_chunk_ms)
     spf, rate = stream.samples_per_frame, stream.sample_rate
     frame_ms = max(1, spf * 1000 // rate)
     plan = plan_chunks(

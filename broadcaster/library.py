@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import unicodedata
 import uuid
@@ -26,8 +27,10 @@ import ffmpeg
 from audio import ffmpeg as ff
 from audio import tones
 from audio.compose import Part, Step, plan, render
-from audio.ingest import decode_file
+from audio.encode import Stored
+from audio.ingest import decode_to_file
 from audio.master import Prepared, prepare
+from audio.master_file import PreparedFiles, prepare_file
 from audio.settings import AudioSettings
 from audio.tts import SpeechEngine, speak
 from loa.clock import Clock
@@ -106,20 +109,29 @@ class Library:
         """Decode, check, normalise, encode and store; AudioError and nothing stored if refused."""
         if commune_id is not None:
             self.store.require_commune(commune_id)
-        async with self._ingest_slots:
-            decoded = await anyio.to_thread.run_sync(decode_file, source, self.settings)
-            prepared = await anyio.to_thread.run_sync(prepare, decoded.pcm, self.settings)
-            peak = decoded.peak_dbfs
-            del decoded  # free the PCM before the next upload's turn
         name = _nfc(filename)[:200] or "upload"
-        return self._store(
-            prepared,
-            commune_id=commune_id,
-            kind="upload",
-            title=_nfc(title) or name,
-            filename=name,
-            peak_dbfs=peak,
-        )
+        # On disk from end to end (decode, trim, loudness, encode): memory stays flat
+        # however long the recording; the slots bound CPU and disk, not memory.
+        async with self._ingest_slots:
+            work = Path(tempfile.mkdtemp(prefix=".ingest-", dir=self.media_dir))
+            try:
+                decoded = await anyio.to_thread.run_sync(
+                    decode_to_file, source, self.settings, work / "decoded.raw"
+                )
+                prepared = await anyio.to_thread.run_sync(
+                    prepare_file, decoded.path, self.settings, work
+                )
+                decoded.path.unlink()
+                return self._store(
+                    prepared,
+                    commune_id=commune_id,
+                    kind="upload",
+                    title=_nfc(title) or name,
+                    filename=name,
+                    peak_dbfs=decoded.peak_dbfs,
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
     async def add_text(self, text: str, *, commune_id: str | None, title: str) -> dict[str, Any]:
         """Speak Vietnamese text (TTS) and store it like any upload."""
@@ -177,8 +189,10 @@ class Library:
         repeat: int,
         commune_id: str | None,
         title: str,
+        loudness_lufs: float | None = None,
     ) -> dict[str, Any]:
-        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times.
+        """An alert as it airs: the siren (3–10 s), then the message ``repeat`` times,
+        rendered to ``loudness_lufs`` (alerts are louder than bulletins), peaks limited.
 
         Voice-alarm practice (ISO 7240-16): an attention signal before the first
         message and no more than 30 s between messages; here 1 s after the siren and
@@ -187,36 +201,43 @@ class Library:
         signal = f"siren-{siren}" if f"siren-{siren}" in SIGNALS else siren
         if signal not in SIGNALS:
             raise NotFound(f"there is no siren called {siren!r}")
+        message: Step | None = None
         if media_id is not None:
             row = self.store.media_row(media_id)
             if row["commune_id"] not in (None, commune_id):
                 raise NotFound(f"media {media_id!r} does not exist in this library")
             message = Step("media", media_id)
-        else:
+        elif (text or "").strip():
             self._engine()
             message = Step("text", _nfc(text or ""))
-        steps = [Step("signal", signal), Step("pause", ms=1000)]
-        for i in range(repeat):
-            if i:
-                steps.append(Step("pause", ms=2000))
-            steps.append(message)
-        prepared = await self._render(steps, self._signal_settings())
+        steps = [Step("signal", signal)]
+        for i in range(repeat if message is not None else 0):
+            assert message is not None
+            steps += [Step("pause", ms=2000 if i else 1000), message]
+        settings = self._signal_settings()
+        if loudness_lufs is not None:
+            settings = settings.model_copy(update={"loudness_lufs": loudness_lufs})
+        prepared = await self._render(steps, settings, application="lowdelay")
         return self._store(
             prepared,
             commune_id=commune_id,
             kind="alert",
             title=_nfc(title) or "Cảnh báo khẩn",
             filename="",
-            source_text=message.ref if message.kind == "text" else "",
+            source_text=message.ref if message is not None and message.kind == "text" else "",
         )
 
-    async def _render(self, steps: Sequence[Step], settings: AudioSettings) -> Prepared:
+    async def _render(
+        self, steps: Sequence[Step], settings: AudioSettings, application: str = "voip"
+    ) -> Prepared:
         """Render a plan and prepare it, in worker threads, holding an ingest slot."""
         async with self._ingest_slots:
             pcm = await anyio.to_thread.run_sync(
                 partial(render, steps, self._step_pcm, rate=self.settings.sample_rate)
             )
-            prepared: Prepared = await anyio.to_thread.run_sync(prepare, pcm, settings)
+            prepared: Prepared = await anyio.to_thread.run_sync(
+                partial(prepare, pcm, settings, application=application)
+            )
         return prepared
 
     async def ensure_signals(self) -> int:
@@ -334,7 +355,7 @@ class Library:
 
     def _store(
         self,
-        prepared: Prepared,
+        prepared: Prepared | PreparedFiles,
         *,
         commune_id: str | None,
         kind: str,
@@ -347,9 +368,9 @@ class Library:
         media_id = media_id or str(uuid.uuid4())
         written: list[Path] = []
         try:
-            opus = self._write(f"{media_id}.opus", prepared.opus.data, written)
-            mp3 = self._write(f"{media_id}.mp3", prepared.mp3.data, written)
-            master = self._write(f"{media_id}.flac", prepared.master.data, written)
+            opus = self._write(f"{media_id}.opus", prepared.opus, written)
+            mp3 = self._write(f"{media_id}.mp3", prepared.mp3, written)
+            master = self._write(f"{media_id}.flac", prepared.master, written)
             frame_ms = self.settings.opus_frame_ms
             self.store.add_media(
                 {
@@ -365,16 +386,16 @@ class Library:
                     "bitrate_kbps": prepared.opus.bitrate_kbps,
                     "frame_ms": frame_ms,
                     "sha256": prepared.opus.sha256,
-                    "bytes": len(prepared.opus.data),
+                    "bytes": prepared.opus.size,
                     "path": str(opus),
                     "peak_dbfs": round(peak_dbfs if peak_dbfs is not None else 0.0, 2),
                     "mp3_path": str(mp3),
                     "mp3_sha256": prepared.mp3.sha256,
-                    "mp3_bytes": len(prepared.mp3.data),
+                    "mp3_bytes": prepared.mp3.size,
                     "mp3_bitrate_kbps": prepared.mp3.bitrate_kbps,
                     "master_path": str(master),
                     "master_sha256": prepared.master.sha256,
-                    "master_bytes": len(prepared.master.data),
+                    "master_bytes": prepared.master.size,
                     "loudness_in_lufs": prepared.loudness_in.integrated_lufs,
                     "true_peak_in_dbtp": prepared.loudness_in.true_peak_dbtp,
                     "loudness_lufs": prepared.loudness_out.integrated_lufs,
@@ -389,12 +410,12 @@ class Library:
             raise
         return self.store.media_info(media_id)
 
-    def _write(self, name: str, data: bytes, written: list[Path]) -> Path:
+    def _write(self, name: str, rendition: Stored, written: list[Path]) -> Path:
         """Write atomically (temp file, then rename) into the media folder."""
         final = self.media_dir / name
         tmp = final.with_name(final.name + ".part")
         try:
-            tmp.write_bytes(data)
+            rendition.save(tmp)
             tmp.replace(final)
         except BaseException:  # a full disk (ENOSPC) leaves no half-written file
             tmp.unlink(missing_ok=True)

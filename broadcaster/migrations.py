@@ -511,3 +511,17 @@ def m015_issue18_faults(db: Database) -> None:
         pk=("stream_id", "device_id"),
     )
     db.table("pending_reports").create_index(["at_us"])
+
+
+@migrations()
+def m016_alerts_issue17(db: Database) -> None:
+    """Alerts (issue 17): the language their text came in, and the form key that makes
+    creating one idempotent."""
+    db.table("alerts").add_column("language", str, not_null_default="vi-VN")
+    db.table("alerts").add_column("client_key", str, not_null_default="")
+    # every CAP message acted on for the alert, " sender,identifier " each (references)
+    db.table("alerts").add_column("cap_messages", str, not_null_default="")
+    db.execute(  # one draft per form key (a double tap), however the requests race
+        "CREATE UNIQUE INDEX idx_alerts_client_key ON alerts (commune_id, client_key)"
+        " WHERE client_key != ''"
+    )

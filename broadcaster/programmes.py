@@ -27,7 +27,7 @@ import anyio
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from devices.frames import Priority
-from loa.clock import Clock
+from loa.clock import Clock, SystemClock
 from loa.errors import BrokerError, Conflict, FieldError, InvalidInput, LoaError, NotFound
 from schedules.recurrence import Rule, fires_between, next_fire, validate
 
@@ -678,9 +678,10 @@ class ProgrammeService:
                 except Exception:  # one bad row must not stop the schedule
                     logger.exception("schedule tick failed")
                 await self.push_ahead()
-                self._set_alarm()
+                # A fresh event first, then the alarm: the job sets whichever event the
+                # loop waits on now (binding the old one made firings wait for the tick).
                 self._wake = anyio.Event()
-                with anyio.move_on_after(self.settings.tick_s):
+                with anyio.move_on_after(self._set_alarm()):
                     await self._wake.wait()
         finally:
             alarm.shutdown(wait=False)
@@ -729,25 +730,38 @@ class ProgrammeService:
             logger.warning("prefetch cancel postponed: %s", exc.message)
         return pushed
 
-    def _set_alarm(self) -> None:
-        """One date job at the next firing; it only wakes the tick (the rows decide)."""
-        if self._alarm is None:
-            return
-        rows = self.store.query(
-            "SELECT MIN(fire_us) AS t FROM occurrences WHERE status='scheduled'"
+    def _set_alarm(self) -> float:
+        """One date job at the next firing; it only wakes the tick (the rows decide).
+
+        Returns how long the loop may sleep: the periodic tick, or less when a firing
+        is due sooner on the controller's clock (the clock may be offset from the
+        machine's, on which APScheduler runs: the job is placed by the time left).
+        """
+        now = self.clock.now_us()
+        rows = self.store.query(  # overdue rows (queued behind a busy speaker) wait a tick
+            "SELECT MIN(fire_us) AS t FROM occurrences WHERE status='scheduled' AND fire_us>?",
+            [now],
         )
         t = rows[0]["t"] if rows else None
         if t is None:
-            return
-        self._alarm.add_job(
-            self._wake.set,
-            trigger="date",
-            run_date=_dt(t),
-            id="next-firing",
-            replace_existing=True,
-            misfire_grace_time=int(self.settings.grace_s),
-            coalesce=True,
-        )
+            return float(self.settings.tick_s)
+        left_s = max(0.0, (t - now) / 1e6)
+        if self._alarm is not None:
+            self._alarm.add_job(
+                self._ring,
+                trigger="date",
+                run_date=SystemClock().now() + timedelta(seconds=left_s),
+                id="next-firing",
+                replace_existing=True,
+                misfire_grace_time=max(1, int(self.settings.grace_s)),
+                coalesce=True,
+            )
+        return float(min(self.settings.tick_s, left_s + 0.001))
+
+    async def _ring(self) -> None:
+        """APScheduler's job: a coroutine, so it runs on the loop (a plain function would
+        run in a worker thread, where setting an anyio event is not safe)."""
+        self._wake.set()
 
 
 def outcome_of(status: str, error: str, counts: dict[str, int]) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from devices.router import Router
@@ -21,6 +21,7 @@ from .fleet.firmware import Firmware
 from .fleet.service import FleetService
 from .ledger import Ledger
 from .library import Library
+from .looplag import LoopLag
 from .programmes import ProgrammeService
 from .settings import Settings
 from .store import Store
@@ -49,6 +50,7 @@ class Services:
     command_limit: RateLimit
     router: Router
     firmware: Firmware
+    loop_lag: LoopLag = field(default_factory=LoopLag)  # measured by the lifespan
 
     def audit(self, action: str, **fields: Any) -> None:
         """Record an action in the append-only audit log (actor from the request)."""

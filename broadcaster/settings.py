@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from audio.settings import AudioSettings
 from loa.choices import one_of
@@ -356,6 +356,11 @@ class AlertSettings(Section):
         "",
         description="zone that Test and Exercise CAP alerts sound on (empty = they never sound)",
     )
+    loudness_lufs: Annotated[float, Field(ge=-30, le=-5)] = Field(
+        -14.0,
+        description="EBU R128 loudness alerts (siren, message, all-clear) are rendered to, "
+        "LUFS; never below audio.loudness_lufs (an alert is never quieter than the news)",
+    )
 
 
 class Settings(Section):
@@ -371,6 +376,16 @@ class Settings(Section):
     alerts: AlertSettings = AlertSettings()
     fleet: FleetSettings = FleetSettings()
     relay: RelaySettings = RelaySettings()
+
+    @model_validator(mode="after")
+    def _alerts_not_quieter(self) -> Settings:
+        if self.alerts.loudness_lufs < self.audio.loudness_lufs:
+            raise ValueError(
+                f"alerts.loudness_lufs ({self.alerts.loudness_lufs}) must not be below "
+                f"audio.loudness_lufs ({self.audio.loudness_lufs}): an alert is never "
+                "quieter than the bulletins"
+            )
+        return self
 
     def replace(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections changed (validated again)."""

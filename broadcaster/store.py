@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlite_utils import Database
 
 from devices.messages import Telemetry
@@ -26,6 +28,8 @@ from loa.errors import ConfigError, NotFound
 from .migrations import migrations
 
 FINAL_OUTCOMES = ("played", "partial", "preempted", "missed", "refused")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,22 @@ def _private(path: Path, *, create: bool = True) -> None:
 
 
 class Store:
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000, read_only: bool = False) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._closed = False
+        self._readers: queue.SimpleQueue[Store] = queue.SimpleQueue()
+        if read_only:  # a reader for worker threads: WAL lets it read while the writer writes
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # pooled: used by one worker thread at a time
+            )
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            conn.execute("PRAGMA query_only=ON")
+            self.db = Database(conn)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         _private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -79,8 +98,6 @@ class Store:
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
         self.db = Database(conn)
-        self.path = path
-        self._closed = False
         migrations.apply(self.db)
         for extra in ("-wal", "-shm"):  # SQLite gives them the file's mode; older ones too
             _private(path.with_name(path.name + extra), create=False)
@@ -89,6 +106,35 @@ class Store:
         if not self._closed:
             self._closed = True
             self.db.conn.close()
+            while True:
+                try:
+                    self._readers.get_nowait().close()
+                except queue.Empty:
+                    break
+
+    # --- reading off the event loop ------------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(reader, *args)`` in a worker thread, on a read-only connection of its own.
+
+        For heavy reads (monthly reports, the fleet check): they neither run on the event
+        loop nor hold the writer's connection, so the loop keeps streaming meanwhile. The
+        reader sees the last committed state (WAL snapshot). Connections are pooled.
+        """
+        return await anyio.to_thread.run_sync(self._with_reader, fn, args)
+
+    def _with_reader(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            reader = self._readers.get_nowait()
+        except queue.Empty:
+            reader = Store(self.path, busy_timeout_ms=self.busy_timeout_ms, read_only=True)
+        try:
+            return fn(reader, *args)
+        finally:
+            if self._closed:
+                reader.close()
+            else:
+                self._readers.put(reader)
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.db.execute(sql, list(params))
@@ -273,7 +319,12 @@ class Store:
 
         For high-volume device facts (presence, telemetry): a power cut may lose the last
         moments of them, never corrupt the file. The ledger keeps synchronous=FULL.
+        Inside a transaction (a batch that is already relaxed) it changes nothing: SQLite
+        does not allow the setting to change there.
         """
+        if self.db.conn.in_transaction:
+            yield
+            return
         self.db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield

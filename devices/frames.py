@@ -8,7 +8,7 @@ Layout (big-endian; docs/protocol.md, "Frames")::
       3   1 frame type  (FrameType)
       4   1 codec       (Codec)
       5   1 priority    (Priority)
-      6   2 flags       (0; reserved)
+      6   2 flags       (bits 0-3: protocol minor version, 1 = v1.1; rest reserved, 0)
       8   4 key id      (first 4 bytes of SHA-256 of the signing public key)
      12  16 stream id   (UUID bytes)
      28   4 sequence    (u32, strictly increasing within a stream)
@@ -35,6 +35,10 @@ from .signing import KEY_ID_LEN, SIGNATURE_LEN, Signer, Verifier
 
 MAGIC = b"LF"
 VERSION = 1
+#: Protocol v1.1: the minor version travels in the low 4 bits of ``flags``, which v1
+#: receivers ignore (so v1 speakers keep working); the version byte stays 1.
+MINOR_VERSION = 1
+MINOR_MASK = 0x000F
 HEADER = struct.Struct(">2sBBBBH4s16sIqqI")
 HEADER_LEN = HEADER.size  # 52
 OVERHEAD = HEADER_LEN + SIGNATURE_LEN  # 116 bytes per frame
@@ -83,7 +87,12 @@ class Frame:
     payload: bytes = b""
     codec: Codec = Codec.NONE
     priority: Priority = Priority.NORMAL
-    flags: int = 0
+    flags: int = MINOR_VERSION
+
+    @property
+    def minor_version(self) -> int:
+        """The sender's protocol minor version (0 for a v1.0 sender)."""
+        return self.flags & MINOR_MASK
 
     def __post_init__(self) -> None:
         if not 0 <= self.seq <= _U32:

@@ -14,7 +14,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from loa.errors import ProtocolError
 
@@ -138,6 +146,15 @@ class GroupRef(Strict):
             raise ValueError("'all' has no id; hamlet, zone and device need one")
         return self
 
+    @model_serializer(mode="wrap")
+    def _no_id_for_all(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """v1.1: ``all`` is sent without ``id`` (v1.0 controllers sent ``"id": ""``,
+        which receivers still accept)."""
+        data: dict[str, Any] = handler(self)
+        if self.kind == "all":
+            data.pop("id", None)
+        return data
+
 
 class DeviceConfig(Message):
     """Payload of a CONFIG frame (retained): who the device is and what it listens to."""
@@ -180,6 +197,8 @@ class Presence(Message):
     # a will from an older connection (published late, when the broker drops it after a
     # reconnect) must not mark the new connection offline.
     session: Annotated[str, Field(pattern=r"^[0-9a-f]{1,32}$")] | None = None
+    # v1.1: the protocol version the device implements ("1.0" when absent).
+    proto: Literal["1.0", "1.1"] | None = None
 
 
 class Counters(Strict):

@@ -164,6 +164,7 @@ class Speaker:
         self._outbox_ready = anyio.Event()
         self.pending: StreamState | None = None  # takes over at its first presentation time
         self.counters = {"refused": 0, "late": 0, "duplicate": 0, "played": 0, "ignored": 0}
+        self._arrived: set[uuid.UUID] = set()  # streams whose first audio frame is logged
         self.config_sent_us = -1
         self.started_mono = self.clock.monotonic()
         self._rng = random.Random(spec.id)  # noqa: S311 - fault injection, not crypto
@@ -270,7 +271,13 @@ class Speaker:
 
     async def _announce(self) -> None:
         codecs: list[CodecName] = [c for c in ("opus", "mp3") if c in self.spec.codecs]
-        p = Presence(state="online", at_us=self.controller_now(), fw=self.firmware, codecs=codecs)
+        p = Presence(
+            state="online",
+            at_us=self.controller_now(),
+            fw=self.firmware,
+            codecs=codecs,
+            proto="1.1",
+        )
         await self.link.publish(self._topic(DeviceTopic.PRESENCE), dump(p), retain=True)
         if self.outbox:
             self._outbox_ready.set()  # resend what the broker did not take before
@@ -409,9 +416,19 @@ class Speaker:
             except ProtocolError as exc:
                 self._refuse(exc.message, topic)
                 return
-            result = accept_audio(
-                st, chunk, self.controller_now(), self.opt.late_tolerance_ms * 1000
-            )
+            now = self.controller_now()
+            result = accept_audio(st, chunk, now, self.opt.late_tolerance_ms * 1000)
+            if st.id not in self._arrived:  # the stream's first audio frame (benches)
+                self._arrived.add(st.id)
+                self.log.add(
+                    event="arrive",
+                    device=self.spec.id,
+                    stream=str(st.id),
+                    seq=chunk.seq,
+                    true_us=self.clock.true_us(),
+                    spare_us=chunk.pts_us - now,
+                    late=result == Arrival.LATE,
+                )
             if result == Arrival.DUPLICATE:
                 self.counters["duplicate"] += 1
             elif result == Arrival.LATE:
@@ -749,16 +766,20 @@ class Speaker:
             if st.first_pts_us is None:
                 st.first_pts_us = chunk.pts_us
             st.last_end_us = chunk.pts_us + chunk.duration_us
-            # A real speaker hands the chunk to its DAC for the sample-exact local time
-            # below; true_play_us is when that is on the true clock (no Python wake jitter).
+            # true_play_us: the model (a real speaker's DAC plays the chunk at the
+            # sample-exact local time). handed_true_us: what this simulator actually
+            # achieved — the true time it handed the chunk over, after its sleep, wake-up
+            # jitter included; spread figures use it.
             local_target = chunk.pts_us - self.offset_us
+            handed = self.clock.true_us()
             self.log.add(
                 event="play",
                 device=self.spec.id,
                 stream=str(st.id),
                 seq=chunk.seq,
                 pts_us=chunk.pts_us,
-                true_us=self.clock.true_us(),
+                true_us=handed,
+                handed_true_us=handed,
                 true_play_us=self.clock.true_of(local_target),
                 wake_late_us=now - chunk.pts_us,
                 volume=st.header.volume
@@ -781,6 +802,7 @@ class Speaker:
 
     async def _finish(self, st: StreamState) -> None:
         self.streams.pop(st.id, None)
+        self._arrived.discard(st.id)
         if st.item is not None:
             self.cache.unpin(st.item)
         self.closed[st.id] = st.preempted or st.suppressed

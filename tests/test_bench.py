@@ -151,9 +151,15 @@ def test_bench_audio_prints_json_with_the_documented_keys(tmp_path: Path) -> Non
 
 
 def test_bench_alert_prints_json_with_the_documented_keys(tmp_path: Path) -> None:
-    figures = run_bench(tmp_path, "alert", "--sizes", "5", "--trials", "1")
+    figures = run_bench(tmp_path, "alert", "--sizes", "5", "--leads", "100,250", "--trials", "1")
     assert {"speakers", "p50_ms", "p99_ms", "max_ms", "played_fraction"} <= set(figures)
+    assert {"arrival_p50_ms", "arrival_p99_ms", "min_lead_ms_all_on_time"} <= set(figures)
     assert figures["speakers"] == 5 and figures["played_fraction"] == 1.0
     # the deliberate 250 ms lead, plus a little; never before the confirm
     assert 200 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 5000
+    # frames arrive after the confirm and before they play
+    assert 0 < figures["arrival_p50_ms"] <= figures["arrival_p99_ms"] < figures["p50_ms"]
+    assert figures["min_lead_ms_all_on_time"] in (100, 250)  # 5 speakers: the smaller
+    assert figures["on_time_share_lead_250"] == 1.0
+    assert figures["p99_ms_lead_100"] < figures["p99_ms_lead_250"]  # the lead is honoured
     assert (tmp_path / "plots" / "alert-latency.png").stat().st_size > 1000

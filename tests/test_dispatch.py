@@ -10,6 +10,7 @@ import anyio
 
 from broadcaster import demo_data
 from broadcaster.broker import Broker, start_broker
+from broadcaster.legs import mp3_alignment_us
 from tests.conftest import Running, fleet_of, make_settings, serve, wav
 from tests.test_e2e import wait_final, wait_online
 
@@ -167,9 +168,12 @@ async def test_mp3_only_speakers_get_an_mp3_stream_in_step(running: Running) -> 
     opus_players = {e["device"] for e in fleet.log.of("play", stream=streams["opus"])}
     assert mp3_players == {"vt-ap-1-2"}
     assert opus_players == {s.id for s in specs} - {"vt-ap-1-2"}
-    # Both legs start on the same presentation time.
+    # Both legs' first programme sample sounds at the same moment (protocol v1.1): the
+    # MP3 timeline sits earlier by LAME's delay less Opus's muted pre-skip (312 samples).
     first = {e["device"]: e["pts_us"] for e in fleet.log.of("play") if e["seq"] == 1}
-    assert len(set(first.values())) == 1
+    opus_first = {t for d, t in first.items() if d != "vt-ap-1-2"}
+    assert len(opus_first) == 1
+    assert first["vt-ap-1-2"] - opus_first.pop() == mp3_alignment_us(312, 48000)
     # The MP3 leg went only to Ấp 1's group (the only one with an MP3-only speaker): two
     # Opus groups and one MP3 group, each START + frames + END.
     chunks = {st["codec"]: st["chunks"] for st in b["streams"]}

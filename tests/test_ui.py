@@ -611,7 +611,7 @@ async def alert_board(r: Running, browser: Any, width: int) -> None:
     page = await login(browser, r, width)
     await page.goto(r.url + "/emergency")
     # keyboard: the big button is reachable with Tab alone
-    for _ in range(60):
+    for _ in range(120):
         await page.keyboard.press("Tab")
         if await page.evaluate("document.activeElement && document.activeElement.id") == (
             "alert-create"
@@ -622,20 +622,23 @@ async def alert_board(r: Running, browser: Any, width: int) -> None:
     await page.check("input[name=type][value=flood]")
     await page.check("#alert-form input[name=hamlet][value=ap-1]")
     await page.check("#alert-form input[name=hamlet][value=ap-2]")
-    await page.fill("#a-message", "Nước sông dâng cao.")
+    await page.fill("#f-river", "Hậu")
+    await page.fill("#f-water_level", "2,15")
     await page.select_option("#a-repeat", "1")
     await page.click("#alert-create")
-    await page.wait_for_selector("#alert-confirm:not([hidden])")
+    await page.wait_for_selector("#alert-confirm:not([hidden])", timeout=30_000)
     await page.click("#alert-go")
+    card = ".alert-card"
     await page.wait_for_selector(
-        "#board tr[data-hamlet=ap-1] td.played:has-text('3')", timeout=30_000
+        f"{card} tr[data-hamlet=ap-1] td.played:has-text('3/3')", timeout=30_000
     )
     await page.wait_for_selector(
-        "#board tr[data-hamlet=ap-2] td.played:has-text('3')", timeout=30_000
+        f"{card} tr[data-hamlet=ap-2] td.played:has-text('3/3')", timeout=30_000
     )
     await shot(page, f"alert-board-{width}")
-    await page.click("#alert-cancel")
-    await page.wait_for_selector("#alert-status:has-text('cancelled')", timeout=10_000)
+    await page.click(f"{card} button.stop")
+    await page.click(f"{card} .really button.yes")
+    await page.wait_for_selector(f"{card} .state:has-text('Đã dừng')", timeout=10_000)
     await page.close()
 
 

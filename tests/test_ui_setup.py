@@ -115,19 +115,21 @@ async def test_first_day_through_the_pages(tmp_path: Path, broker: Any, width: i
                 await page.goto(r.url + "/emergency")
                 await page.check("input[name=type][value=flood]")
                 await page.check("#alert-form input[name=hamlet][value=ap-2a]")
+                await page.click("#a-custom summary")  # a text of one's own, not the template
                 await page.fill("#a-message", "Nước sông dâng cao, bà con ven sông chú ý.")
                 await page.select_option("#a-repeat", "1")
                 await page.click("#alert-create")
                 await page.wait_for_selector("#alert-confirm:not([hidden])")
                 await page.click("#alert-go")
                 await page.wait_for_selector(
-                    "#board tr[data-hamlet=ap-2a] td.played:has-text('2')", timeout=30_000
+                    ".alert-card tr[data-hamlet=ap-2a] td.played:has-text('2/2')", timeout=30_000
                 )
                 await shot(page, f"setup-alert-{width}")
                 played = {e["device"] for e in fleet.log.of("play")}
                 assert played == {"vt-3", "vt-4"}
-                await page.click("#alert-cancel")
-                await page.wait_for_selector("#alert-status:has-text('cancelled')")
+                await page.click(".alert-card button.stop")
+                await page.click(".alert-card .really button.yes")
+                await page.wait_for_selector(".alert-card .state:has-text('Đã dừng')")
             await page.close()
         finally:
             await browser.close()

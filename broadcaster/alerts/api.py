@@ -16,10 +16,12 @@ from starlette.routing import Route
 from loa.errors import FieldError, PayloadTooLarge, UnsupportedMedia
 
 from ..api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
-from ..auth.guard import principal, require_targets
+from ..auth.guard import principal
 from ..outcome import RUNNING
 from ..targeting import Target
-from . import cap
+from . import cap_export as capx
+from . import cap_import as capi
+from .access import require_alert_area
 from .model import AlertType
 from .service import AlertRequest, AlertService
 
@@ -41,6 +43,8 @@ class AlertIn(Body):
     reair_every_hours: Annotated[int, Field(ge=0, le=24)] = 0
     title: Annotated[str, Field(max_length=200)] = ""
     test: bool = False
+    #: One key per form: sending the same key again returns the same draft.
+    client_key: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = ""
 
     @model_validator(mode="after")
     def _one_message(self) -> AlertIn:
@@ -73,6 +77,7 @@ def _request(commune: str, body: AlertIn, now_us: int) -> AlertRequest:
         reair_hours=body.reair_every_hours,
         title=body.title,
         test=body.test,
+        client_key=body.client_key,
     )
 
 
@@ -82,9 +87,17 @@ async def alert_create(request: Request) -> JSONResponse:
     body = await read_json(request, AlertIn)
     s = alerts(request)
     req = _request(commune, body, s.clock.now_us())
-    require_targets(principal(request), req.targets, svc(request).store)
-    alert = await s.create(req)
+    p = principal(request)
+    require_alert_area(p, req.targets, svc(request).store)
+    alert = await s.create(req, actor=p.username)
     return ok({"alert": alert}, status=201)
+
+
+def _may_act(request: Request, alert_id: str) -> str:
+    """The account's name, once the alert's targets are known to be inside its area."""
+    p = principal(request)
+    require_alert_area(p, alerts(request).targets_of(alert_id), svc(request).store)
+    return p.username
 
 
 async def alert_list(request: Request) -> JSONResponse:
@@ -96,7 +109,9 @@ async def alert_get(request: Request) -> JSONResponse:
 
 
 async def alert_confirm(request: Request) -> JSONResponse:
-    return ok({"alert": alerts(request).confirm(path_id(request, "alert", UUID_RE))}, status=202)
+    alert_id = path_id(request, "alert", UUID_RE)
+    actor = _may_act(request, alert_id)
+    return ok({"alert": alerts(request).confirm(alert_id, actor=actor)}, status=202)
 
 
 async def alert_cancel(request: Request) -> JSONResponse:
@@ -106,22 +121,26 @@ async def alert_cancel(request: Request) -> JSONResponse:
         if request.headers.get("content-length") not in (None, "0")
         else CancelIn()
     )
-    return ok({"alert": alerts(request).cancel(alert_id, reason=body.reason)}, status=202)
+    actor = _may_act(request, alert_id)
+    return ok({"alert": alerts(request).cancel(alert_id, actor, body.reason)}, status=202)
 
 
 async def alert_update(request: Request) -> JSONResponse:
     alert_id = path_id(request, "alert", UUID_RE)
     body = await read_json(request, AlertIn)
     s = alerts(request)
+    actor = _may_act(request, alert_id)
     current = s.get(alert_id)
     req = _request(current["commune_id"], body, s.clock.now_us())
-    require_targets(principal(request), req.targets, svc(request).store)
-    alert = await s.update(alert_id, req)
+    require_alert_area(principal(request), req.targets, svc(request).store)
+    alert = await s.update(alert_id, req, actor=actor)
     return ok({"alert": alert}, status=202)
 
 
 async def alert_all_clear(request: Request) -> JSONResponse:
-    alert = await alerts(request).all_clear(path_id(request, "alert", UUID_RE))
+    alert_id = path_id(request, "alert", UUID_RE)
+    actor = _may_act(request, alert_id)
+    alert = await alerts(request).all_clear(alert_id, actor=actor)
     return ok({"alert": alert}, status=202)
 
 
@@ -168,14 +187,23 @@ async def cap_import(request: Request) -> JSONResponse:
                 errors=[FieldError("(body)", "too large", "too_large")],
             )
     s = alerts(request)
-    result = await cap.import_document(s, svc(request), commune, body)
+    p = principal(request)
+    store = svc(request).store
+    result = await capi.import_document(
+        s,
+        svc(request),
+        commune,
+        body,
+        actor=p.username,
+        allowed=lambda targets: require_alert_area(p, targets, store),
+    )
     return ok(result, status=201 if result.get("alert") else 200)
 
 
 async def cap_export(request: Request) -> Response:
     s = alerts(request)
     alert = s.get(path_id(request, "alert", UUID_RE))
-    xml = cap.export(alert, svc(request))
+    xml = capx.export(alert, svc(request))
     return Response(xml, media_type="application/cap+xml")
 
 

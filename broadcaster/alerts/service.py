@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..ledger import Ledger
 from ..library import Library
 from ..store import Store
 from ..targeting import Resolution, Target
+from .board import _public, _severity, hamlet_board, speaker_board
 from .model import (
     ALL_CLEAR_TEXT,
     RISK_LEVELS,
@@ -42,6 +43,7 @@ from .model import (
 
 logger = logging.getLogger(__name__)
 
+Rows = list[dict[str, Any]]
 ENDED = (AlertStatus.CANCELLED, AlertStatus.ALL_CLEAR, AlertStatus.EXPIRED)
 
 
@@ -53,6 +55,8 @@ class AlertRequest:
     targets: list[Target]
     fields: dict[str, str] = field(default_factory=dict)
     message: str = ""  # a custom text instead of the template
+    message_en: str = ""  # the English text (a CAP document's own, or the template's)
+    language: str = "vi-VN"  # the language of the text as received (CAP: its <info>)
     media_id: str | None = None  # a recorded message instead of text
     siren: str = "wail"
     repeat: int = 3
@@ -67,6 +71,7 @@ class AlertRequest:
     cap_identifier: str = ""
     cap_sender: str = ""
     cap_sent: str = ""
+    client_key: str = ""  # the form's idempotency key: a double tap makes one draft
 
 
 class AlertService:
@@ -81,6 +86,7 @@ class AlertService:
         timezone: str,
         default_expiry_s: float,
         audit: Callable[..., None],
+        loudness_lufs: float = -14.0,
     ) -> None:
         self.store = store
         self.db = store.db
@@ -91,6 +97,7 @@ class AlertService:
         self.timezone = timezone
         self.default_expiry_s = default_expiry_s
         self.audit = audit
+        self.loudness_lufs = loudness_lufs  # alerts are rendered louder than bulletins
         self._wake = anyio.Event()
         self._resolutions: dict[str, Resolution] = {}  # alert id → resolved at creation
         self.loop_token: anyio.lowlevel.EventLoopToken | None = None
@@ -119,7 +126,11 @@ class AlertService:
                 errors=[FieldError("expires", "in the past", "expired")],
             )
         if req.media_id is None and req.message.strip():
-            message_vi, message_en = req.message.strip(), ""
+            message_vi, message_en = req.message.strip(), req.message_en.strip()
+        elif req.media_id is None and req.message_en.strip():
+            # English only (a foreign CAP document): nothing foreign is read to villagers;
+            # the siren is ready and the alert waits for the Vietnamese message.
+            message_vi, message_en = "", req.message_en.strip()
         elif req.media_id is None:
             message_vi = render(req.type, req.fields, req.risk_level, "vi")
             message_en = render(req.type, req.fields, req.risk_level, "en")
@@ -133,6 +144,7 @@ class AlertService:
             repeat=req.repeat,
             commune_id=req.commune,
             title=title,
+            loudness_lufs=self.loudness_lufs,
         )
         columns = {
             "type": req.type.value,
@@ -150,12 +162,34 @@ class AlertService:
             "media_id": media["id"],
             "reair_hours": req.reair_hours,
             "expires_us": expires,
+            "language": "vi-VN" if message_vi or req.media_id else req.language,
         }
         return columns, resolution
 
-    async def create(self, req: AlertRequest, actor: str = "api") -> dict[str, Any]:
-        """Validate, render and encode the alert; it waits (draft) for a confirm."""
+    def by_key(self, commune: str, client_key: str) -> dict[str, Any] | None:
+        """The alert a form already created with this key (None if none)."""
+        if not client_key:
+            return None
+        rows = self.store.query(
+            "SELECT id FROM alerts WHERE commune_id=? AND client_key=?", [commune, client_key]
+        )
+        return self.get(rows[0]["id"]) if rows else None
+
+    def targets_of(self, alert_id: str) -> list[Target]:
+        """Where an alert sounds (for area checks before acting on it)."""
+        return [Target(**t) for t in json.loads(self._row(alert_id)["targets"])]
+
+    async def create(self, req: AlertRequest, actor: str = "api", via: str = "") -> dict[str, Any]:
+        """Validate, render and encode the alert; it waits (draft) for a confirm.
+
+        ``actor`` is the account; ``via`` says how it came (a CAP document and sender)."""
+        same = self.by_key(req.commune, req.client_key)
+        if same is not None:
+            return same
         columns, resolution = await self._prepare(req)
+        same = self.by_key(req.commune, req.client_key)  # a second tap while rendering
+        if same is not None:
+            return same
         alert_id = str(uuid.uuid4())
         row = {
             "id": alert_id,
@@ -172,19 +206,27 @@ class AlertService:
             "cap_sender": req.cap_sender,
             "cap_sent": req.cap_sent,
             "source": req.source,
+            "client_key": req.client_key,
         }
         with self.db.atomic():
             self.db.table("alerts").insert(row, pk="id")
-            self._event(alert_id, "create", actor, f"{req.type.value} level {req.risk_level}")
+            self._event(
+                alert_id, "create", actor, _via(f"{req.type.value} level {req.risk_level}", via)
+            )
         self._resolutions[alert_id] = resolution
-        self.audit("alert.create", alert=alert_id, commune=req.commune, actor=actor)
+        self.audit("alert.create", alert=alert_id, commune=req.commune, **_src(via))
         return self.get(alert_id)
 
-    def confirm(self, alert_id: str, actor: str = "api") -> dict[str, Any]:
+    def confirm(self, alert_id: str, actor: str = "api", via: str = "") -> dict[str, Any]:
         """The second step: sound it now on every targeted speaker."""
         a = self._row(alert_id)
         if a["status"] != AlertStatus.DRAFT:
             raise Conflict(f"this alert is {a['status']}; only a draft can be confirmed")
+        if not a["message_vi"] and a["message_en"]:
+            raise Conflict(
+                "this alert came in English only: write the Vietnamese message (update) "
+                "before it can sound; nothing foreign is read to villagers unasked"
+            )
         if a["test"] and any(
             "device" not in t and "zone" not in t for t in json.loads(a["targets"])
         ):
@@ -197,14 +239,14 @@ class AlertService:
             self._end(alert_id, AlertStatus.EXPIRED, "expired before it was confirmed", actor)
             raise Conflict("the alert expired before it was confirmed")
         bid = self._air(a, "initial")
-        nxt = next_airing(now, a["reair_hours"], self.timezone) if a["reair_hours"] else None
+        nxt = next_airing(now, a["reair_hours"], self._zone(a)) if a["reair_hours"] else None
         with self.db.atomic():
             self.db.table("alerts").update(
                 alert_id,
                 {"status": AlertStatus.ACTIVE.value, "confirmed_us": now, "next_airing_us": nxt},
             )
-            self._event(alert_id, "confirm", actor, f"broadcast {bid}")
-        self.audit("alert.confirm", alert=alert_id, broadcast=bid, actor=actor)
+            self._event(alert_id, "confirm", actor, _via(f"broadcast {bid}", via))
+        self.audit("alert.confirm", alert=alert_id, broadcast=bid, **_src(via))
         self._wake.set()
         return self.get(alert_id)
 
@@ -253,11 +295,11 @@ class AlertService:
             raise Conflict(f"this alert is already {a['status']}")
         stopped = self._stop_running(alert_id)
         self._end(alert_id, AlertStatus.CANCELLED, reason or "cancelled", actor, stopped)
-        self.audit("alert.cancel", alert=alert_id, actor=actor, stopped=stopped)
+        self.audit("alert.cancel", alert=alert_id, stopped=stopped, reason=reason)
         return self.get(alert_id)
 
     async def update(
-        self, alert_id: str, changes: AlertRequest, actor: str = "api"
+        self, alert_id: str, changes: AlertRequest, actor: str = "api", via: str = ""
     ) -> dict[str, Any]:
         """Replace the message (and level, siren, repeat); an active alert airs it now."""
         a = self._row(alert_id)
@@ -268,11 +310,11 @@ class AlertService:
         self._resolutions[alert_id] = resolution
         with self.db.atomic():
             self.db.table("alerts").update(alert_id, columns)
-            self._event(alert_id, "update", actor, f"level {columns['risk_level']}")
+            self._event(alert_id, "update", actor, _via(f"level {columns['risk_level']}", via))
         if a["status"] == AlertStatus.ACTIVE:
             self._stop_running(alert_id)
             self._air(self._row(alert_id), "update")
-        self.audit("alert.update", alert=alert_id, actor=actor)
+        self.audit("alert.update", alert=alert_id, **_src(via))
         return self.get(alert_id)
 
     async def all_clear(self, alert_id: str, actor: str = "api") -> dict[str, Any]:
@@ -291,11 +333,12 @@ class AlertService:
             repeat=1,
             commune_id=a["commune_id"],
             title=f"Kết thúc: {a['title']}"[:200],
+            loudness_lufs=self.loudness_lufs,
         )
         self._stop_running(alert_id)
         bid = self._air(a, "all_clear", media_id=media["id"])
         self._end(alert_id, AlertStatus.ALL_CLEAR, f"all clear (broadcast {bid})", actor)
-        self.audit("alert.all_clear", alert=alert_id, broadcast=bid, actor=actor)
+        self.audit("alert.all_clear", alert=alert_id, broadcast=bid)
         return self.get(alert_id)
 
     def _end(
@@ -345,6 +388,11 @@ class AlertService:
             with anyio.move_on_after(self._sleep_s()):
                 await self._wake.wait()
 
+    def _zone(self, a: dict[str, Any]) -> str:
+        """Re-airs fall on the hours of the alert's commune, not the controller's zone."""
+        rows = self.store.query("SELECT timezone FROM communes WHERE id=?", [a["commune_id"]])
+        return str(rows[0]["timezone"]) if rows and rows[0]["timezone"] else self.timezone
+
     def _sleep_s(self) -> float:
         now = self.clock.now_us()
         rows = self.store.query(
@@ -365,7 +413,7 @@ class AlertService:
                 continue
             if a["next_airing_us"] and a["next_airing_us"] <= now:
                 bid = self._air(a, "reair")
-                nxt = next_airing(now, a["reair_hours"], self.timezone)
+                nxt = next_airing(now, a["reair_hours"], self._zone(a))
                 self.db.table("alerts").update(a["id"], {"next_airing_us": nxt})
                 self._event(a["id"], "reair", "system", f"broadcast {bid}")
                 started += 1
@@ -410,6 +458,39 @@ class AlertService:
         )
         return [_public(r) for r in rows]
 
+    def active(self, communes: Sequence[str]) -> Rows:
+        """Alerts sounding now in these communes, as the red banner shows them: what,
+        where (places by name), since when."""
+        if not communes:
+            return []
+        marks = ",".join("?" * len(communes))
+        rows = self.store.query(
+            f"SELECT * FROM alerts WHERE status='active' AND commune_id IN ({marks})"  # noqa: S608
+            " ORDER BY confirmed_us DESC",
+            communes,
+        )
+        out = []
+        for r in rows:
+            a = _public(r)
+            names = {h["id"]: h["name"] for h in self.store.hamlets(r["commune_id"])}
+            commune = self.store.require_commune(r["commune_id"])["name"]
+            places = [
+                names.get(t.get("hamlet", ""), "") or t.get("zone") or t.get("device") or commune
+                for t in a["targets"]
+            ]
+            out.append(
+                {
+                    "id": a["id"],
+                    "commune_id": a["commune_id"],
+                    "type_name": a["type_name"],
+                    "risk": a["risk"],
+                    "title": a["title"],
+                    "where": ", ".join(dict.fromkeys(places)),
+                    "since_us": a["confirmed_us"],
+                }
+            )
+        return out
+
     def get(self, alert_id: str) -> dict[str, Any]:
         """The alert with per-speaker accountability and a per-hamlet board."""
         a = _public(self._row(alert_id))
@@ -427,7 +508,16 @@ class AlertService:
             [alert_id],
         )
         a["speakers"] = speaker_board(rows)
-        a["hamlets"] = hamlet_board(a["speakers"])
+        try:
+            devices = self._resolution(a).devices
+        except LoaError:  # a target removed since: the board shows what was delivered
+            devices = ()
+        expected: dict[str, int] = {}
+        for d in devices:
+            expected[d.hamlet_id] = expected.get(d.hamlet_id, 0) + 1
+        names = {h["id"]: h["name"] for h in self.store.hamlets(a["commune_id"])}
+        a["speaker_count"] = len(devices)
+        a["hamlets"] = hamlet_board(a["speakers"], expected, names)
         a["events"] = self.store.query(
             "SELECT at_us, action, actor, detail FROM alert_events WHERE alert_id=?"
             " ORDER BY at_us, rowid",
@@ -436,82 +526,10 @@ class AlertService:
         return a
 
 
-def speaker_board(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per speaker, over every airing: first play (controller clock), frames, state (pure)."""
-    board: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        s = board.setdefault(
-            r["device_id"],
-            {
-                "device_id": r["device_id"],
-                "hamlet_id": r["hamlet_id"],
-                "state": "pending",
-                "first_played_us": None,
-                "frames_played": 0,
-                "frames_missing": 0,
-                "reason": "",
-            },
-        )
-        s["frames_played"] += r["frames_played"] or 0
-        s["frames_missing"] += r["frames_missing"] or 0
-        if r["outcome"] in ("played", "partial") and r["started_us"]:
-            first = s["first_played_us"]
-            s["first_played_us"] = r["started_us"] if first is None else min(first, r["started_us"])
-        s["state"] = _better(s["state"], r["outcome"])
-        if r["reason"] and s["state"] not in ("played", "partial"):
-            s["reason"] = r["reason"]
-    return sorted(board.values(), key=lambda s: (s["hamlet_id"], s["device_id"]))
+def _via(detail: str, via: str) -> str:
+    return f"{detail} ({via})" if via else detail
 
 
-_RANK = ["pending", "no_report", "offline", "missed", "refused", "preempted", "partial", "played"]
-
-
-def _better(current: str, outcome: str) -> str:
-    """The best outcome so far (a speaker that played any airing has heard the alert)."""
-    rank = {o: i for i, o in enumerate(_RANK)}
-    if current == "pending":
-        return outcome
-    if outcome == "pending":
-        return current
-    return max(current, outcome, key=lambda o: rank.get(o, 0))
-
-
-def hamlet_board(speakers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A hamlet is *delivered* only when a speaker there reports playing the alert (pure)."""
-    out: dict[str, dict[str, Any]] = {}
-    for s in speakers:
-        h = out.setdefault(
-            s["hamlet_id"],
-            {"hamlet_id": s["hamlet_id"], "speakers": 0, "played": 0, "not_played": []},
-        )
-        h["speakers"] += 1
-        if s["state"] in ("played", "partial"):
-            h["played"] += 1
-        elif s["state"] != "pending":
-            h["not_played"].append(s["device_id"])
-    for h in out.values():
-        h["delivered"] = h["played"] > 0
-    return sorted(out.values(), key=lambda h: h["hamlet_id"])
-
-
-def _severity(level: int) -> str:
-    return {5: "Extreme", 4: "Severe", 3: "Moderate"}.get(level, "Minor")
-
-
-def _public(r: dict[str, Any]) -> dict[str, Any]:
-    out = dict(r)
-    out["fields"] = json.loads(r["fields"] or "{}")
-    out["targets"] = json.loads(r["targets"] or "[]")
-    out["test"] = bool(r["test"])
-    level = RISK_LEVELS[r["risk_level"]]
-    out["risk"] = {
-        "level": r["risk_level"],
-        "colour_vi": level[0],
-        "colour_en": level[1],
-        "css": level[2],
-    }
-    out["type_name"] = {
-        "vi": TYPE_NAMES[AlertType(r["type"])][0],
-        "en": TYPE_NAMES[AlertType(r["type"])][1],
-    }
-    return out
+def _src(via: str) -> dict[str, str]:
+    """Audit fields: the account is the audit actor; a CAP sender goes beside it."""
+    return {"via": via} if via else {}

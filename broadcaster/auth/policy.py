@@ -43,6 +43,7 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("GET", "/devices/{device}"): R,
     ("GET", "/reports"): R,
     ("GET", "/api/health"): PUBLIC,
+    ("GET", "/api/keys"): R,
     ("POST", "/api/login"): PUBLIC,
     ("POST", "/api/logout"): R,
     ("GET", "/api/me"): R,

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("fleet", "largest fleet served on time; dispatcher CPU vs naive"),
         ("audio", "library ingest cost vs plain ffmpeg; live microphone latency"),
         ("alert", "confirm → first siren frame played, for 10, 100 and 1000 speakers"),
+        ("ingest", "memory a 55-minute upload costs; refusing a 4-hour one"),
+        ("loop", "event-loop lag while everything happens at once"),
+        ("live", "microphone to speaker on the simulator's true clock"),
     ):
         b = sub.add_parser(name, help=helptext)
         b.add_argument(
@@ -52,6 +55,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default=0.5,
                 help="seconds between a speaker's clock-sync exchanges",
             )
+            b.add_argument(
+                "--converge",
+                action="store_true",
+                help="measure the time to converge at the shipped sync interval instead",
+            )
+            b.add_argument("--budget", type=float, default=3600.0, help="--converge: seconds")
+            b.add_argument("--probe-every", type=float, default=120.0, help="--converge: seconds")
         if name == "bytes":
             b.add_argument(
                 "--seconds", type=float, default=120.0, help="seconds of speech per trial"
@@ -69,9 +79,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default="10,100,1000",
                 help="comma-separated fleet sizes (default 10,100,1000)",
             )
+            b.add_argument(
+                "--leads",
+                default="50,100,150,250",
+                help="stream.emergency_lead_ms values swept at the largest size (ms)",
+            )
+        if name == "live":
+            b.add_argument("--seconds", type=float, default=30.0, help="seconds per session")
+        if name == "loop":
+            b.add_argument("--speakers", type=int, default=3000, help="speakers in the storm")
+            b.add_argument(
+                "--upload-minutes", type=float, default=55.0, help="length of the big upload"
+            )
         if name == "fleet":
             b.add_argument("--max-speakers", type=int, default=5000)
             b.add_argument("--processes", type=int, default=2, help="simulator processes")
+            b.add_argument(
+                "--cpu-only",
+                action="store_true",
+                help="only the dispatcher CPU comparison (its own section)",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +123,16 @@ def run(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
     with tempfile.TemporaryDirectory(prefix=f"loa-bench-{args.bench}-") as tmp:
         work = Path(tmp)
+        if args.bench == "sync" and args.converge:
+            from . import sync
+
+            return sync.converge(
+                work,
+                devices=args.devices,
+                budget_s=args.budget,
+                probe_every_s=args.probe_every,
+                progress=tick,
+            )
         if args.bench == "sync":
             from . import sync
 
@@ -116,7 +153,26 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             from . import alert
 
             sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
-            return alert.run(work, sizes=sizes, trials=args.trials, progress=tick)
+            leads = tuple(int(x) for x in args.leads.split(",") if x.strip())
+            return alert.run(work, sizes=sizes, leads=leads, trials=args.trials, progress=tick)
+        if args.bench == "live":
+            from . import audio
+
+            return audio.run_live(work, seconds=args.seconds, trials=args.trials)
+        if args.bench == "loop":
+            from . import loop
+
+            return loop.run(
+                work,
+                speakers=args.speakers,
+                trials=args.trials,
+                upload_min=args.upload_minutes,
+                progress=tick,
+            )
+        if args.bench == "ingest":
+            from . import ingest
+
+            return ingest.run(work, trials=args.trials, progress=tick)
         if args.bench == "audio":
             from . import audio
 
@@ -131,4 +187,5 @@ def _dispatch(args: argparse.Namespace, tick: Callable[[], None]) -> Report:
             processes=args.processes,
             trials=args.trials,
             progress=tick,
+            cpu_only=args.cpu_only,
         )

@@ -42,7 +42,8 @@ def plot(report: Report, folder: Path) -> list[Path]:
         out.append(_save(fig, folder / "live-latency.png"))
     if report.name == "alert" and s:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        for key, values in sorted(s.items(), key=lambda kv: int(kv[0].split("_")[1])):
+        lats = [kv for kv in s.items() if kv[0].startswith("lat_")]
+        for key, values in sorted(lats, key=lambda kv: int(kv[0].split("_")[1])):
             if values:
                 ax.hist(values, bins=40, alpha=0.6, label=f"{key.split('_')[1]} speakers")
         ax.axvline(300, color="red", lw=0.8)
@@ -51,6 +52,19 @@ def plot(report: Report, folder: Path) -> list[Path]:
         ax.set_title("Emergency alert latency")
         ax.legend()
         out.append(_save(fig, folder / "alert-latency.png"))
+        arrs = sorted(
+            ((k, v) for k, v in s.items() if k.startswith("arr_") and v),
+            key=lambda kv: int(kv[0].split("_")[1]),
+        )
+        if arrs:
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            for key, values in arrs:
+                ax.hist(values, bins=40, alpha=0.6, label=f"{key.split('_')[1]} speakers")
+            ax.set_xlabel("confirm → first frame arrived at the speaker (ms)")
+            ax.set_ylabel("speakers × trials")
+            ax.set_title("Emergency alert: first-frame arrival")
+            ax.legend()
+            out.append(_save(fig, folder / "alert-arrival.png"))
     if report.name == "fleet" and s.get("fleet_size"):
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
         ax[0].plot(s["fleet_size"], s["late_pct"], "o-")

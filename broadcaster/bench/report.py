@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import statistics
 from collections.abc import Sequence
@@ -86,7 +87,9 @@ class Report:
             "",
             f"Command: `{self.command}`  ",
             f"Machine: {machine()}  ",
-            f"Date: {date}",
+            f"Date: {date}  ",
+            f"Load: {os.getloadavg()[0]:.1f} (1-minute load average when written; the "
+            "machine is shared, so figures taken under load are worse than on a quiet one)",
             "",
             self.table(),
             "",

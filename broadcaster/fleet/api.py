@@ -177,7 +177,8 @@ async def uptime_device(request: Request) -> JSONResponse:
 async def uptime_commune(request: Request) -> JSONResponse:
     s = svc(request)
     start, end = _period(request)
-    out = s.fleet.area_uptime(path_id(request, "commune"), start, end)
+    commune = path_id(request, "commune")
+    out = await s.store.read(lambda st: s.fleet.area_uptime(commune, start, end, st))
     return ok({"uptime": out, "from_us": start, "to_us": end})
 
 
@@ -278,9 +279,8 @@ async def report_commune(request: Request) -> Response:
     fmt = _format(request, ("json", "csv", "html"))
     zone = row["timezone"] or s.settings.scheduler.timezone
     start, end, period, first, last = _report_period(request, zone)
-    report = await anyio.to_thread.run_sync(
-        lambda: commune_report(s.store, s.fleet, commune, start, end)
-    )
+    # Off the loop, on a reader connection of its own: the loop keeps streaming.
+    report = await s.store.read(commune_report, s.fleet, commune, start, end)
     if fmt == "csv":
         name = f"bao-cao-{commune}.csv"
         return Response(
@@ -302,7 +302,7 @@ async def report_province(request: Request) -> Response:
         raise NotFound(f"province {province!r} does not exist")
     fmt = _format(request, ("json", "csv"))
     start, end, period, _first, _last = _report_period(request, s.settings.scheduler.timezone)
-    rows = await anyio.to_thread.run_sync(province_rollup, s.store, province, start, end)
+    rows = await s.store.read(province_rollup, province, start, end)
     if fmt == "csv":
         return Response(rollup_csv(rows), media_type="text/csv; charset=utf-8")
     return ok({"communes": rows, "period": period, "from_us": start, "to_us": end})

@@ -84,6 +84,21 @@ class LoaCollector(Collector):
         )
         busy.add_metric([], self.s.accounts.hashing.refused)
         yield busy
+        yield from self._loop_lag()
+
+    def _loop_lag(self) -> Iterator[Metric]:
+        lag = self.s.loop_lag
+        h = HistogramMetricFamily(
+            "loa_event_loop_lag_seconds",
+            "how late the controller's event loop wakes from a short sleep (measured always)",
+        )
+        h.add_metric([], lag.cumulative(), sum_value=lag.total_s)
+        yield h
+        worst = GaugeMetricFamily(
+            "loa_event_loop_lag_max_seconds", "the largest event-loop lag since start"
+        )
+        worst.add_metric([], lag.max_s)
+        yield worst
 
     def _latency(self) -> Metric:
         """Alert → sound, per speaker: first played time − when the alert was confirmed."""

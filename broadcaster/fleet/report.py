@@ -96,7 +96,7 @@ def commune_report(
 ) -> dict[str, Any]:
     c = store.require_commune(commune)
     hours = airtime(store, commune, start, end)
-    up = fleet.area_uptime(commune, start, end)
+    up = fleet.area_uptime(commune, start, end, store)
     hamlets = []
     for h in store.hamlets(commune):
         kinds = hours.get(h["id"], dict.fromkeys(KIND_ORDER, 0.0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,13 +24,15 @@ from loa.errors import BrokerError, FieldError, InvalidInput, NotFound, is_disk_
 
 from ..settings import FleetSettings
 from ..store import Store
-from .alarms import KINDS, Facts, evaluate
+from .alarms import KINDS, evaluate
+from .checks import Snapshot, gather
 
 logger = logging.getLogger(__name__)
+#: Up to this many alarm changes in one check are logged one by one.
+LOG_EACH = 20
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 ACTIONS = ("set_volume", "test_tone", "reboot", "resync_clock", "stop", "update_config")
-FAILED = ("no_report", "missed")
 
 
 class FleetService:
@@ -68,45 +71,60 @@ class FleetService:
                 [self.clock.now_us(), self._run],
             )
 
-    def watched(self) -> list[Interval]:
+    def watched(self, store: Store | None = None) -> list[Interval]:
         now = self.clock.now_us()
         return [
             (r["started_us"], now if r["started_us"] == self._run else r["alive_us"])
-            for r in self.store.query("SELECT * FROM controller_runs ORDER BY started_us")
+            for r in (store or self.store).query(
+                "SELECT * FROM controller_runs ORDER BY started_us"
+            )
         ]
 
     # --- uptime ------------------------------------------------------------------------
 
-    def device_uptime(self, device: str, start: int, end: int, watched: list[Interval]) -> Uptime:
+    def device_uptime(
+        self,
+        device: str,
+        start: int,
+        end: int,
+        watched: list[Interval],
+        store: Store | None = None,
+    ) -> Uptime:
+        store = store or self.store
         events = [
             (r["at_us"], bool(r["online"]))
-            for r in self.store.query(
+            for r in store.query(
                 "SELECT at_us, online FROM presence_log WHERE device_id=? AND at_us>=? AND at_us<?"
                 " ORDER BY at_us",
                 [device, start, end],
             )
         ]
-        prior = self.store.query(
+        prior = store.query(
             "SELECT online FROM presence_log WHERE device_id=? AND at_us<? ORDER BY at_us DESC"
             " LIMIT 1",
             [device, start],
         )
         return uptime(events, bool(prior and prior[0]["online"]), watched, start, end)
 
-    def area_uptime(self, commune: str, start: int, end: int) -> dict[str, Any]:
-        """Per speaker, per hamlet and for the commune: online, offline, unknown, ratio."""
+    def area_uptime(
+        self, commune: str, start: int, end: int, store: Store | None = None
+    ) -> dict[str, Any]:
+        """Per speaker, per hamlet and for the commune: online, offline, unknown, ratio.
+
+        ``store``: a reader (:meth:`Store.read`) when run off the event loop."""
+        store = store or self.store
         if end <= start:
             raise InvalidInput(
                 "the period must end after it starts",
                 errors=[FieldError("to_us", "before from_us", "range")],
             )
-        self.store.require_commune(commune)
-        watched = self.watched()
+        store.require_commune(commune)
+        watched = self.watched(store)
         hamlets: dict[str, Uptime] = {}
         devices = {}
         total = Uptime(0, 0, 0)
-        for d in self.store.devices(commune):
-            u = self.device_uptime(d.id, start, end, watched)
+        for d in store.devices(commune):
+            u = self.device_uptime(d.id, start, end, watched, store)
             devices[d.id] = u.as_dict()
             hamlets[d.hamlet_id] = hamlets.get(d.hamlet_id, Uptime(0, 0, 0)) + u
             total = total + u
@@ -118,56 +136,31 @@ class FleetService:
 
     # --- alarms ---------------------------------------------------------------------------
 
-    def _facts(self, d: dict[str, Any], now: int) -> Facts:
-        last = self.store.query("SELECT payload FROM telemetry_last WHERE device_id=?", [d["id"]])
-        t = json.loads(last[0]["payload"]) if last else {}
-        weak_since = None
-        if t.get("rssi_dbm") is not None and t["rssi_dbm"] < self.settings.weak_rssi_dbm:
-            good = self.store.query(
-                "SELECT MAX(at_us) AS t FROM telemetry WHERE device_id=? AND rssi_dbm>=?",
-                [d["id"], self.settings.weak_rssi_dbm],
-            )[0]["t"]
-            first = self.store.query(
-                "SELECT MIN(at_us) AS t FROM telemetry WHERE device_id=? AND at_us>?",
-                [d["id"], good or 0],
-            )[0]["t"]
-            weak_since = first
-        since = now - int(self.settings.delivery_window_h * 3600e6)
-        return Facts(
-            online=bool(d["online"]),
-            presence_changed_us=d["presence_changed_us"],
-            last_seen_us=d["last_seen_us"],
-            amp_fault=bool(t.get("amp_fault")),
-            temperature_c=t.get("temperature_c"),
-            weak_since_us=weak_since,
-            missed_programme=self._latest_failure(d["id"], since, "occurrences"),
-            failed_alert=self._latest_failure(d["id"], since, "alert_broadcasts"),
-            watching_since_us=self._run,
-        )
-
-    def _latest_failure(self, device: str, since: int, link: str) -> str:
-        rows = self.store.query(
-            f"SELECT d.outcome, d.reason, b.title FROM deliveries d JOIN broadcasts b"  # noqa: S608
-            f" ON b.id = d.broadcast_id WHERE d.device_id=? AND d.targeted=1"
-            f" AND d.outcome NOT IN ('pending', 'offline') AND b.created_us>?"
-            f" AND d.broadcast_id IN (SELECT broadcast_id FROM {link})"
-            f" ORDER BY b.created_us DESC LIMIT 1",
-            [device, since],
-        )
-        if rows and rows[0]["outcome"] in FAILED:
-            return f"{rows[0]['title']}: {rows[0]['reason'] or rows[0]['outcome']}"
-        return ""
-
     def check(self) -> list[dict[str, Any]]:
         """Raise alarms whose rule now holds, clear those whose rule no longer does."""
         now = self.clock.now_us()
+        return self._apply(gather(self.store, self.settings, now, self._run), now)
+
+    async def check_off_loop(self) -> list[dict[str, Any]]:
+        """:meth:`check` with its reads in a worker thread on a reader connection (the
+        loop keeps streaming); the alarm rows are written here, in one transaction."""
+        now = self.clock.now_us()
+        snapshot = await self.store.read(gather, self.settings, now, self._run)
+        return self._apply(snapshot, now)
+
+    def _apply(self, snap: Snapshot, now: int) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         open_alarms: dict[tuple[str, str], dict[str, Any]] = {
             (a["device_id"], a["kind"]): a
             for a in self.store.query("SELECT * FROM alarms WHERE cleared_us IS NULL")
         }
-        for d in self.store.query("SELECT * FROM devices"):
-            holds = evaluate(self._facts(d, now), now, self.settings)
+        kinds_open: dict[str, list[str]] = {}
+        for dev, kind in open_alarms:
+            kinds_open.setdefault(dev, []).append(kind)
+        raised: list[dict[str, Any]] = []
+        cleared: list[tuple[int, str]] = []
+        for d in snap.devices:
+            holds = evaluate(snap.facts[d["id"]], now, self.settings)
             for kind, detail in holds.items():
                 if (d["id"], kind) in open_alarms:
                     continue
@@ -183,14 +176,29 @@ class FleetService:
                     "acked_us": None,
                     "acked_by": None,
                 }
-                self.db.table("alarms").insert(alarm, pk="id")
+                raised.append(alarm)
                 events.append({"event": "raised", **alarm, "what": KINDS[kind]})
-            for kind in [k for (dev, k) in open_alarms if dev == d["id"] and k not in holds]:
+            for kind in [k for k in kinds_open.get(d["id"], []) if k not in holds]:
                 a = open_alarms[(d["id"], kind)]
-                self.db.execute("UPDATE alarms SET cleared_us=? WHERE id=?", [now, a["id"]])
+                cleared.append((now, a["id"]))
                 events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
-        for e in events:
-            logger.warning("alarm %s: %s %s %s", e["event"], e["device_id"], e["kind"], e["detail"])
+        if raised or cleared:
+            with self.db.atomic():  # one transaction, two statements, whatever the count
+                if raised:
+                    self.db.table("alarms").insert_all(raised, pk="id")
+                if cleared:
+                    self.db.conn.executemany("UPDATE alarms SET cleared_us=? WHERE id=?", cleared)
+        if len(events) <= LOG_EACH:
+            for e in events:
+                logger.warning(
+                    "alarm %s: %s %s %s", e["event"], e["device_id"], e["kind"], e["detail"]
+                )
+        else:  # a whole fleet at once (a broker restart): one line, not thousands
+            tally = Counter((e["event"], e["kind"]) for e in events)
+            logger.warning(
+                "alarms: %s",
+                ", ".join(f"{n} {kind} {event}" for (event, kind), n in sorted(tally.items())),
+            )
         return events
 
     def alarms(self, commune: str, open_only: bool) -> list[dict[str, Any]]:
@@ -331,7 +339,7 @@ class FleetService:
                 if beat <= 0:
                     self.alive()
                     beat = self.settings.heartbeat_s
-                events = self.check()
+                events = await self.check_off_loop()
                 self.expire()
                 if self.clock.now_us() - pruned > 3600e6:
                     self.prune()

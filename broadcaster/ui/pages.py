@@ -17,10 +17,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..alerts.model import RISK_LEVELS, TYPE_NAMES
 from ..auth.guard import principal
 from ..auth.roles import Perm
 from ..services import Services
+from .emergency import emergency_context
 from .i18n import LANGUAGES, gettext_for, translator
 
 HERE = Path(__file__).parent
@@ -81,12 +81,35 @@ def render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
         lang_names=LANG_NAMES,
         tz=(commune or {}).get("timezone") or s.settings.scheduler.timezone,
         can_setup=p is not None and Perm.PLACES in p.perms,
+        banner=_banner(request),
+        banner_names=_place_names(request, commune),
         **ctx,
     )
     resp = HTMLResponse(html)
     if request.query_params.get("lang") in LANGUAGES:
         resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict", path="/")
     return resp
+
+
+def _banner(request: Request) -> list[dict[str, Any]]:
+    """Every alert sounding in the account's communes: the red bar on every page."""
+    if request.scope.get("state", {}).get("principal") is None:
+        return []
+    s = svc(request)
+    zone = ZoneInfo(s.settings.scheduler.timezone)
+    out = s.alerts.active([c["id"] for c in _communes(request)])
+    for a in out:
+        since = datetime.fromtimestamp((a["since_us"] or 0) / 1e6, zone)
+        a["since"] = since.strftime("%H:%M %d/%m")
+    return out
+
+
+def _place_names(request: Request, commune: dict[str, Any] | None) -> dict[str, str]:
+    """Hamlet id → name (and the commune's own name under ""), for the banner's script."""
+    if commune is None or request.scope.get("state", {}).get("principal") is None:
+        return {}
+    names = {h["id"]: h["name"] for h in svc(request).store.hamlets(commune["id"])}
+    return {"": commune["name"], **names}
 
 
 def layout(
@@ -154,7 +177,13 @@ async def dashboard(request: Request) -> Response:
         return render(request, "dashboard.html")
     hamlets = s.store.hamlets(commune["id"])
     devices = s.store.device_details(commune["id"])
-    return render(request, "dashboard.html", hamlets=hamlets, points=layout(devices, hamlets))
+    return render(
+        request,
+        "dashboard.html",
+        hamlets=hamlets,
+        points=layout(devices, hamlets),
+        types=emergency_context()["types"],
+    )
 
 
 def _communes(request: Request) -> list[dict[str, Any]]:
@@ -180,8 +209,7 @@ def _simple(name: str, template: str) -> Route:
         principal(request)
         ctx: dict[str, Any] = {}
         if template == "emergency.html":
-            ctx["types"] = [(t.value, vi, en) for t, (vi, en) in TYPE_NAMES.items()]
-            ctx["risks"] = RISK_LEVELS
+            ctx.update(emergency_context())
         commune = _commune(request)
         if commune is not None:
             ctx["hamlets"] = svc(request).store.hamlets(commune["id"])

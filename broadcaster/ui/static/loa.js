@@ -585,43 +585,6 @@ if ($("#programme-form")) {
   });
 }
 
-// --- emergency: guarded trigger, confirm step, per-hamlet board --------------
-let alertId = null;
-async function refreshBoard() {
-  if (!alertId) return;
-  const a = (await api("GET", `/api/alerts/${alertId}`)).alert;
-  $("#board").innerHTML = a.hamlets.map((h) =>
-    `<tr data-hamlet="${h.hamlet_id}"><td>${esc(h.hamlet_id)}</td><td>${h.speakers}</td><td class="played">${h.played}</td><td>${h.not_played.length}</td></tr>`).join("");
-  $("#alert-status").textContent = a.status;
-}
-if ($("#alert-form")) {
-  $("#alert-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const form = e.target;
-    const targets = pickedTargets(form);
-    if (!targets) { refuseNoTargets($("#alert-error")); return; }
-    try {
-      const a = (await api("POST", `/api/communes/${commune()}/alerts`, {
-        type: form.querySelector('input[name="type"]:checked').value,
-        risk_level: Number($("#a-risk").value),
-        repeat: Number($("#a-repeat").value),
-        message: $("#a-message").value,
-        targets,
-      })).alert;
-      alertId = a.id;
-      $("#alert-summary").textContent = T("Xác nhận phát cảnh báo?") + " " + a.title;
-      $("#alert-confirm").hidden = false;
-    } catch (err) { showError($("#alert-error"), err); }
-  });
-  $("#alert-go").addEventListener("click", async () => {
-    await api("POST", `/api/alerts/${alertId}/confirm`);
-    $("#alert-confirm").hidden = true; $("#alert-board").hidden = false;
-    refreshBoard(); setInterval(() => refreshBoard().catch(() => {}), 1000);
-  });
-  $("#alert-cancel").addEventListener("click", async () => { await api("POST", `/api/alerts/${alertId}/cancel`, { reason: T("Hủy") }); refreshBoard(); });
-  $("#alert-allclear").addEventListener("click", async () => { await api("POST", `/api/alerts/${alertId}/all-clear`); refreshBoard(); });
-}
-
 // --- live: push-to-talk from the microphone (a toggle) -----------------------------------
 if ($("#ptt")) {
   let ws = null, rec = null, stream = null;
@@ -796,4 +759,66 @@ if ($("#report-form")) {
   $("#r-month").addEventListener("change", show);
   $("#r-print").addEventListener("click", () => { $("#report-frame").contentWindow.print(); });
   show();
+}
+
+// --- the red banner on every page: active alerts, from the server, kept current ------
+const ALERT_STATES = { draft: T("Chờ xác nhận"), active: T("Đang phát"), cancelled: T("Đã dừng"), all_clear: T("Đã báo an toàn"), expired: T("Đã hết hạn") };
+const stateWord = (s) => ALERT_STATES[s] || s;
+// A button that asks once more before it acts, and shows that it is working.
+function guarded(button, question, yesLabel, action) {
+  button.addEventListener("click", () => {
+    const box = button.parentElement;
+    if (box.querySelector(".really")) return;
+    const really = document.createElement("span");
+    really.className = "really";
+    really.innerHTML = `<span>${esc(question)}</span> <button type="button" class="danger yes">${esc(yesLabel)}</button> <button type="button" class="no">${esc(T("Không"))}</button>`;
+    box.appendChild(really);
+    really.querySelector(".no").addEventListener("click", () => really.remove());
+    really.querySelector(".yes").addEventListener("click", async (e) => {
+      const yes = e.currentTarget;
+      yes.disabled = true; button.disabled = true; yes.textContent = T("Đang gửi…");
+      try { await action(); really.remove(); } catch (err) { yes.disabled = false; button.disabled = false; yes.textContent = yesLabel; really.querySelector("span").textContent = T("Lỗi: ") + err.message; }
+    });
+  });
+}
+const stopAlert = (id) => api("POST", `/api/alerts/${id}/cancel`, {});
+const clearAlert = (id) => api("POST", `/api/alerts/${id}/all-clear`);
+const banner = $("#alert-banner");
+const bannerWatch = new Map();
+function bannerItem(a) {
+  const names = JSON.parse(banner.dataset.names || "{}");
+  const where = [...new Set(a.targets.map((t) => names[t.hamlet] || t.zone || t.device || names[""] || t.commune))].join(", ");
+  const since = new Date((a.confirmed_us || 0) / 1000).toLocaleTimeString(document.body.dataset.lang === "en" ? "en-GB" : "vi-VN", { hour: "2-digit", minute: "2-digit" });
+  const div = document.createElement("div");
+  div.className = "banner-item"; div.dataset.alert = a.id;
+  div.innerHTML = `<p><strong>${esc(T("ĐANG PHÁT CẢNH BÁO"))}</strong> <span class="what">${esc(a.type_name[document.body.dataset.lang === "en" ? "en" : "vi"])}</span> — <span class="where">${esc(where)}</span> — ${esc(T("từ"))} <time>${esc(since)}</time></p>` +
+    `<button type="button" class="banner-stop">${esc(T("Dừng"))}</button> <button type="button" class="banner-clear">${esc(T("Báo an toàn"))}</button>`;
+  return div;
+}
+function wireBanner(div) {
+  const id = div.dataset.alert;
+  guarded(div.querySelector(".banner-stop"), T("Dừng cảnh báo này trên mọi loa?"), T("Có, dừng ngay"), async () => { await stopAlert(id); div.remove(); syncBanner(); });
+  guarded(div.querySelector(".banner-clear"), T("Báo an toàn: dừng còi và đọc thông báo kết thúc?"), T("Có, báo an toàn"), async () => { await clearAlert(id); div.remove(); syncBanner(); });
+  if (!bannerWatch.has(id) && window.EventSource) {  // the SSE feed: ends show at once
+    const es = new EventSource(`/api/alerts/${id}/events`);
+    es.addEventListener("alert", (e) => { if (JSON.parse(e.data).status !== "active") { div.remove(); syncBanner(); } });
+    es.addEventListener("end", () => { es.close(); bannerWatch.delete(id); });
+    es.onerror = () => { es.close(); bannerWatch.delete(id); };
+    bannerWatch.set(id, es);
+  }
+}
+function syncBanner() { banner.hidden = !banner.querySelector(".banner-item"); }
+async function refreshBanner() {
+  if (!commune()) return;
+  const list = (await api("GET", `/api/communes/${commune()}/alerts`)).alerts.filter((a) => a.status === "active");
+  const shown = new Set([...banner.querySelectorAll(".banner-item")].map((d) => d.dataset.alert));
+  for (const a of list) if (!shown.has(a.id)) { const div = bannerItem(a); banner.appendChild(div); wireBanner(div); }
+  const live = new Set(list.map((a) => a.id));
+  banner.querySelectorAll(".banner-item").forEach((d) => { if (!live.has(d.dataset.alert)) d.remove(); });
+  syncBanner();
+  document.dispatchEvent(new CustomEvent("loa:alerts", { detail: list }));
+}
+if (banner) {
+  banner.querySelectorAll(".banner-item").forEach(wireBanner);
+  setInterval(() => refreshBanner().catch(() => {}), 3000);
 }
