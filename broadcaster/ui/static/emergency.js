@@ -2,6 +2,8 @@
 // guarded, stateWord, stopAlert and clearAlert from loa.js.
 "use strict";
 (() => {
+  // risk colours as CSS properties set from script (no inline style: the page's CSP)
+  document.querySelectorAll("[data-risk]").forEach((e) => e.style.setProperty("--risk", e.dataset.risk));
   const form = $("#alert-form");
   if (!form) return;
   const FIELDS = JSON.parse(form.dataset.fields);
@@ -163,7 +165,7 @@
       card.className = "card alert-card";
       card.dataset.alert = a.id;
       card.style.setProperty("--risk", a.risk.css);
-      card.innerHTML = `<h3><span class="risk-chip" style="--risk:${esc(a.risk.css)}">${esc(T("Cấp"))} ${a.risk.level}</span> ${esc(a.title)}</h3>` +
+      card.innerHTML = `<h3><span class="risk-chip">${esc(T("Cấp"))} ${a.risk.level}</span> ${esc(a.title)}</h3>` +
         `<p><b class="state" role="status"></b></p>` +
         `<table><thead><tr><th>${esc(T("Ấp / thôn"))}</th><th>${esc(T("Đã phát"))}</th><th>${esc(T("Đang chờ"))}</th><th>${esc(T("Chưa phát"))}</th></tr></thead><tbody></tbody></table>` +
         `<div class="actions"><button type="button" class="act stop danger">${esc(T("Dừng"))}</button> <button type="button" class="act clear">${esc(T("Báo an toàn"))}</button></div>`;
