@@ -262,6 +262,7 @@ async def _run(
                     await anyio.sleep(duration)
                 else:
                     await anyio.sleep_forever()
+            _quiet_presence()  # the demo ends its own speakers: not news either
             sims.cancel_scope.cancel()
         if stop.cancel_called:
             print("Loa demo: stopping (speakers, controller, broker)", flush=True)
