@@ -15,6 +15,8 @@ import ffmpeg
 
 from loa.errors import AudioError, ToolMissing
 
+from .settings import AudioSettings
+
 logger = logging.getLogger(__name__)
 
 
@@ -102,3 +104,17 @@ def inspect(binary: str, path: str, *, options: list[str], timeout: float) -> st
             detail=_tail(exc.stderr or b""),
         ) from exc
     return proc.stderr.decode("utf-8", "replace")
+
+
+def read_pcm(path: str, settings: AudioSettings, what: str = "reading a stored item") -> bytes:
+    """A stored audio file decoded to mono s16le PCM at ``settings.sample_rate``."""
+    graph = ffmpeg.input(path).output(
+        "pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=settings.sample_rate
+    )
+    return run(
+        graph,
+        binary=find_ffmpeg(settings.ffmpeg),
+        data=None,
+        timeout=settings.decode_timeout_s,
+        what=what,
+    )

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import ffmpeg
 
 from audio import ffmpeg as ff
 from audio import tones
@@ -304,16 +303,7 @@ class Library:
         """The normalised PCM of an item, from its FLAC master (or its Opus rendition)."""
         row = self.store.media_row(media_id)
         path = row["master_path"] or row["path"]
-        graph = ffmpeg.input(path).output(
-            "pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=self.settings.sample_rate
-        )
-        return ff.run(
-            graph,
-            binary=ff.find_ffmpeg(self.settings.ffmpeg),
-            data=None,
-            timeout=self.settings.decode_timeout_s,
-            what="reading a stored item",
-        )
+        return ff.read_pcm(path, self.settings)
 
     def file(self, media_id: str, codec: str) -> tuple[Path, str]:
         """A rendition's file and MIME type, for preview and download."""

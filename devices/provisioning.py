@@ -114,15 +114,6 @@ def parse(text: str, source: str = "provisioning file") -> Provisioning:
         raise ConfigError(f"{source}: {where}: {err['msg']}") from None
 
 
-def plain_endpoint(p: Provisioning) -> tuple[str, int]:
-    """The first plain ``mqtt://`` URL as (host, port)."""
-    for url in p.mqtt.urls:
-        parts = urlsplit(url)
-        if parts.scheme == "mqtt" and parts.hostname and parts.port:
-            return parts.hostname, parts.port
-    raise ConfigError("the provisioning file lists no plain mqtt:// broker URL")
-
-
 def endpoint(p: Provisioning) -> tuple[str, int, bool]:
     """The most preferred broker URL as (host, port, TLS?): the first ``mqtts://`` or
     ``mqtt://`` URL listed (a broker with a TLS listener lists only ``mqtts://``: its
