@@ -24,7 +24,7 @@ from loa import __version__
 from loa.clock import Clock, SkewedClock, SystemClock
 from loa.errors import ConfigError, ToolMissing
 
-from . import api, live_api, media_api, programmes_api
+from . import api, live_api, media_api
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
 from .arrival import ArrivalMiddleware
@@ -48,7 +48,8 @@ from .live import LiveRequest
 from .logs import RequestLog
 from .places import api as places_api
 from .prefetch import Prefetcher
-from .programmes import ProgrammeService
+from .programmes import api as programmes_api
+from .programmes.service import ProgrammeService
 from .relay import check_url, relay
 from .services import Services
 from .settings import Settings

@@ -22,7 +22,7 @@ from .fleet.service import FleetService
 from .ledger import Ledger
 from .library import Library
 from .looplag import LoopLag
-from .programmes import ProgrammeService
+from .programmes.service import ProgrammeService
 from .settings import Settings
 from .store import Store
 

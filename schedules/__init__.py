@@ -1,8 +1,9 @@
-"""When programmes fire: recurrence rules and their validation (pure, no I/O).
+"""Recurrence rules and the firing engine; imports loa/ and APScheduler only, not broadcaster/.
 
-Knows nothing of MQTT or the database: :mod:`schedules.recurrence` decides *when*;
-``broadcaster.programmes`` keeps the programmes and their occurrences in the store and
-asks the dispatcher to play.
+:mod:`schedules.recurrence` decides *when* (pure rules and their stored form);
+:mod:`schedules.engine` writes occurrences ahead, starts them once and settles their
+outcomes, through the interfaces in :mod:`schedules.occurrences` that the control plane
+(``broadcaster.programmes``) implements; :mod:`schedules.alarm` is the wake-up timer.
 """
 
 from __future__ import annotations

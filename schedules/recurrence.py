@@ -12,10 +12,11 @@ communes' schedules for other zones, and the property tests cover several.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loa.errors import FieldError, InvalidInput
@@ -140,3 +141,39 @@ def fires_between(
         out.append(t)
         t = next_fire(rule, t)
     return out
+
+
+# --- stored form --------------------------------------------------------------------------
+
+
+def rule_dict(rule: Rule) -> dict[str, Any]:
+    """A rule as plain JSON values (dates as YYYY-MM-DD, sets as sorted lists)."""
+    d = asdict(rule)
+    d["start"] = rule.start.isoformat() if rule.start else None
+    d["end"] = rule.end.isoformat() if rule.end else None
+    d["weekdays"] = sorted(rule.weekdays)
+    d["exceptions"] = sorted(x.isoformat() for x in rule.exceptions)
+    return d
+
+
+def rule_from_dict(d: dict[str, Any]) -> Rule:
+    """The inverse of :func:`rule_dict` (for rules this code stored; not a validator)."""
+    return Rule(
+        kind=d["kind"],
+        at=d["at"],
+        timezone=d["timezone"],
+        start=date.fromisoformat(d["start"]) if d["start"] else None,
+        end=date.fromisoformat(d["end"]) if d["end"] else None,
+        weekdays=frozenset(d["weekdays"]),
+        every_days=d["every_days"],
+        month_day=d["month_day"],
+        exceptions=frozenset(date.fromisoformat(x) for x in d["exceptions"]),
+    )
+
+
+def rule_json(rule: Rule) -> str:
+    return json.dumps(rule_dict(rule))
+
+
+def rule_from_json(text: str) -> Rule:
+    return rule_from_dict(json.loads(text))

@@ -13,12 +13,13 @@ import pytest
 
 from broadcaster import demo_data
 from broadcaster.dispatcher import BroadcastRequest
-from broadcaster.programmes import ProgrammeService, outcome_of
+from broadcaster.programmes.service import ProgrammeService
 from broadcaster.settings import SchedulerSettings
 from broadcaster.store import Store
 from broadcaster.targeting import Target
 from loa.clock import FakeClock
 from loa.errors import Conflict, InvalidInput
+from schedules.engine import outcome_of
 from schedules.recurrence import Rule
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

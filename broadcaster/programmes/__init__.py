@@ -1,0 +1,1 @@
+"""Programmes: CRUD, approval, conflicts, prefetch plans, routes; may use schedules/, not wiring."""
