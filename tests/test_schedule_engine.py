@@ -308,10 +308,13 @@ def test_mark_refuses_a_second_start_of_the_same_firing() -> None:
 def test_a_starter_that_does_not_mark_is_marked_after_it_returns() -> None:
     engine, store, _, clock = world()
     approve(store, "tin-sang", Rule("daily", "06:00"), clock.now_us())
+    fired: list[tuple[str, str]] = []
+    engine.on_fired = lambda due, bid: fired.append((due.programme_id, bid))
     engine.start = lambda due, start: "b-1"
     clock.advance((at(6) - clock.now_us()) / 1e6)
     assert engine.tick() == 1
     assert store.rows[("tin-sang", at(6))].broadcast_id == "b-1"
+    assert fired == [("tin-sang", "b-1")]  # heard once (the audit log's "programme.fire")
 
 
 def test_queued_behind_a_busy_speaker_then_skipped_past_queue_max() -> None:
