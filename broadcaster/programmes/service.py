@@ -40,6 +40,8 @@ from .rows import OccurrenceRows
 
 
 class ProgrammeService:
+    """A commune's programmes, and the engine that fires them (started by :meth:`run`)."""
+
     def __init__(
         self,
         store: Store,
@@ -51,11 +53,9 @@ class ProgrammeService:
         relay: RelayStarter | None = None,
         prefetcher: Prefetcher | None = None,
     ) -> None:
-        self.relay = relay
         self.prefetcher = prefetcher
         self.store = store
         self.db = store.db
-        self.player = player
         self.clock = clock
         self.settings = settings
         self.audit = audit
@@ -84,7 +84,7 @@ class ProgrammeService:
         An edit of an approved programme sends it back for approval and drops its
         future firings; past ones stay as they happened.
         """
-        row_commune = self.store.require_commune(commune)
+        self.store.require_commune(commune)
         validate(rule)
         if any(t.commune != commune for t in targets):
             raise InvalidInput(
@@ -104,7 +104,6 @@ class ProgrammeService:
             "rule": rule_json(rule),
             "updated_us": now,
         }
-        del row_commune
         with self.db.atomic():
             if programme_id is None:
                 programme_id = str(uuid.uuid4())
