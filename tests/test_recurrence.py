@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loa.errors import InvalidInput
-from schedules.recurrence import Rule, fires_between, next_fire, parse_date, validate
+from schedules.recurrence import (
+    Rule,
+    fires_between,
+    next_fire,
+    parse_date,
+    rule_from_json,
+    rule_json,
+    validate,
+)
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ZONES = ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
@@ -169,3 +177,10 @@ def test_week_of_fires_is_exact() -> None:
     got = fires_between(rule, at(2026, 11, 23), at(2026, 11, 30))
     assert got == [at(2026, 11, d, 17, 0).astimezone(UTC) for d in range(23, 30)]
     assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(got))
+
+
+@given(rules | st.builds(Rule, kind=st.just("once"), at=st.just("06:00"), start=st.dates()))
+def test_a_stored_rule_reads_back_equal(rule: Rule) -> None:
+    text = rule_json(rule)
+    assert rule_from_json(text) == rule
+    assert rule_json(rule_from_json(text)) == text  # one stored form per rule
