@@ -46,11 +46,6 @@ class Alarm:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
 
-    @property
-    def job_set(self) -> bool:
-        """A wake-up job is pending (for tests)."""
-        return self._scheduler is not None and self._scheduler.get_job(JOB_ID) is not None
-
     def ring(self) -> None:
         """Wake the loop now."""
         self._event.set()
