@@ -31,12 +31,12 @@ from loa.clock import Clock, SystemClock
 from loa.errors import BrokerError, Conflict, FieldError, InvalidInput, LoaError, NotFound
 from schedules.recurrence import Rule, fires_between, next_fire, validate
 
-from .directory import resolve_in
-from .dispatcher import BroadcastRequest
-from .prefetch import Prefetcher
+from .broadcasts.dispatcher import BroadcastRequest
+from .broadcasts.prefetch import Prefetcher
+from .places.directory import resolve_in
+from .places.targeting import Resolution, Target
 from .settings import SchedulerSettings
-from .store import Store
-from .targeting import Resolution, Target
+from .store.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from broadcaster.alerts.model import (
     TEMPLATES,
     AlertType,
