@@ -24,38 +24,40 @@ from loa import __version__
 from loa.clock import Clock, SkewedClock, SystemClock
 from loa.errors import ConfigError, ToolMissing
 
-from . import api, live_api, media_api
 from .alerts import api as alerts_api
 from .alerts.service import AlertService
-from .arrival import ArrivalMiddleware
 from .auth import api as auth_api
 from .auth.accounts import Accounts
 from .auth.audit import AuditLog
 from .auth.headers import SecurityHeaders
 from .auth.limits import RateLimit
 from .auth.middleware import AuthMiddleware
-from .broker_access import BrokerAccess
-from .dispatcher import Dispatcher
-from .facts import Facts
+from .broadcasts import api as broadcasts_api
+from .broadcasts import live_api
+from .broadcasts.dispatcher import Dispatcher
+from .broadcasts.ledger import Ledger
+from .broadcasts.live import LiveRequest
+from .broadcasts.prefetch import Prefetcher
+from .broadcasts.relay import check_url, relay
+from .broker.access import BrokerAccess
 from .fleet import api as fleet_api
 from .fleet import registry_api
+from .fleet.facts import Facts
 from .fleet.firmware import Firmware
 from .fleet.service import FleetService
-from .http_errors import HANDLERS
-from .ledger import Ledger
-from .library import Library
-from .live import LiveRequest
+from .library import api as library_api
+from .library.service import Library
 from .logs import RequestLog
 from .places import api as places_api
-from .prefetch import Prefetcher
+from .places.targeting import Resolution
 from .programmes import api as programmes_api
 from .programmes.service import ProgrammeService
-from .relay import check_url, relay
 from .services import Services
 from .settings import Settings
-from .store import Store
-from .targeting import Resolution
+from .store.store import Store
 from .ui import pages as ui_pages
+from .web.arrival import ArrivalMiddleware
+from .web.errors import HANDLERS
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,8 @@ def speech_engine(settings: AudioSettings) -> SpeechEngine | None:
 #: Every route; each has an access rule in :data:`broadcaster.auth.policy.POLICY`.
 ROUTES = [
     *auth_api.routes,
-    *api.routes,
-    *media_api.routes,
+    *broadcasts_api.routes,
+    *library_api.routes,
     *live_api.routes,
     *alerts_api.routes,
     *programmes_api.routes,

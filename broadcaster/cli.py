@@ -158,8 +158,8 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_bench(args)
     if args.command == "broker":
-        from .broker import start_broker
-        from .broker_supervisor import supervise_forever
+        from .broker.process import start_broker
+        from .broker.supervisor import supervise_forever
 
         b = start_broker(args.mode, port=args.broker_port)
         print(f"{b.kind} listening on {b.host}:{b.port}; Ctrl-C to stop", flush=True)

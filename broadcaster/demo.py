@@ -20,15 +20,15 @@ from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 from loa.errors import ToolMissing
 
-from . import demo_data
 from .app import create_app
 from .auth.accounts import account_ids, first_admin_line, forget_accounts, service_token
-from .broker import Broker, find_mosquitto
-from .broker_access import BrokerAccess
-from .broker_supervisor import BrokerSupervisor
+from .broker.access import BrokerAccess
+from .broker.process import Broker, find_mosquitto
+from .broker.supervisor import BrokerSupervisor
+from .places import demo_data
 from .runner import serving, start_own_broker, stop_on_signal
 from .settings import Settings
-from .store import Store
+from .store.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ async def _settled(app: Any, count: int, timeout: float = 10.0) -> None:
 
 def _quiet_presence() -> None:
     """At a stop, the 27 simulated speakers leaving is expected, not news."""
-    logging.getLogger("broadcaster.facts").setLevel(logging.WARNING)
+    logging.getLogger("broadcaster.fleet.facts").setLevel(logging.WARNING)
 
 
 async def _run(
@@ -227,7 +227,7 @@ async def _run(
             # started in full even if a signal comes meanwhile (a speaker cancelled halfway
             # through connecting leaves an MQTT client nobody closes); the signal then ends
             # the ``with stop`` block at once, and the speakers stop first
-            presence = logging.getLogger("broadcaster.facts")
+            presence = logging.getLogger("broadcaster.fleet.facts")
             level = presence.level
             presence.setLevel(logging.WARNING)  # 27 simulated speakers arriving is not news
             await sims.start(fleet.run)

@@ -25,11 +25,11 @@ from loa.clock import SystemClock
 from loa.errors import LoaError
 
 from .app import server_options
-from .broker import Broker, find_mosquitto, start_broker
-from .broker_access import CONTROLLER_USER, BrokerAccess
+from .broker.access import CONTROLLER_USER, BrokerAccess
+from .broker.process import Broker, find_mosquitto, start_broker
+from .broker.tls import demo_ca
 from .settings import Settings
-from .store import Store
-from .tls import demo_ca
+from .store.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ import anyio
 
 from loa.clock import SystemClock
 
-from . import demo_data
 from .app import create_app
 from .auth.accounts import account_ids, first_admin_line, forget_accounts
-from .broker_supervisor import BrokerSupervisor
+from .broker.supervisor import BrokerSupervisor
+from .places import demo_data
 from .runner import serving, start_own_broker, stop_on_signal
 from .settings import Settings
-from .store import Store
+from .store.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -14,17 +14,17 @@ from .alerts.service import AlertService
 from .auth.accounts import Accounts
 from .auth.audit import AuditLog
 from .auth.limits import RateLimit
-from .broker_access import BrokerAccess
-from .dispatcher import Dispatcher
-from .facts import Facts
+from .broadcasts.dispatcher import Dispatcher
+from .broadcasts.ledger import Ledger
+from .broker.access import BrokerAccess
+from .fleet.facts import Facts
 from .fleet.firmware import Firmware
 from .fleet.service import FleetService
-from .ledger import Ledger
-from .library import Library
+from .library.service import Library
 from .looplag import LoopLag
 from .programmes.service import ProgrammeService
 from .settings import Settings
-from .store import Store
+from .store.store import Store
 
 
 @dataclass

@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from audio.tones import chime, to_wav, tone
-from broadcaster import demo_data
 from broadcaster.auth.accounts import service_token
 from broadcaster.bench.harness import ControllerThread
-from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.broker.process import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.places import demo_data
 from broadcaster.services import Services
 from broadcaster.settings import Settings, build
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from devices.signing import Verifier
 from firmware_sim.fleet import Fleet
 from firmware_sim.playlog import PlayLog

@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster import demo_data
 from broadcaster.bench.harness import SimProcess
-from broadcaster.store import Store
+from broadcaster.places import demo_data
+from broadcaster.store.store import Store
 from firmware_sim.spec import DeviceSpec
 from tests.conftest import Running, serve
 from tests.test_alerts import FLOOD, act, create, targets, wait_alert

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcaster.auth.roles import Area, Role
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from tests.conftest import Running, make_settings, serve
 from tests.test_alerts import SHORT, act, targets
 from tests.test_api import COMMUNE, assert_error

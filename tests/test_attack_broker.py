@@ -9,8 +9,8 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster.broker import find_mosquitto, free_port, start_broker
-from broadcaster.relay import check_source
+from broadcaster.broadcasts.relay import check_source
+from broadcaster.broker.process import find_mosquitto, free_port, start_broker
 from loa.errors import InvalidInput
 from tests.test_broker_acl import ME, PEER, C, Setup
 
@@ -57,10 +57,10 @@ def test_6_mosquitto_does_not_run_as_root(tmp_path: Path) -> None:
 async def test_6_with_tls_the_plaintext_listener_is_loopback_and_controller_only(
     tmp_path: Path,
 ) -> None:
-    from broadcaster import demo_data
-    from broadcaster.broker_access import CONTROLLER_USER, BrokerAccess
-    from broadcaster.store import Store
-    from broadcaster.tls import demo_ca
+    from broadcaster.broker.access import CONTROLLER_USER, BrokerAccess
+    from broadcaster.broker.tls import demo_ca
+    from broadcaster.places import demo_data
+    from broadcaster.store.store import Store
     from loa.clock import SystemClock
 
     store = Store(tmp_path / "loa.db")
@@ -116,7 +116,7 @@ async def test_5_an_allowed_local_source_is_accepted_without_its_password() -> N
 @needs_mosquitto
 async def test_6_a_speakers_retained_telemetry_is_cleared_not_kept(tmp_path: Path) -> None:
     from broadcaster.app import SUBSCRIPTIONS
-    from broadcaster.broker_access import CONTROLLER_USER
+    from broadcaster.broker.access import CONTROLLER_USER
     from devices.topics import device_filter, retain_refused
     from devices.transport import LinkOptions, MqttLink
     from loa.clock import SystemClock
@@ -181,7 +181,7 @@ async def test_6_a_speakers_retained_telemetry_is_cleared_not_kept(tmp_path: Pat
 def test_5_a_failing_relay_says_why_without_echoing_what_a_server_said() -> None:
     import httpx
 
-    from broadcaster.relay import _describe
+    from broadcaster.broadcasts.relay import _describe
 
     said = _describe(httpx.RemoteProtocolError("HTTP/1.1 500 secret-internal-banner"))
     assert "secret" not in said and said

@@ -265,7 +265,7 @@ async def test_6_relay_credentials_are_shown_to_admins_only(tmp_path: Path, brok
 
 
 def test_6_the_database_and_its_wal_are_private(tmp_path: Path) -> None:
-    from broadcaster.store import Store
+    from broadcaster.store.store import Store
 
     old = os.umask(0o022)
     try:

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from broadcaster.broker import free_port
-from broadcaster.tls import demo_ca
+from broadcaster.broker.process import free_port
+from broadcaster.broker.tls import demo_ca
 from loa.clock import SystemClock
 
 

@@ -18,7 +18,7 @@ from audio.master import prepare
 from audio.ogg import OggReader, opus_stream
 from audio.settings import AudioSettings
 from audio.trim import sound_bounds, trim
-from broadcaster.live import LiveTimeline
+from broadcaster.broadcasts.live import LiveTimeline
 from loa.errors import AudioError
 
 RATE = 48000

@@ -18,7 +18,7 @@ from broadcaster.auth.accounts import Accounts, first_admin_line
 from broadcaster.auth.policy import POLICY
 from broadcaster.auth.roles import GRANTS, Area, Perm, Role
 from broadcaster.settings import SecuritySettings, Settings
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from loa.clock import SystemClock
 from tests.conftest import Running, make_settings, serve
 from tests.test_api import COMMUNE, assert_error

@@ -6,7 +6,13 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster.broker import Broker, find_mosquitto, free_port, mosquitto_config, start_broker
+from broadcaster.broker.process import (
+    Broker,
+    find_mosquitto,
+    free_port,
+    mosquitto_config,
+    start_broker,
+)
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import SystemClock
 from loa.errors import BrokerError

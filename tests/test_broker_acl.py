@@ -11,10 +11,10 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster import demo_data
-from broadcaster.broker import Broker, find_mosquitto, free_port, start_broker
-from broadcaster.broker_access import CONTROLLER_USER, BrokerAccess, mosquitto_hash
-from broadcaster.store import Store
+from broadcaster.broker.access import CONTROLLER_USER, BrokerAccess, mosquitto_hash
+from broadcaster.broker.process import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.places import demo_data
+from broadcaster.store.store import Store
 from loa.clock import SystemClock
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto")
@@ -141,7 +141,7 @@ async def test_a_revoked_device_is_cut_off_without_restarting_the_broker(setup: 
 async def test_a_tls_listener_with_the_demo_ca(tmp_path: Path) -> None:
     import ssl
 
-    from broadcaster.tls import demo_ca
+    from broadcaster.broker.tls import demo_ca
 
     store = Store(tmp_path / "loa.db")
     demo_data.seed(store)

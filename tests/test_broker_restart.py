@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiomqtt
 import anyio
 
-from broadcaster.broker import free_port, start_broker
+from broadcaster.broker.process import free_port, start_broker
 from devices.messages import PlayReport, parse
 from devices.signing import Signer, Verifier
 from devices.topics import DeviceTopic, device_filter

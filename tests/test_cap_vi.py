@@ -12,12 +12,12 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster import demo_data
 from broadcaster.alerts import cap, vi_match
 from broadcaster.alerts.cap_import import Commune, targets
 from broadcaster.alerts.model import AlertType
-from broadcaster.store import Store
-from broadcaster.targeting import Target
+from broadcaster.places import demo_data
+from broadcaster.places.targeting import Target
+from broadcaster.store.store import Store
 from loa.errors import InvalidInput
 from tests.conftest import Running, fleet_of
 from tests.test_alerts import act, finished, wait_alert

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 
 
 def loa(

@@ -17,7 +17,7 @@ from typing import Any
 import aiomqtt
 import anyio
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from devices.frames import FrameType, decode_frame
 from devices.messages import Presence, Telemetry, TimeRequest, TimeResponse, dump, parse
 from devices.router import Router

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from firmware_sim.playlog import read_log
 from firmware_sim.spec import dump_fleet
 from tests.conftest import Running, fleet_of, wav

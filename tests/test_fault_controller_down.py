@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster import demo_data
-from broadcaster.broker import Broker, free_port, start_broker
-from broadcaster.broker_supervisor import relaunch
-from broadcaster.store import Store
+from broadcaster.broker.process import Broker, free_port, start_broker
+from broadcaster.broker.supervisor import relaunch
+from broadcaster.places import demo_data
+from broadcaster.store.store import Store
 from devices.signing import Signer
 from tests.conftest import wav
 from tests.faults import sim_process, stop

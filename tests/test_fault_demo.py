@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from broadcaster.auth.accounts import service_token
-from broadcaster.broker import find_mosquitto
+from broadcaster.broker.process import find_mosquitto
 from broadcaster.settings import SecuritySettings
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from loa.clock import SystemClock
 from tests.conftest import wav
 from tests.test_api import COMMUNE

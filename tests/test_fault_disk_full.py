@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.broker import Broker, free_port
+from broadcaster.broker.process import Broker, free_port
 from tests.conftest import wav
 from tests.test_api import COMMUNE
 from tests.test_schedule_restart import seeded, wait_up

@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from broadcaster.settings import SchedulerSettings
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from firmware_sim.spec import DeviceSpec
 from tests.conftest import Running, fleet_of, make_settings, serve, wav
 from tests.test_dispatch import start, upload

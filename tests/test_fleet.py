@@ -11,9 +11,9 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broadcaster import demo_data
 from broadcaster.bench.harness import SimProcess
-from broadcaster.store import Store
+from broadcaster.places import demo_data
+from broadcaster.store.store import Store
 from devices.router import Router
 from firmware_sim.speaker import SpeakerOptions
 from firmware_sim.spec import DeviceSpec

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from broadcaster.bench.harness import ControllerThread
-from broadcaster.broker import Broker
+from broadcaster.broker.process import Broker
 from tests.conftest import make_settings
 
 

@@ -16,7 +16,7 @@ import anyio
 import pytest
 import websockets
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from broadcaster.settings import Settings
 from tests.conftest import Running, ffmpeg_make, fleet_of, make_settings, serve
 from tests.test_api import COMMUNE, assert_error
@@ -307,7 +307,7 @@ async def test_relay_rides_out_an_upstream_drop_and_reports_the_gap(
 
 
 async def test_unreachable_relay_is_reported_not_silent(tmp_path: Path, broker: Any) -> None:
-    from broadcaster.broker import free_port
+    from broadcaster.broker.process import free_port
 
     url = f"http://127.0.0.1:{free_port()}/none.mp3"
     async with serve(live_settings(tmp_path, broker)) as r:

@@ -10,7 +10,7 @@ from audio.encode import encode_mp3
 from audio.mp3 import frame_header, mp3_frames
 from audio.settings import AudioSettings
 from audio.tones import tone
-from broadcaster.legs import MP3_ENCODER_DELAY, Timing, mp3_leg
+from broadcaster.broadcasts.legs import MP3_ENCODER_DELAY, Timing, mp3_leg
 from devices.frames import Priority
 from devices.topics import Group, GroupKind
 from loa.errors import AudioError

@@ -19,7 +19,7 @@ from broadcaster.auth.roles import Area, Role
 from broadcaster.logs import JsonFormatter, RedactFilter, redact
 from broadcaster.places.service import slug
 from broadcaster.settings import Settings
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from devices.frames import decode_frame
 from devices.messages import DeviceConfig, parse
 from devices.provisioning import Provisioning
@@ -401,7 +401,7 @@ def test_provisioned_broker_urls_put_tls_first_or_follow_the_setting(settings: S
 async def test_a_zone_of_hamlets_reaches_its_speakers_at_once(running: Running) -> None:
     """A zone created while speakers are online: their signed config changes at once and
     a broadcast to the zone plays on exactly the zone's hamlet."""
-    from broadcaster import demo_data
+    from broadcaster.places import demo_data
     from tests.conftest import fleet_of, wav
     from tests.test_e2e import broadcast, wait_online
 
@@ -746,7 +746,7 @@ def test_a_data_folder_that_cannot_be_used_is_one_line(
 def test_loa_serve_notices_a_data_folder_holding_the_demo(tmp_path: Path) -> None:
     """README: the demo first, then loa serve for the real commune; both default to
     ./loa-data, so serve says when the real commune would start on top of the demo."""
-    from broadcaster import demo_data
+    from broadcaster.places import demo_data
     from broadcaster.places.service import Places
     from broadcaster.serve import holds_demo
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from devices.items import pack_item, slices, unpack_item
 from devices.messages import ItemOffer
 from firmware_sim.cache import ItemCache

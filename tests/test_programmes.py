@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcaster import demo_data
-from broadcaster.dispatcher import BroadcastRequest
+from broadcaster.broadcasts.dispatcher import BroadcastRequest
+from broadcaster.places import demo_data
+from broadcaster.places.targeting import Target
 from broadcaster.programmes.service import ProgrammeService
 from broadcaster.settings import SchedulerSettings
-from broadcaster.store import Store
-from broadcaster.targeting import Target
+from broadcaster.store.store import Store
 from loa.clock import FakeClock
 from loa.errors import Conflict, InvalidInput
 from schedules.engine import outcome_of

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import pytest
 
-from broadcaster import demo_data
+from broadcaster.places import demo_data
 from loa.clock import SkewedClock, SystemClock
 from tests.conftest import Running, ffmpeg_make, fleet_of, make_settings, serve
 from tests.test_api import COMMUNE, assert_error
@@ -149,7 +149,7 @@ async def test_an_approved_programme_fires_and_plays_on_time(tmp_path: Path, bro
 async def test_a_province_bulletin_airs_in_two_communes_on_their_own_schedules(
     tmp_path: Path, broker: Any
 ) -> None:
-    from broadcaster.store import Store
+    from broadcaster.store.store import Store
     from firmware_sim.spec import DeviceSpec
 
     store = Store(Path(make_settings(tmp_path, broker).db.path))

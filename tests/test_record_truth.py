@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from broadcaster.ledger import Ledger
-from broadcaster.outcome import final_status
-from broadcaster.store import Store
+from broadcaster.broadcasts.ledger import Ledger
+from broadcaster.broadcasts.outcome import final_status
+from broadcaster.store.store import Store
 from devices.messages import PlayReport
 from tests.test_store import COMMUNE, add_media, broadcast_row, count, delivery
 
@@ -113,7 +113,7 @@ def test_proof_after_the_close_recomputes_the_status(seeded_store: Store) -> Non
 
 
 def test_a_late_acceptance_is_said_in_the_record(seeded_store: Store) -> None:
-    from broadcaster.dispatcher import Dispatcher
+    from broadcaster.broadcasts.dispatcher import Dispatcher
     from broadcaster.settings import StreamSettings
     from devices.signing import Signer
     from loa.clock import FakeClock

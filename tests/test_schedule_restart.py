@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from broadcaster import demo_data
 from broadcaster.auth.accounts import service_token
-from broadcaster.broker import Broker, free_port, start_broker
+from broadcaster.broker.process import Broker, free_port, start_broker
+from broadcaster.places import demo_data
 from broadcaster.settings import SecuritySettings
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from loa.clock import SystemClock
 from tests.conftest import wav
 from tests.test_api import COMMUNE

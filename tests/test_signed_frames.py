@@ -10,7 +10,7 @@ import aiomqtt
 import anyio
 
 from audio.plan import plan_chunks
-from broadcaster.broker import Broker
+from broadcaster.broker.process import Broker
 from devices.frames import Codec, Frame, FrameType, Priority, encode_frame, pack_packets
 from devices.messages import StreamEnd, StreamStart, dump
 from devices.signing import Signer, Verifier

@@ -6,7 +6,7 @@ import uuid
 
 import anyio
 
-from broadcaster.broker import Broker
+from broadcaster.broker.process import Broker
 from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
 from devices.messages import Ack, Command, DeviceConfig, GroupRef, dump, parse
 from devices.signing import Signer

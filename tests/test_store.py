@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from broadcaster import demo_data
-from broadcaster.ledger import Ledger, summarize
-from broadcaster.migrations import migrations
-from broadcaster.store import Store
+from broadcaster.broadcasts.ledger import Ledger, summarize
+from broadcaster.places import demo_data
+from broadcaster.store.migrations import migrations
+from broadcaster.store.store import Store
 from devices.messages import PlayReport, Telemetry
 from loa.errors import NotFound
 

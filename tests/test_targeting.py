@@ -1,4 +1,4 @@
-"""broadcaster.targeting.resolve on hand-built directories (pure, no database)."""
+"""broadcaster.places.targeting.resolve on hand-built directories (pure, no database)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.store import DeviceRow
-from broadcaster.targeting import Directory, Target, member, resolve
+from broadcaster.places.targeting import Directory, Target, member, resolve
+from broadcaster.store.store import DeviceRow
 from devices.topics import Group, GroupKind
 from loa.errors import InvalidInput
 

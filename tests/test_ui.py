@@ -17,10 +17,10 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster import demo_data
 from broadcaster.auth.accounts import Accounts
 from broadcaster.auth.roles import Area, Role
-from broadcaster.store import Store
+from broadcaster.places import demo_data
+from broadcaster.store.store import Store
 from broadcaster.ui.catalogue import msgids
 from broadcaster.ui.i18n import translator
 from broadcaster.ui.pages import JS_STRINGS

@@ -15,7 +15,7 @@ import pytest
 
 from broadcaster.auth.accounts import Accounts
 from broadcaster.auth.roles import EVERYWHERE, Area, Role
-from broadcaster.store import Store
+from broadcaster.store.store import Store
 from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 from tests.conftest import fleet_of, make_settings, serve

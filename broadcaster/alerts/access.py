@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from ..auth.guard import require_targets
 from ..auth.roles import Principal
-from ..store import Store
-from ..targeting import Target
+from ..places.targeting import Target
+from ..store.store import Store
 
 
 def require_alert_area(p: Principal, targets: Sequence[Target], store: Store) -> None:

@@ -15,10 +15,10 @@ from starlette.routing import Route
 
 from loa.errors import FieldError, PayloadTooLarge, UnsupportedMedia
 
-from ..api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from ..auth.guard import principal
-from ..outcome import RUNNING
-from ..targeting import Target
+from ..broadcasts.outcome import RUNNING
+from ..places.targeting import Target
+from ..web.bodies import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from . import cap_export as capx
 from . import cap_import as capi
 from .access import require_alert_area

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from loa.errors import Conflict
 
-from ..targeting import Target
+from ..places.targeting import Target
 from . import vi_match
 from .cap import SKEW_S, CapAlert, CapInfo, alert_type, bad, parse, risk_level
 from .service import AlertRequest, AlertService

@@ -24,12 +24,12 @@ from devices.frames import Priority
 from loa.clock import Clock
 from loa.errors import Conflict, FieldError, InvalidInput, LoaError, NotFound
 
-from ..directory import resolve_in
-from ..dispatcher import BroadcastRequest, Dispatcher
-from ..ledger import Ledger
-from ..library import Library
-from ..store import Store
-from ..targeting import Resolution, Target
+from ..broadcasts.dispatcher import BroadcastRequest, Dispatcher
+from ..broadcasts.ledger import Ledger
+from ..library.service import Library
+from ..places.directory import resolve_in
+from ..places.targeting import Resolution, Target
+from ..store.store import Store
 from .board import _public, _severity, hamlet_board, speaker_board
 from .model import (
     ALL_CLEAR_TEXT,

@@ -19,7 +19,7 @@ from loa.clock import Clock
 from loa.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthorized
 
 from ..settings import SecuritySettings
-from ..store import Store
+from ..store.store import Store
 from .names import MIN_PASSWORD, check_password, check_username, norm_username
 from .roles import EVERYWHERE, Area, Principal, Role
 from .throttle import Backoff, Hashing

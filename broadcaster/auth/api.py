@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from loa.errors import Forbidden, InvalidInput
 
-from ..api import Body, Id, ok, read_json, svc
+from ..web.bodies import Body, Id, ok, read_json, svc
 from .accounts import public
 from .audit import ACTOR
 from .guard import principal

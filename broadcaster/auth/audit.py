@@ -14,7 +14,7 @@ from typing import Any
 
 from loa.clock import Clock
 
-from ..store import Store
+from ..store.store import Store
 from .policy import area_reach, within
 from .roles import Area
 

@@ -9,8 +9,8 @@ from starlette.requests import HTTPConnection
 
 from loa.errors import Forbidden, Unauthorized
 
-from ..store import Store
-from ..targeting import Target
+from ..places.targeting import Target
+from ..store.store import Store
 from .roles import Principal
 
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loa.errors import Forbidden, LoaError, PayloadTooLarge, Unauthorized
 
-from ..http_errors import error_body
+from ..web.errors import error_body
 from .accounts import Accounts
 from .audit import ACTOR
 from .policy import POLICY, require_within

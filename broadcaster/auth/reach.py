@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..targeting import Target
+from ..places.targeting import Target
 from .policy import DEPLOYMENT, Part, Reach
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from loa.clock import Clock
 from loa.errors import FieldError, InvalidInput, NotFound
 
-from ..store import Store
+from ..store.store import Store
 from .roles import Area, Principal, Role
 
 TOKEN_PREFIX = "loa_"  # noqa: S105 - a prefix, not a secret

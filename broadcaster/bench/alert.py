@@ -26,7 +26,7 @@ from typing import Any
 from firmware_sim.spec import DeviceSpec
 from loa.errors import LoaError
 
-from ..outcome import RUNNING
+from ..broadcasts.outcome import RUNNING
 from .report import Figure, Report, percentile
 from .setup import COMMUNE, Deployment, deployment, start_sims, wait_online
 

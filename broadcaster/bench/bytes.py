@@ -22,7 +22,7 @@ from devices.frames import OVERHEAD, Priority, pack_packets
 from devices.messages import dump
 from devices.topics import Group, GroupKind, mqtt_publish_overhead
 
-from ..legs import Timing, mp3_leg
+from ..broadcasts.legs import Timing, mp3_leg
 from ..settings import StreamSettings
 from .report import Figure, Report
 
@@ -117,7 +117,7 @@ def mp3_leg_airtime(
     pcm: bytes, settings: AudioSettings, stream: StreamSettings, topic: str
 ) -> Airtime:
     """Loa's own MP3 leg, as the dispatcher sends it: the stored MP3 rendition
-    (``audio.mp3_bitrate_kbps``) cut by :func:`broadcaster.legs.mp3_leg` into frames,
+    (``audio.mp3_bitrate_kbps``) cut by :func:`broadcaster.broadcasts.legs.mp3_leg` into frames,
     each with Loa's header, signature and the MQTT PUBLISH header; START and END too."""
     data = encode_mp3(pcm, settings, settings.mp3_bitrate_kbps).data
     mp3 = mp3_frames(data)

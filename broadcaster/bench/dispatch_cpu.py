@@ -1,6 +1,6 @@
 """The dispatcher's CPU over its whole path, ours against a naive per-speaker loop.
 
-Both go through the real :class:`broadcaster.dispatcher.Dispatcher` with a real SQLite
+Both go through the real :class:`broadcaster.broadcasts.dispatcher.Dispatcher` with a real SQLite
 ledger: a broadcast row, a stream row, one delivery row per speaker, the frames signed
 and published to a real broker, the ledger finalised at the end. The only difference is
 the targeting: ours publishes each frame once to the commune's group topic (the broker
@@ -29,11 +29,11 @@ from devices.topics import Group, GroupKind
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import SystemClock
 
-from ..dispatcher import BroadcastRequest, Dispatcher
-from ..ledger import Ledger
+from ..broadcasts.dispatcher import BroadcastRequest, Dispatcher
+from ..broadcasts.ledger import Ledger
+from ..places.targeting import Resolution
 from ..settings import StreamSettings
-from ..store import DeviceRow, MediaRow, Store
-from ..targeting import Resolution
+from ..store.store import DeviceRow, MediaRow, Store
 from .setup import COMMUNE, seed
 
 

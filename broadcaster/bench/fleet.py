@@ -21,8 +21,8 @@ from devices.transport import LinkOptions, MqttLink
 from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 
-from ..broker import start_broker
-from ..dispatcher import publish_frame
+from ..broadcasts.dispatcher import publish_frame
+from ..broker.process import start_broker
 from .dispatch_cpu import dispatch_cpu, prepare
 from .report import Figure, Report
 from .setup import (

@@ -43,8 +43,8 @@ def child(source: str, workdir: str) -> None:
 
     import anyio
 
-    from broadcaster.library import Library
-    from broadcaster.store import Store
+    from broadcaster.library.service import Library
+    from broadcaster.store.store import Store
     from loa.clock import SystemClock
     from loa.errors import AudioError
 

@@ -17,10 +17,10 @@ from loa.clock import SystemClock
 from loa.errors import LoaError
 
 from ..auth.accounts import service_token
-from ..broker import Broker, start_broker
-from ..outcome import RUNNING
+from ..broadcasts.outcome import RUNNING
+from ..broker.process import Broker, start_broker
 from ..settings import Settings, build
-from ..store import Store
+from ..store.store import Store
 from .harness import ControllerThread, SimProcess
 
 COMMUNE = "xa-bench"

@@ -24,11 +24,11 @@ from loa.errors import (
     UnsupportedMedia,
 )
 
-from ..api import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal, require_targets
 from ..auth.headers import DOCUMENT_HEADERS
 from ..auth.policy import DEPLOYMENT, Part, require_within
-from ..targeting import Target
+from ..places.targeting import Target
+from ..web.bodies import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from .metrics import render
 from .report import as_csv, commune_report, province_rollup, rollup_csv
 from .report_html import as_html
@@ -365,7 +365,13 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+async def health(request: Request) -> JSONResponse:
+    s = svc(request)
+    return ok({"mqtt": s.link.connected, "version": s.version})
+
+
 routes = [
+    Route("/api/health", health),
     Route("/api/communes/{commune}/devices", device_create, methods=["POST"]),
     Route("/api/devices/{device}", device_get, methods=["GET"]),
     Route("/api/devices/{device}", device_update, methods=["PUT"]),

@@ -1,6 +1,6 @@
 """The fleet check's reads, set-based: a handful of queries for the whole fleet, not a
 handful per speaker. Runs on a reader connection in a worker thread
-(:meth:`broadcaster.store.Store.read`); the alarms it implies are written on the loop."""
+(:meth:`broadcaster.store.store.Store.read`); the alarms it implies are written on the loop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..settings import FleetSettings
-from ..store import Store
+from ..store.store import Store
 from .alarms import Facts
 
 FAILED = ("no_report", "missed")

@@ -32,7 +32,7 @@ from loa.clock import Clock
 from loa.errors import BrokerError, Conflict, FieldError, InvalidInput, NotFound
 
 from ..settings import FleetSettings
-from ..store import Store
+from ..store.store import Store
 from .service import Publish
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ is gone: the password is never stored in clear.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 from pathlib import Path
@@ -22,14 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devices import provisioning
+from devices.frames import MINOR_VERSION, VERSION
 from devices.signing import public_to_hex
 from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, PayloadTooLarge
 
-from ..api import ok, path_id, svc
 from ..auth.guard import principal
 from ..auth.roles import Perm
 from ..places.service import Places
 from ..services import Services
+from ..web.bodies import ok, path_id, svc
 from . import speaker_csv
 
 logger = logging.getLogger(__name__)
@@ -305,7 +307,49 @@ async def export_csv(request: Request) -> Response:
     )
 
 
+async def keys(request: Request) -> JSONResponse:
+    """The controller public keys a speaker must trust (protocol.md, *Keys*): the key it
+    signs with now, then any other key a rotation announces. Public, never secret."""
+    s = svc(request)
+    signing = s.signer.public_hex()
+    listed = [signing, *(k for k in s.settings.security.trusted_keys if k != signing)]
+    return ok(
+        {
+            "protocol": f"{VERSION}.{MINOR_VERSION}",
+            "keys": [
+                {
+                    "public_key": k,
+                    "key_id": hashlib.sha256(bytes.fromhex(k)).digest()[:4].hex(),
+                    "signing": k == signing,
+                }
+                for k in listed
+            ],
+        }
+    )
+
+
+async def device_revoke(request: Request) -> JSONResponse:
+    s = svc(request)
+    device = path_id(request, "device")
+    await anyio.to_thread.run_sync(s.broker_access.revoke, device)
+    s.audit("device.revoke", device=device)
+    commune = s.store.device_commune(device)
+    if commune is not None:  # the broker drops it without a will: say so ourselves
+        s.store.set_presence(
+            commune,
+            device,
+            online=False,
+            at_us=s.clock.now_us(),
+            firmware="",
+            codecs=[],
+            reason="broker credentials revoked",
+        )
+    return ok({})
+
+
 routes = [
+    Route("/api/keys", keys),
+    Route("/api/devices/{device}/credentials", device_revoke, methods=["DELETE"]),
     Route("/api/devices/{device}/credentials", issue, methods=["POST"]),
     Route("/api/communes/{commune}/devices/import", import_csv, methods=["POST"]),
     Route("/api/communes/{commune}/devices/export.csv", export_csv, methods=["GET"]),

@@ -18,7 +18,7 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from ..store import Store
+from ..store.store import Store
 from .service import FleetService
 
 KIND_ORDER = ("news", "notice", "relay", "live", "alert")

@@ -23,7 +23,7 @@ from loa.clock import Clock
 from loa.errors import BrokerError, FieldError, InvalidInput, NotFound, is_disk_full
 
 from ..settings import FleetSettings
-from ..store import Store
+from ..store.store import Store
 from .alarms import KINDS, evaluate
 from .checks import Snapshot, gather
 

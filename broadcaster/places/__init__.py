@@ -1,1 +1,2 @@
-"""Places: provinces, communes, hamlets and zones (service and routes)."""
+"""Places (provinces, communes, hamlets, zones), targeting, the directory, demo data and
+routes; may import store/, web/, auth/, devices/, loa."""

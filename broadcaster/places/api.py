@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from loa.errors import Forbidden
 
-from ..api import Body, Id, ok, path_id, read_json, svc
 from ..auth.guard import principal
+from ..web.bodies import Body, Id, ok, path_id, read_json, svc
 from .service import Places
 
 Name = Annotated[str, Field(min_length=1, max_length=400)]  # 100 once NFC: clean_name
@@ -238,7 +238,22 @@ async def zone_delete(request: Request) -> JSONResponse:
     return ok({})
 
 
+async def communes(request: Request) -> JSONResponse:
+    return ok({"communes": svc(request).store.communes()})
+
+
+async def hamlets(request: Request) -> JSONResponse:
+    return ok({"hamlets": svc(request).store.hamlets(path_id(request, "commune"))})
+
+
+async def devices(request: Request) -> JSONResponse:
+    return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
+
+
 routes = [
+    Route("/api/communes", communes),
+    Route("/api/communes/{commune}/hamlets", hamlets),
+    Route("/api/communes/{commune}/devices", devices),
     Route("/api/provinces", province_list, methods=["GET"]),
     Route("/api/provinces", province_create, methods=["POST"]),
     Route("/api/provinces/{province}", province_update, methods=["PUT"]),

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loa.errors import Conflict, FieldError, InvalidInput, NotFound
 
-from ..store import Store
+from ..store.store import Store
 
 #: Administrative words left out of ids (the name keeps them).
 PROVINCE_WORDS = ("tỉnh", "thành phố", "tp.", "tp")

@@ -2,7 +2,7 @@
 pushed ones are called off (the firing was dropped, skipped, missed or failed).
 
 The pushing itself (items, signed PLAYs, the speakers' answers) is the
-:class:`~broadcaster.prefetch.Prefetcher`'s; this decides what and when.
+:class:`~broadcaster.broadcasts.prefetch.Prefetcher`'s; this decides what and when.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from loa.clock import Clock
 from loa.errors import BrokerError, LoaError
 from schedules.occurrences import Key
 
-from ..directory import resolve_in
-from ..prefetch import Prefetcher
+from ..broadcasts.prefetch import Prefetcher
+from ..places.directory import resolve_in
 from ..settings import SchedulerSettings
-from ..store import Store
+from ..store.store import Store
 from .rows import targets_of
 
 logger = logging.getLogger(__name__)

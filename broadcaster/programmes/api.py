@@ -16,11 +16,11 @@ from starlette.routing import Route
 from loa.errors import FieldError, InvalidInput
 from schedules.recurrence import KINDS, Kind, Rule, parse_date, validate
 
-from ..api import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from ..auth.guard import principal, require_targets
 from ..auth.roles import Role
-from ..relay import check_source, redact
-from ..targeting import Target
+from ..broadcasts.relay import check_source, redact
+from ..places.targeting import Target
+from ..web.bodies import UUID_RE, Body, TargetIn, ok, path_id, read_json, svc
 from .service import ProgrammeService
 
 DateText = Annotated[str, Field(max_length=10)]

@@ -13,9 +13,9 @@ from typing import Any
 from schedules.occurrences import dt_of, us_of
 from schedules.recurrence import fires_between, rule_from_json
 
-from ..directory import resolve_in
-from ..store import Store
-from ..targeting import Target
+from ..places.directory import resolve_in
+from ..places.targeting import Target
+from ..store.store import Store
 
 #: Conflicts are looked for this far ahead.
 CONFLICT_WINDOW_DAYS = 14

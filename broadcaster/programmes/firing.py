@@ -14,11 +14,11 @@ from devices.frames import Priority
 from loa.errors import LoaError
 from schedules.occurrences import Due, Start
 
-from ..directory import resolve_in
-from ..dispatcher import BroadcastRequest
-from ..prefetch import Prefetcher
-from ..store import Store
-from ..targeting import Resolution
+from ..broadcasts.dispatcher import BroadcastRequest
+from ..broadcasts.prefetch import Prefetcher
+from ..places.directory import resolve_in
+from ..places.targeting import Resolution
+from ..store.store import Store
 from .rows import targets_of
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from schedules.occurrences import Approved, Due, Finished, Key, Occurrence
 from schedules.recurrence import rule_from_json
 
-from ..directory import resolve_in
-from ..prefetch import Prefetcher
-from ..store import Store
-from ..targeting import Target
+from ..broadcasts.prefetch import Prefetcher
+from ..places.directory import resolve_in
+from ..places.targeting import Target
+from ..store.store import Store
 
 
 def targets_of(row: Mapping[str, Any]) -> list[Target]:

@@ -28,11 +28,11 @@ from schedules.recurrence import (
     validate,
 )
 
-from ..directory import resolve_in
-from ..prefetch import Prefetcher
+from ..broadcasts.prefetch import Prefetcher
+from ..places.directory import resolve_in
+from ..places.targeting import Target
 from ..settings import SchedulerSettings
-from ..store import Store
-from ..targeting import Target
+from ..store.store import Store
 from .ahead import AheadPlanner
 from .conflicts import conflicts
 from .firing import Launcher, Player, RelayStarter

@@ -28,11 +28,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from audio.live import LiveEncoder
 from loa.errors import FieldError, InvalidInput, LoaError
 
-from .api import UUID_RE, Body, TargetIn, ok, parse_json, path_id, read_json, resolve_targets, svc
-from .auth.guard import principal
+from ..auth.guard import principal
+from ..services import Services
+from ..web.bodies import UUID_RE, Body, TargetIn, ok, parse_json, path_id, read_json, svc
+from .api import resolve_targets
 from .live import LiveBroadcast, LiveRequest
 from .relay import check_source, relay
-from .services import Services
 
 logger = logging.getLogger(__name__)
 

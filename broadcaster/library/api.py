@@ -22,7 +22,7 @@ from loa.errors import (
     UnsupportedMedia,
 )
 
-from .api import UUID_RE, Body, ok, path_id, read_json, svc
+from ..web.bodies import UUID_RE, Body, ok, path_id, read_json, svc
 
 MAX_TEXT = 5000
 

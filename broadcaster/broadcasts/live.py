@@ -24,8 +24,8 @@ from devices.frames import Codec, Frame, FrameType, Priority, pack_packets
 from devices.messages import StreamEnd, StreamStart, dump
 from loa.errors import BrokerError, LoaError
 
+from ..places.targeting import Resolution
 from .ledger import delivery_row
-from .targeting import Resolution
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher

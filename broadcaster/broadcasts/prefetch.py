@@ -27,10 +27,10 @@ from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import LoaError
 
+from ..places.targeting import Resolution, member
+from ..settings import StreamSettings
+from ..store.store import MediaRow, Store
 from .legs import Timing, opus_leg
-from .settings import StreamSettings
-from .store import MediaRow, Store
-from .targeting import Resolution, member
 
 #: Item ids are derived from the content, so the same audio is the same cached item.
 ITEM_NAMESPACE = uuid.UUID("5d0b8f61-3c1e-4f0a-9a57-6c1f4d3e2b10")

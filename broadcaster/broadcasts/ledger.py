@@ -9,8 +9,8 @@ from typing import Any
 from devices.messages import PlayReport, parse
 from loa.errors import NotFound, ProtocolError
 
+from ..store.store import DeviceRow, Store
 from .outcome import COMPUTED, RUNNING, final_status, notes_of
-from .store import DeviceRow, Store
 
 #: Proof of play for a stream no broadcast row names yet is kept this long.
 PENDING_KEEP_US = 24 * 3600 * 1_000_000
@@ -180,7 +180,7 @@ class Ledger:
 
     def close(self, broadcast_id: str, ending: str, error: str, notes: str = "") -> str:
         """Close the deliveries nobody reported on, then the broadcast, its status
-        computed from its deliveries (:func:`broadcaster.outcome.final_status`)."""
+        computed from its deliveries (:func:`broadcaster.broadcasts.outcome.final_status`)."""
         with self.db.atomic():
             self.finalize(broadcast_id)
             rows = self.store.query(

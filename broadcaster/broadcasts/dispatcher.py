@@ -31,13 +31,13 @@ from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
+from ..places.targeting import Resolution, member
+from ..settings import StreamSettings
+from ..store.store import DeviceRow, MediaRow
 from .ledger import Ledger, delivery_row
 from .legs import Leg, Timing, mp3_alignment_us, mp3_leg, opus_leg
 from .live import LiveBroadcast, LiveRequest, ledger_rows
 from .prefetch import Prefetched
-from .settings import StreamSettings
-from .store import DeviceRow, MediaRow
-from .targeting import Resolution, member
 
 logger = logging.getLogger(__name__)
 

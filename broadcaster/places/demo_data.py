@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from firmware_sim.spec import DeviceSpec
 
-from .store import Store
+from ..store.store import Store
 
 PROVINCE = ("can-tho", "Thành phố Cần Thơ")
 COMMUNE = ("vi-tan", "Xã Vị Tân")

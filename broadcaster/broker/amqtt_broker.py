@@ -1,6 +1,6 @@
-"""Run the embedded amqtt broker: ``python -m broadcaster.amqtt_broker HOST PORT``.
+"""Run the embedded amqtt broker: ``python -m broadcaster.broker.amqtt_broker HOST PORT``.
 
-Only used where no mosquitto binary exists (see broadcaster.broker).
+Only used where no mosquitto binary exists (see broadcaster.broker.process).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .store import Store
+from ..store.store import Store
 from .targeting import Directory, Resolution, Target, resolve
 
 

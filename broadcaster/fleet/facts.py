@@ -36,8 +36,8 @@ from devices.transport import MqttLink
 from loa.clock import Clock
 from loa.errors import LoaError, ProtocolError
 
-from .ledger import Ledger
-from .store import DeviceRow, Store
+from ..broadcasts.ledger import Ledger
+from ..store.store import DeviceRow, Store
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import anyio
 from loa.clock import Clock
 from loa.errors import BrokerError
 
-from .broker import Broker, wait_listening
+from .process import Broker, wait_listening
 
 logger = logging.getLogger(__name__)
 

@@ -253,7 +253,7 @@ def start_broker(
             "(fine for a demo; install mosquitto for real use)",
             "mosquitto not found" if binary is None else "broker.mode is amqtt",
         )
-        argv = [sys.executable, "-m", "broadcaster.amqtt_broker", host, str(port)]
+        argv = [sys.executable, "-m", "broadcaster.broker.amqtt_broker", host, str(port)]
         kind = "amqtt"
     else:
         raise BrokerError(f"unknown broker mode {mode!r}")

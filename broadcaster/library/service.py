@@ -35,7 +35,7 @@ from audio.tts import SpeechEngine, speak
 from loa.clock import Clock
 from loa.errors import AudioError, NotFound, ToolMissing
 
-from .store import MediaRow, Store
+from ..store.store import MediaRow, Store
 
 logger = logging.getLogger(__name__)
 
