@@ -10,8 +10,8 @@ from typing import Any
 
 import anyio
 
-from broadcaster.places import demo_data
 from broadcaster.broadcasts.outcome import RUNNING
+from broadcaster.places import demo_data
 from firmware_sim.spec import DeviceSpec, dump_fleet
 from tests.conftest import Running
 

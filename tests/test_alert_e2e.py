@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.bench.harness import SimProcess
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from firmware_sim.spec import DeviceSpec
 from tests.conftest import Running, serve

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.places import demo_data
 from broadcaster.alerts.model import (
     TEMPLATES,
     AlertType,
@@ -22,6 +21,7 @@ from broadcaster.alerts.model import (
     template_fields,
 )
 from broadcaster.alerts.service import hamlet_board, speaker_board
+from broadcaster.places import demo_data
 from loa.errors import InvalidInput
 from tests.conftest import Running, fleet_of
 from tests.test_api import COMMUNE, assert_error

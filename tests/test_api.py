@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broker.process import Broker
+from broadcaster.places import demo_data
 from tests.conftest import Running, make_settings, serve, wav
 
 COMMUNE = demo_data.COMMUNE[0]

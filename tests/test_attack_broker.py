@@ -57,9 +57,9 @@ def test_6_mosquitto_does_not_run_as_root(tmp_path: Path) -> None:
 async def test_6_with_tls_the_plaintext_listener_is_loopback_and_controller_only(
     tmp_path: Path,
 ) -> None:
-    from broadcaster.places import demo_data
     from broadcaster.broker.access import CONTROLLER_USER, BrokerAccess
     from broadcaster.broker.tls import demo_ca
+    from broadcaster.places import demo_data
     from broadcaster.store.store import Store
     from loa.clock import SystemClock
 

@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 import httpx
 
-from broadcaster.places import demo_data
 from broadcaster.bench.harness import SimProcess
+from broadcaster.places import demo_data
 from tests.conftest import Running, make_settings, serve, wav
 from tests.test_api import COMMUNE
 from tests.test_dispatch import outcomes, upload

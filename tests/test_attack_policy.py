@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from starlette.routing import Route, WebSocketRoute
 
-from broadcaster.places import demo_data
 from broadcaster.app import ROUTES
 from broadcaster.auth.middleware import check_objects
 from broadcaster.auth.policy import (
@@ -30,6 +29,7 @@ from broadcaster.auth.policy import (
 )
 from broadcaster.auth.reach import IN_COMMUNE, KINDS, OWN
 from broadcaster.auth.roles import GRANTS, Area, Principal, Role
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from loa.errors import Forbidden
 

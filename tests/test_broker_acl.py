@@ -11,9 +11,9 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broker.access import CONTROLLER_USER, BrokerAccess, mosquitto_hash
 from broadcaster.broker.process import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from loa.clock import SystemClock
 

@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.alerts import cap, vi_match
 from broadcaster.alerts.cap_import import Commune, targets
 from broadcaster.alerts.model import AlertType
+from broadcaster.places import demo_data
 from broadcaster.places.targeting import Target
 from broadcaster.store.store import Store
 from loa.errors import InvalidInput

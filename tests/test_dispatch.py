@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from broadcaster.places import demo_data
 from broadcaster.broadcasts.legs import mp3_alignment_us
 from broadcaster.broker.process import Broker, start_broker
+from broadcaster.places import demo_data
 from tests.conftest import Running, fleet_of, make_settings, serve, wav
 from tests.test_e2e import wait_final, wait_online
 

@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 from audio.tones import to_wav, tone
-from broadcaster.places import demo_data
 from broadcaster.broker.process import Broker
+from broadcaster.places import demo_data
 from firmware_sim.playlog import read_log
 from loa.clock import SkewedClock, SystemClock
 from tests.conftest import make_settings, serve

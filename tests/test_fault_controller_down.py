@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broker.process import Broker, free_port, start_broker
 from broadcaster.broker.supervisor import relaunch
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from devices.signing import Signer
 from tests.conftest import wav

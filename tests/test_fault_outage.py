@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 from audio.tones import to_wav, tone
-from broadcaster.places import demo_data
 from broadcaster.broker.process import Broker, free_port, start_broker
+from broadcaster.places import demo_data
 from firmware_sim.playlog import read_log
 from tests.conftest import make_settings, serve
 from tests.faults import final, sim_process, start, stop, upload, wait_online

@@ -14,8 +14,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broker.process import Broker
+from broadcaster.places import demo_data
 from loa.clock import SkewedClock, SystemClock
 from tests.conftest import make_settings, serve, wav
 from tests.faults import COMMUNE, final, sim_process, stop, upload, wait_online

@@ -11,8 +11,8 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broadcaster.places import demo_data
 from broadcaster.bench.harness import SimProcess
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from devices.router import Router
 from firmware_sim.speaker import SpeakerOptions

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from audio.ffmpeg import find_ffmpeg
-from broadcaster.places import demo_data
 from broadcaster.library.service import SIGNALS
+from broadcaster.places import demo_data
 from firmware_sim.speaker import SpeakerOptions
 from tests.conftest import Running, ffmpeg_make, fleet_of
 from tests.test_api import COMMUNE, assert_error, media_dir_of, state

@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.looplag import BUCKETS, LoopLag
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from loa.clock import SystemClock
 from tests.conftest import Running

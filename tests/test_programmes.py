@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broadcasts.dispatcher import BroadcastRequest
+from broadcaster.places import demo_data
 from broadcaster.places.targeting import Target
 from broadcaster.programmes import ProgrammeService, outcome_of
 from broadcaster.settings import SchedulerSettings

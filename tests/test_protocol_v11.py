@@ -12,8 +12,8 @@ import uuid
 import aiomqtt
 import anyio
 
-from broadcaster.places import demo_data
 from broadcaster.broadcasts.legs import mp3_alignment_us
+from broadcaster.places import demo_data
 from devices.frames import (
     MINOR_VERSION,
     Codec,

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.fleet.report import as_csv, commune_report, province_rollup
 from broadcaster.fleet.report_html import as_html
 from broadcaster.fleet.service import FleetService
+from broadcaster.places import demo_data
 from broadcaster.settings import FleetSettings
 from broadcaster.store.store import Store
 from devices.signing import Signer

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.auth.accounts import service_token
 from broadcaster.broker.process import Broker, free_port, start_broker
+from broadcaster.places import demo_data
 from broadcaster.settings import SecuritySettings
 from broadcaster.store.store import Store
 from loa.clock import SystemClock

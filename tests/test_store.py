@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.broadcasts.ledger import Ledger, summarize
+from broadcaster.places import demo_data
 from broadcaster.store.migrations import migrations
 from broadcaster.store.store import Store
 from devices.messages import PlayReport, Telemetry

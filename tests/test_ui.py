@@ -17,9 +17,9 @@ from typing import Any
 import anyio
 import pytest
 
-from broadcaster.places import demo_data
 from broadcaster.auth.accounts import Accounts
 from broadcaster.auth.roles import Area, Role
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from broadcaster.ui.catalogue import msgids
 from broadcaster.ui.i18n import translator

@@ -12,9 +12,9 @@ from typing import Any
 
 import anyio
 
-from broadcaster.places import demo_data
 from broadcaster.auth.accounts import Accounts
 from broadcaster.auth.roles import Area, Role
+from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from loa.clock import SystemClock
 from tests.conftest import Running, fleet_of, make_settings, serve

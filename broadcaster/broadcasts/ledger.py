@@ -55,6 +55,10 @@ class Ledger:
                 also(str(broadcast["id"]))
             self._reconcile([str(st["stream_id"]) for st in streams])
 
+    def set_stream_chunks(self, stream_id: str, chunks: int) -> None:
+        """How many AUDIO frames a stream turned out to have (a live one, once over)."""
+        self.db.table("streams").update(stream_id, {"chunks": chunks})
+
     def online_now(self, device_ids: list[str]) -> set[str]:
         """Which of these speakers are online now (a cached resolution may be older)."""
         online = {r["id"] for r in self.store.query("SELECT id FROM devices WHERE online=1")}
