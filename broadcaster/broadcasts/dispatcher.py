@@ -28,7 +28,7 @@ from loa.errors import BrokerError, LoaError, first_loa_error
 
 from ..places.targeting import Resolution, devices_only
 from ..settings import StreamSettings
-from ..store.store import MediaRow
+from ..store.rows import MediaRow
 from .ledger import Ledger, delivery_row
 from .legs import Leg, StopReason, Timing, end_frame
 from .live import LiveBroadcast, LiveRequest, ledger_rows

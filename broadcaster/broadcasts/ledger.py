@@ -9,7 +9,8 @@ from typing import Any
 from devices.messages import PlayReport, parse
 from loa.errors import NotFound, ProtocolError
 
-from ..store.store import DeviceRow, Store
+from ..store.rows import DeviceRow
+from ..store.store import Store
 from .outcome import COMPUTED, RUNNING, final_status, notes_of
 
 #: Proof of play for a stream no broadcast row names yet is kept this long.

@@ -29,7 +29,8 @@ from loa.errors import LoaError
 
 from ..places.targeting import Resolution, member
 from ..settings import StreamSettings
-from ..store.store import MediaRow, Store
+from ..store.rows import MediaRow
+from ..store.store import Store
 from .legs import Timing, opus_leg
 
 #: Item ids are derived from the content, so the same audio is the same cached item.

@@ -12,7 +12,7 @@ from devices.frames import Priority
 from loa.errors import LoaError
 
 from ..places.targeting import Resolution, member
-from ..store.store import MediaRow
+from ..store.rows import MediaRow
 from .legs import Leg, Timing, mp3_alignment_us, mp3_leg, opus_leg
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from devices.topics import Group, GroupKind
 from loa.errors import FieldError, InvalidInput
 
-from ..store.store import DeviceRow
+from ..store.rows import DeviceRow
 
 
 @dataclass(frozen=True)
