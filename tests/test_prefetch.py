@@ -167,9 +167,9 @@ async def test_thousands_back_at_once_are_rechecked_in_one_read_per_commune(
     """After a broker restart every speaker comes back: the pushed PLAY goes again to
     exactly those whose topics it was pushed to, and the speakers are read once per
     commune, not once per speaker (that was 3,000 × 3,000 rows on the event loop)."""
-    from broadcaster.prefetch import Prefetcher
+    from broadcaster.broadcasts.prefetch import Prefetcher
     from broadcaster.settings import StreamSettings
-    from broadcaster.store import Store
+    from broadcaster.store.store import Store
     from devices.frames import Frame
     from devices.topics import Group, GroupKind
     from loa.clock import FakeClock
