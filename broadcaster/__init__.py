@@ -1,3 +1,3 @@
-"""The control plane: app factory, API, store, dispatcher, broker, command line."""
+"""The control plane: a package per capability; at this top only the wiring (app, cli, settings)."""
 
 from __future__ import annotations

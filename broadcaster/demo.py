@@ -23,7 +23,8 @@ from loa.errors import ToolMissing
 from .app import create_app
 from .auth.accounts import account_ids, first_admin_line, forget_accounts, service_token
 from .broker.access import BrokerAccess
-from .broker.process import Broker, find_mosquitto
+from .broker.mosquitto import find_mosquitto
+from .broker.process import Broker
 from .broker.supervisor import BrokerSupervisor
 from .places import demo_data
 from .runner import serving, start_own_broker, stop_on_signal

@@ -26,7 +26,8 @@ from loa.errors import LoaError
 
 from .app import server_options
 from .broker.access import CONTROLLER_USER, BrokerAccess
-from .broker.process import Broker, find_mosquitto, start_broker
+from .broker.mosquitto import find_mosquitto
+from .broker.process import Broker, start_broker
 from .broker.tls import demo_ca
 from .settings import Settings
 from .store.store import Store

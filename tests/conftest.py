@@ -17,7 +17,8 @@ import pytest
 from audio.tones import chime, to_wav, tone
 from broadcaster.auth.accounts import service_token
 from broadcaster.bench.harness import ControllerThread
-from broadcaster.broker.process import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.broker.mosquitto import find_mosquitto
+from broadcaster.broker.process import Broker, free_port, start_broker
 from broadcaster.places import demo_data
 from broadcaster.services import Services
 from broadcaster.settings import Settings, build

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.fleet.alarms import Facts, evaluate
+from broadcaster.fleet.alarms import SpeakerState, evaluate
 from broadcaster.settings import FleetSettings
 
 S = FleetSettings()
 NOW = 10_000_000_000
 SEC = 1_000_000
-HEALTHY = Facts(online=True, presence_changed_us=NOW - 3600 * SEC, last_seen_us=NOW - 5 * SEC)
+HEALTHY = SpeakerState(
+    online=True, presence_changed_us=NOW - 3600 * SEC, last_seen_us=NOW - 5 * SEC
+)
 
 
 @pytest.mark.parametrize(
@@ -30,7 +32,7 @@ HEALTHY = Facts(online=True, presence_changed_us=NOW - 3600 * SEC, last_seen_us=
 def test_each_rule_fires_on_its_condition(
     changes: dict[str, object], kind: str, needle: str
 ) -> None:
-    facts = Facts(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
+    facts = SpeakerState(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
     out = evaluate(facts, NOW, S)
     assert set(out) == {kind} and needle in out[kind]
 
@@ -47,5 +49,5 @@ def test_each_rule_fires_on_its_condition(
     ],
 )  # fmt: skip
 def test_nothing_fires_short_of_the_thresholds(changes: dict[str, object]) -> None:
-    facts = Facts(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
+    facts = SpeakerState(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
     assert evaluate(facts, NOW, S) == {}

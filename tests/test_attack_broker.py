@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from broadcaster.broadcasts.relay import check_source
-from broadcaster.broker.process import find_mosquitto, free_port, start_broker
+from broadcaster.broker.mosquitto import find_mosquitto
+from broadcaster.broker.process import free_port, start_broker
 from loa.errors import InvalidInput
 from tests.test_broker_acl import ME, PEER, C, Setup
 

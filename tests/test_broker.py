@@ -6,13 +6,8 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster.broker.process import (
-    Broker,
-    find_mosquitto,
-    free_port,
-    mosquitto_config,
-    start_broker,
-)
+from broadcaster.broker.mosquitto import find_mosquitto, mosquitto_config
+from broadcaster.broker.process import Broker, free_port, start_broker
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import SystemClock
 from loa.errors import BrokerError

@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from broadcaster.broker.access import CONTROLLER_USER, BrokerAccess, mosquitto_hash
-from broadcaster.broker.process import Broker, find_mosquitto, free_port, start_broker
+from broadcaster.broker.mosquitto import find_mosquitto
+from broadcaster.broker.process import Broker, free_port, start_broker
 from broadcaster.places import demo_data
 from broadcaster.store.store import Store
 from loa.clock import SystemClock

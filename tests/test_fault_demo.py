@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from broadcaster.auth.accounts import service_token
-from broadcaster.broker.process import find_mosquitto
+from broadcaster.broker.mosquitto import find_mosquitto
 from broadcaster.settings import SecuritySettings
 from broadcaster.store.store import Store
 from loa.clock import SystemClock

@@ -17,7 +17,7 @@ import pytest
 from broadcaster.auth.accounts import Accounts
 from broadcaster.auth.roles import Area, Role
 from broadcaster.logs import JsonFormatter, RedactFilter, redact
-from broadcaster.places.service import slug
+from broadcaster.places.names import slug
 from broadcaster.settings import Settings
 from broadcaster.store.store import Store
 from devices.frames import decode_frame

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.broker.process import find_mosquitto
+from broadcaster.broker.mosquitto import find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 LOA = Path(sys.executable).parent / "loa"  # .venv/bin/loa, as the README writes it

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadcaster.places.targeting import Directory, Target, member, resolve
-from broadcaster.store.store import DeviceRow
+from broadcaster.store.rows import DeviceRow
 from devices.topics import Group, GroupKind
 from loa.errors import InvalidInput
 

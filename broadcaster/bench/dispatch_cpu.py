@@ -33,7 +33,8 @@ from ..broadcasts.dispatcher import BroadcastRequest, Dispatcher
 from ..broadcasts.ledger import Ledger
 from ..places.targeting import Resolution
 from ..settings import StreamSettings
-from ..store.store import DeviceRow, MediaRow, Store
+from ..store.rows import DeviceRow, MediaRow
+from ..store.store import Store
 from .setup import COMMUNE, seed
 
 

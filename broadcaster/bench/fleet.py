@@ -21,7 +21,7 @@ from devices.transport import LinkOptions, MqttLink
 from firmware_sim.spec import DeviceSpec
 from loa.clock import SystemClock
 
-from ..broadcasts.dispatcher import publish_frame
+from ..broadcasts.streams import publish_frame
 from ..broker.process import start_broker
 from .dispatch_cpu import dispatch_cpu, prepare
 from .report import Figure, Report

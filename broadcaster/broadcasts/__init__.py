@@ -1,2 +1,1 @@
-"""Broadcasts on the air (dispatcher, legs, live and relay, prefetch, ledger, routes); may
-import store/, places/, web/, auth/, settings, devices/, audio/, loa."""
+"""Broadcasts on air, ledger, routes; may import store, places, settings, services, web, auth."""

@@ -8,51 +8,36 @@ first publish loops over devices. Speakers that only decode MP3 get a second str
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from audio.mp3 import mp3_frames
-from audio.ogg import opus_stream
-from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
-from devices.messages import StreamEnd, dump
+from devices.frames import Codec, Frame, FrameType, Priority
+from devices.messages import dump
 from devices.signing import Signer
-from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import BrokerError, LoaError, first_loa_error
 
-from ..places.targeting import Resolution, member
+from ..places.targeting import Resolution, devices_only
 from ..settings import StreamSettings
-from ..store.store import DeviceRow, MediaRow
+from ..store.rows import MediaRow
 from .ledger import Ledger, delivery_row
-from .legs import Leg, Timing, mp3_alignment_us, mp3_leg, opus_leg
+from .legs import Leg, StopReason, Timing, end_frame
 from .live import LiveBroadcast, LiveRequest, ledger_rows
+from .outage import Outage, send_through
 from .prefetch import Prefetched
+from .renditions import media_legs
+from .streams import Publisher, broadcast_row, publish_frame, target_rows
 
 logger = logging.getLogger(__name__)
-
-StopReason = Literal["complete", "stopped", "preempted", "cancelled"]
-
-
-class Publisher(Protocol):
-    @property
-    def connected(self) -> bool: ...
-
-    async def publish(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-    ) -> None: ...
-
-    async def wait_connected(self, timeout: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -68,33 +53,6 @@ class BroadcastRequest:
     also: Callable[[str], object] | None = None
     #: Too late to stream: record what the speakers that armed it played from cache.
     record_only: bool = False
-
-
-@dataclass
-class Outage:
-    """A broker outage met while streaming one broadcast."""
-
-    since: float | None = None  # monotonic, while the broker is away
-    total_s: float = 0.0
-    skipped: int = 0  # frames whose time had passed when the broker came back
-
-    def note(self, now: float) -> str:
-        away = self.total_s + (now - self.since if self.since is not None else 0.0)
-        if not away and not self.skipped:
-            return ""
-        return (
-            f"MQTT broker unreachable for {away:.0f} s during the broadcast;"
-            f" {self.skipped} frames were past their time and not sent"
-        )
-
-
-def devices_only(resolution: Resolution, devices: list[DeviceRow]) -> Resolution:
-    """The same broadcast for just these speakers, each on its own device topic."""
-    return Resolution(
-        tuple(Group(d.commune_id, GroupKind.DEVICE, d.id) for d in devices),
-        tuple(devices),
-        resolution.communes,
-    )
 
 
 class Dispatcher:
@@ -178,27 +136,22 @@ class Dispatcher:
             end_us = max([cached.end_us, *(leg.end_us for leg in legs)])
         if legs and not self.publisher.connected:  # (speakers armed ahead need no broker)
             raise BrokerError("the MQTT broker is not reachable; nothing was sent")
-        groups = [
-            {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
-        ]
+        groups = target_rows(req.resolution)
         self.ledger.create(
             {
-                "id": bid,
-                "stream_id": streams[0]["stream_id"] if streams else str(legs[0].stream_id),
-                "media_id": req.media.id,
-                "title": req.title,
-                "priority": req.priority.name.lower(),
-                "targets": json.dumps(groups),
-                "status": "streaming",
-                "created_us": now,
-                "start_pts_us": start_us,
-                "end_pts_us": end_us,
-                "chunks": cached.chunks if cached else len(legs[0].frames),
-                "error": "",
-                "kind": "media",
-                "source": "",
-                "gaps": 0,
-                "gap_ms": 0,
+                **broadcast_row(
+                    bid,
+                    str(streams[0]["stream_id"]) if streams else str(legs[0].stream_id),
+                    media_id=req.media.id,
+                    title=req.title,
+                    priority=req.priority,
+                    resolution=req.resolution,
+                    now_us=now,
+                    start_us=start_us,
+                    end_us=end_us,
+                    chunks=cached.chunks if cached else len(legs[0].frames),
+                    kind="media",
+                ),
                 "late_ms": max(0, now - (req.requested_us or now)) // 1000,
             },
             list(req.resolution.communes),
@@ -250,76 +203,19 @@ class Dispatcher:
         self.ledger.add_deliveries([delivery_row(bid, d, online) for d in resolution.devices])
 
     def _legs(self, req: BroadcastRequest, timing: Timing, bid: str) -> list[Leg]:
-        """The Opus leg for every group, plus an MP3 leg where MP3-only speakers are."""
-        groups = list(req.resolution.groups)
-        try:
-            opus = opus_stream(Path(req.media.path).read_bytes())
-        except OSError as exc:
-            raise LoaError(f"media file for {req.media.id} is missing") from exc
-        legs = [
-            opus_leg(
-                opus, req.media.frame_ms, groups, timing, req.priority, bid, req.title, req.volume
-            )
-        ]
-        mp3_only = [d for d in req.resolution.devices if d.needs_mp3]
-        mp3_groups = [g for g in groups if any(member(d, g) for d in mp3_only)]
-        if mp3_groups:
-            if not req.media.mp3_path:
-                raise LoaError(f"media {req.media.id} has no MP3 rendition for MP3-only speakers")
-            try:
-                mp3 = mp3_frames(Path(req.media.mp3_path).read_bytes())
-            except OSError as exc:
-                raise LoaError(f"MP3 file for {req.media.id} is missing") from exc
-            align = mp3_alignment_us(opus.pre_skip, mp3.sample_rate)
-            legs.append(
-                mp3_leg(mp3, mp3_groups, timing, req.priority, bid, req.title, req.volume, align)
-            )
-        return legs
+        return media_legs(
+            req.media, req.resolution, timing, req.priority, bid, req.title, req.volume
+        )
 
     async def _send(self, topics: tuple[str, ...], frame: Frame) -> None:
         await self.send_frame(list(topics), frame)
 
     async def _send_through(self, bid: str, topics: tuple[str, ...], frame: Frame) -> bool:
-        """Send a stream frame, riding out a broker outage of up to
-        ``stream.outage_grace_s``: False if the frame's time passed meanwhile (a gap the
-        speakers report); BrokerError once the outage is longer than the grace."""
+        """Send a stream frame, riding out a broker outage (:mod:`.outage`)."""
         outage = self._outages.setdefault(bid, Outage())
-        while True:
-            if self._past(bid, frame):
-                return False
-            try:
-                if not self.publisher.connected:
-                    raise BrokerError("the MQTT broker is not reachable")
-                await self._send(topics, frame)
-            except BrokerError:
-                now = self.clock.monotonic()
-                if outage.since is None:
-                    outage.since = now
-                    logger.warning("broadcast %s: the MQTT broker is away; riding through", bid)
-                left = self.settings.outage_grace_s - (now - outage.since)
-                if left <= 0:
-                    raise BrokerError(
-                        f"the MQTT broker was unreachable for more than "
-                        f"{self.settings.outage_grace_s:.0f} s (stream.outage_grace_s)"
-                    ) from None
-                with anyio.move_on_after(min(left, 1.0)), suppress(TimeoutError):
-                    await self.publisher.wait_connected(left)
-                continue
-            if outage.since is not None:
-                outage.total_s += self.clock.monotonic() - outage.since
-                outage.since = None
-                logger.warning("broadcast %s: the MQTT broker is back", bid)
-            return True
-
-    def _past(self, bid: str, frame: Frame) -> bool:
-        """After an outage, a frame whose time has passed is not sent (it cannot play)."""
-        outage = self._outages.get(bid)
-        if outage is None or (outage.since is None and not outage.total_s):
-            return False
-        if frame.type is FrameType.AUDIO and self.clock.now_us() > frame.pts_us:
-            outage.skipped += 1
-            return True
-        return False
+        grace = self.settings.outage_grace_s
+        send = partial(self._send, topics, frame)
+        return await send_through(outage, self.publisher, self.clock, grace, bid, frame, send)
 
     async def send_frame(self, topics: list[str], frame: Frame) -> None:
         """Sign and publish one frame to each group topic."""
@@ -432,20 +328,8 @@ class Dispatcher:
     def _end_frame(
         self, leg: Leg, priority: Priority, reason: StopReason, at_us: int | None = None
     ) -> Frame:
-        """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = N, except for a
-        pre-empted stream: the frames actually sent. Presentation time = where the
-        stream stops (its end, or the cut)."""
         sent = self._sent.get(leg.stream_id, 0) if reason == "preempted" else len(leg.frames)
-        return Frame(
-            FrameType.END,
-            leg.stream_id,
-            len(leg.frames) + 1,
-            leg.end_us if reason == "complete" else (at_us or self.clock.now_us()),
-            self.clock.now_us(),
-            dump(StreamEnd(chunks=sent, reason=reason)),
-            Codec.NONE,
-            priority,
-        )
+        return end_frame(leg, priority, reason, sent, at_us, self.clock.now_us())
 
     async def _stream(self, bid: str, legs: list[Leg], end_us: int, priority: Priority) -> None:
         ending, error = "done", ""
@@ -532,26 +416,3 @@ class Dispatcher:
         if late_ms >= 1000:
             notes.append(f"accepted {late_ms / 1000:.1f} s after it was asked for")
         return self.ledger.close(bid, ending, error, "; ".join(n for n in notes if n))
-
-
-async def publish_frame(
-    publisher: Publisher, signer: Signer, topics: list[str], frame: Frame, qos: int = 1
-) -> None:
-    """Sign ``frame`` for each topic and publish concurrently; one BrokerError on failure.
-
-    The hot path: one publish per group (the broker fans out to the speakers), never a
-    loop over devices.
-    """
-    payloads = [(topic, encode_frame(frame, signer, topic)) for topic in topics]
-    try:
-        if len(payloads) == 1:
-            await publisher.publish(payloads[0][0], payloads[0][1], qos=qos)
-        else:
-            async with anyio.create_task_group() as tg:
-                for topic, data in payloads:
-                    tg.start_soon(partial(publisher.publish, topic, data, qos=qos))
-    except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        if isinstance(first, BrokerError):
-            raise first from group
-        raise

@@ -9,7 +9,8 @@ from typing import Any
 from devices.messages import PlayReport, parse
 from loa.errors import NotFound, ProtocolError
 
-from ..store.store import DeviceRow, Store
+from ..store.rows import DeviceRow
+from ..store.store import Store
 from .outcome import COMPUTED, RUNNING, final_status, notes_of
 
 #: Proof of play for a stream no broadcast row names yet is kept this long.
@@ -54,6 +55,10 @@ class Ledger:
             if also is not None:
                 also(str(broadcast["id"]))
             self._reconcile([str(st["stream_id"]) for st in streams])
+
+    def set_stream_chunks(self, stream_id: str, chunks: int) -> None:
+        """How many AUDIO frames a stream turned out to have (a live one, once over)."""
+        self.db.table("streams").update(stream_id, {"chunks": chunks})
 
     def online_now(self, device_ids: list[str]) -> set[str]:
         """Which of these speakers are online now (a cached resolution may be older)."""

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from audio.mp3 import Mp3Stream
 from audio.ogg import OpusStream
 from audio.plan import plan_chunks
 from devices.frames import Codec, Frame, FrameType, Priority, pack_packets
-from devices.messages import CodecName, StreamStart
+from devices.messages import CodecName, StreamEnd, StreamStart, dump
 from devices.topics import Group
 
 #: LAME's encoder + decoder delay (576 + 529 samples): MP3 speakers drop this many
 #: samples at the start, as Opus speakers drop ``pre_skip``.
 MP3_ENCODER_DELAY = 1105
+
+StopReason = Literal["complete", "stopped", "preempted", "cancelled"]
 
 
 def mp3_alignment_us(opus_pre_skip: int, mp3_rate: int) -> int:
@@ -157,3 +160,21 @@ def mp3_leg(
     chunk_ms = (plan[1] if len(plan) > 1 else plan[0]).packets * frame_ms
     audio = Audio("mp3", rate, 1, frame_ms, MP3_ENCODER_DELAY, chunk_ms)
     return _leg(audio, chunks, end_us, groups, t, priority, broadcast, title, volume)
+
+
+def end_frame(
+    leg: Leg, priority: Priority, reason: StopReason, sent: int, at_us: int | None, now_us: int
+) -> Frame:
+    """END: sequence N+1 (N = AUDIO frames announced); ``chunks`` = N, except for a
+    pre-empted stream: the ``sent`` frames actually sent. Presentation time = where the
+    stream stops (its end, or the cut at ``at_us``, else now)."""
+    return Frame(
+        FrameType.END,
+        leg.stream_id,
+        len(leg.frames) + 1,
+        leg.end_us if reason == "complete" else (at_us or now_us),
+        now_us,
+        dump(StreamEnd(chunks=sent, reason=reason)),
+        Codec.NONE,
+        priority,
+    )

@@ -11,12 +11,10 @@ throw away as late. One publish per target group per frame, as for stored items.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -26,9 +24,7 @@ from loa.errors import BrokerError, LoaError
 
 from ..places.targeting import Resolution
 from .ledger import delivery_row
-
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
+from .streams import StreamRunner, broadcast_row
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +74,14 @@ class LiveRequest:
 
 
 class LiveBroadcast:
-    """One live broadcast: :meth:`push` packets, then :meth:`close`."""
+    """One live broadcast: :meth:`push` packets, then :meth:`close`.
 
-    def __init__(self, dispatcher: Dispatcher, broadcast_id: str, req: LiveRequest) -> None:
-        st = dispatcher.settings
-        self.dispatcher = dispatcher
+    Driven by a :class:`~.streams.StreamRunner` (the dispatcher), through its public
+    methods only."""
+
+    def __init__(self, runner: StreamRunner, broadcast_id: str, req: LiveRequest) -> None:
+        st = runner.settings
+        self.runner = runner
         self.id = broadcast_id
         self.req = req
         self.stream_id = uuid.uuid4()
@@ -109,7 +108,7 @@ class LiveBroadcast:
     async def _flush(self) -> None:
         if not self.pending:
             return
-        d = self.dispatcher
+        d = self.runner
         packets, self.pending = self.pending, []
         now = d.clock.now_us()
         pts = self.timeline.place(len(packets), now)
@@ -133,7 +132,7 @@ class LiveBroadcast:
         self.published_us.append((pts, d.clock.now_us()))
 
     async def _start(self) -> None:
-        d = self.dispatcher
+        d = self.runner
         assert self.timeline.start_us is not None
         header = StreamStart(
             broadcast=self.id,
@@ -171,7 +170,7 @@ class LiveBroadcast:
         if self.closed:
             return
         self.closed = True
-        d = self.dispatcher
+        d = self.runner
         try:
             await self._flush()
             end_us = self.timeline.next_us or d.clock.now_us()
@@ -203,7 +202,7 @@ class LiveBroadcast:
             gap_ms=self.timeline.gap_us // 1000,
             error=error or note,
         )
-        d.ledger.db.table("streams").update(str(self.stream_id), {"chunks": self.seq})
+        d.ledger.set_stream_chunks(str(self.stream_id), self.seq)
         d.finish_later(self.id, end_us, "failed" if error else "done", error or note)
 
 
@@ -212,27 +211,20 @@ def ledger_rows(
 ) -> tuple[dict[str, object], list[dict[str, object]], list[dict[str, object]]]:
     """The broadcast, delivery and stream rows a live broadcast starts with."""
     online = {d.id for d in req.resolution.devices if d.online}
-    groups = [
-        {"commune": g.commune, "kind": g.kind.value, "id": g.id} for g in req.resolution.groups
-    ]
-    broadcast: dict[str, object] = {
-        "id": bid,
-        "stream_id": str(stream_id),
-        "media_id": None,
-        "title": req.title,
-        "priority": req.priority.name.lower(),
-        "targets": json.dumps(groups),
-        "status": "streaming",
-        "created_us": now_us,
-        "start_pts_us": now_us,
-        "end_pts_us": now_us,
-        "chunks": 0,
-        "error": "",
-        "kind": req.kind,
-        "source": req.source,
-        "gaps": 0,
-        "gap_ms": 0,
-    }
+    broadcast = broadcast_row(
+        bid,
+        str(stream_id),
+        media_id=None,
+        title=req.title,
+        priority=req.priority,
+        resolution=req.resolution,
+        now_us=now_us,
+        start_us=now_us,
+        end_us=now_us,
+        chunks=0,
+        kind=req.kind,
+        source=req.source,
+    )
     deliveries: list[dict[str, object]] = [
         {
             **delivery_row(bid, d, online),

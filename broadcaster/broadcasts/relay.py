@@ -115,7 +115,7 @@ async def relay(
     """Relay ``url`` into ``live`` for ``duration_s`` seconds of air time, then close it."""
     report = RelayReport()
     air_us = int(duration_s * 1e6)
-    deadline = live.dispatcher.clock.now_us() + air_us
+    deadline = live.runner.clock.now_us() + air_us
     own = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=10.0))
     try:
@@ -165,7 +165,7 @@ async def _loop(
     Without audio the relay gives up at ``deadline`` (start + duration, controller
     clock); once audio flows, gaps count as air time, so it ends on schedule either way.
     """
-    clock = live.dispatcher.clock
+    clock = live.runner.clock
     backoff = 1.0
     while live.timeline.covered_us < air_us:
         end = deadline if live.seq == 0 else live.timeline.start_us or deadline

@@ -1,2 +1,1 @@
-"""Running the MQTT broker (Mosquitto or embedded amqtt), its supervision, credentials, ACL and
-TLS; may import store/, devices/, loa."""
+"""Starting, supervising and securing the MQTT broker; may import store (device rows) only."""

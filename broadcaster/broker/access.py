@@ -28,7 +28,8 @@ from devices.topics import (
 from loa.clock import Clock
 from loa.errors import NotFound
 
-from ..store.store import DeviceRow, Store
+from ..store.rows import DeviceRow
+from ..store.store import Store
 
 __all__ = ["CONTROLLER_USER", "BrokerAccess", "acl_text", "device_acl", "mosquitto_hash"]
 ITERATIONS = 1000  # PBKDF2-SHA512 rounds; Mosquitto reads the count from each hash

@@ -1,1 +1,1 @@
-"""The speakers as a fleet: registry, presence and uptime, health, alarms, commands."""
+"""Speakers as a fleet; may import store, places, broadcasts, settings, services, web, auth, ui."""

@@ -1,4 +1,4 @@
-"""Alarm rules (pure): a speaker's facts in, the alarms that should be open out.
+"""Alarm rules (pure): a speaker's state in, the alarms that should be open out.
 
 Raising and clearing is the service's job: an alarm is raised once when its rule
 starts to hold, cleared when it stops, and acknowledged by a technician.
@@ -21,7 +21,7 @@ KINDS = {
 
 
 @dataclass(frozen=True)
-class Facts:
+class SpeakerState:
     """What the controller knows about one speaker now."""
 
     online: bool
@@ -35,7 +35,7 @@ class Facts:
     watching_since_us: int | None = None  # the controller's start: "never seen" counts from it
 
 
-def evaluate(f: Facts, now_us: int, s: FleetSettings) -> dict[str, str]:
+def evaluate(f: SpeakerState, now_us: int, s: FleetSettings) -> dict[str, str]:
     """kind → detail, for every rule that holds."""
     out: dict[str, str] = {}
     silent = int(s.silent_s * 1e6)

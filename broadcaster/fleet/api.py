@@ -30,6 +30,7 @@ from ..auth.policy import DEPLOYMENT, Part, require_within
 from ..places.targeting import Target
 from ..web.bodies import UUID_RE, Body, Id, ok, path_id, read_json, svc
 from .metrics import render
+from .registry_api import push_config, require_speaker
 from .report import as_csv, commune_report, province_rollup, rollup_csv
 from .report_html import as_html
 
@@ -89,17 +90,6 @@ def _device(request: Request) -> dict[str, Any]:
     return rows[0]
 
 
-def require_speaker(
-    request: Request, commune: str, hamlet: str | None = None, device: str = ""
-) -> None:
-    """An account limited to hamlets acts only on speakers in them (and puts speakers
-    only into them); others are checked by area in the middleware."""
-    who = principal(request)
-    if who.area.hamlets:
-        target = Target(commune, device=device) if device else Target(commune, hamlet=hamlet)
-        require_targets(who, [target], svc(request).store)
-
-
 async def device_get(request: Request) -> JSONResponse:
     s = svc(request)
     d = _device(request)
@@ -122,7 +112,6 @@ async def device_create(request: Request) -> JSONResponse:
     require_targets(principal(request), [Target(commune, hamlet=body.hamlet)], s.store)
     s.store.upsert_device(commune, body.id, body.hamlet, body.name or "")
     _update(request, body.id, body)
-    from .registry_api import push_config  # the retained signed config, at once
 
     await push_config(s, next(x for x in s.store.devices(commune) if x.id == body.id))
     s.audit("device.create", device=body.id, hamlet=body.hamlet)

@@ -1,6 +1,7 @@
 """The fleet check's reads, set-based: a handful of queries for the whole fleet, not a
 handful per speaker. Runs on a reader connection in a worker thread
-(:meth:`broadcaster.store.store.Store.read`); the alarms it implies are written on the loop."""
+(:meth:`broadcaster.store.store.Store.read`); the alarms it implies are written on
+the loop."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from ..settings import FleetSettings
 from ..store.store import Store
-from .alarms import Facts
+from .alarms import SpeakerState
 
 FAILED = ("no_report", "missed")
 
@@ -18,7 +19,7 @@ FAILED = ("no_report", "missed")
 @dataclass(frozen=True)
 class Snapshot:
     devices: list[dict[str, Any]]
-    facts: dict[str, Facts]
+    states: dict[str, SpeakerState]  # per speaker id
 
 
 def _latest_failures(store: Store, since: int, link: str) -> dict[str, str]:
@@ -72,10 +73,10 @@ def gather(store: Store, settings: FleetSettings, now: int, run: int | None) -> 
     since = now - int(settings.delivery_window_h * 3600e6)
     missed = _latest_failures(store, since, "occurrences")
     failed_alerts = _latest_failures(store, since, "alert_broadcasts")
-    facts = {}
+    states = {}
     for d in devices:
         t = last.get(d["id"], {})
-        facts[d["id"]] = Facts(
+        states[d["id"]] = SpeakerState(
             online=bool(d["online"]),
             presence_changed_us=d["presence_changed_us"],
             last_seen_us=d["last_seen_us"],
@@ -86,4 +87,4 @@ def gather(store: Store, settings: FleetSettings, now: int, run: int | None) -> 
             failed_alert=failed_alerts.get(d["id"], ""),
             watching_since_us=run,
         )
-    return Snapshot(devices, facts)
+    return Snapshot(devices, states)

@@ -37,7 +37,8 @@ from loa.clock import Clock
 from loa.errors import LoaError, ProtocolError
 
 from ..broadcasts.ledger import Ledger
-from ..store.store import DeviceRow, Store
+from ..store.rows import DeviceRow
+from ..store.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ from devices.frames import MINOR_VERSION, VERSION
 from devices.signing import public_to_hex
 from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, PayloadTooLarge
 
-from ..auth.guard import principal
+from ..auth.guard import principal, require_targets
 from ..auth.roles import Perm
 from ..places.service import Places
+from ..places.targeting import Target
 from ..services import Services
 from ..web.bodies import ok, path_id, svc
 from . import speaker_csv
@@ -83,9 +84,18 @@ def _kept(request: Request) -> dict[str, tuple[float, provisioning.Provisioning]
     return kept
 
 
-def _own(request: Request, device: str) -> None:
-    from .api import require_speaker
+def require_speaker(
+    request: Request, commune: str, hamlet: str | None = None, device: str = ""
+) -> None:
+    """An account limited to hamlets acts only on speakers in them (and puts speakers
+    only into them); others are checked by area in the middleware."""
+    who = principal(request)
+    if who.area.hamlets:
+        target = Target(commune, device=device) if device else Target(commune, hamlet=hamlet)
+        require_targets(who, [target], svc(request).store)
 
+
+def _own(request: Request, device: str) -> None:
     commune = svc(request).store.device_commune(device)
     if commune is not None:
         require_speaker(request, commune, device=device)

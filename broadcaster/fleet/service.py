@@ -160,7 +160,7 @@ class FleetService:
         raised: list[dict[str, Any]] = []
         cleared: list[tuple[int, str]] = []
         for d in snap.devices:
-            holds = evaluate(snap.facts[d["id"]], now, self.settings)
+            holds = evaluate(snap.states[d["id"]], now, self.settings)
             for kind, detail in holds.items():
                 if (d["id"], kind) in open_alarms:
                     continue

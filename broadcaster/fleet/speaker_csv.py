@@ -18,7 +18,7 @@ from datetime import date, datetime
 from devices.reserved import reserved
 from loa.errors import FieldError, InvalidInput
 
-from ..places.service import slug
+from ..places.names import slug
 
 COLUMNS = ("id", "name", "hamlet", "lat", "lon", "model", "sim", "network", "installed", "notes")
 #: Header spellings (after :func:`slug`) → column.

@@ -1,2 +1,1 @@
-"""The media library (uploads, spoken text, bulletins, signals) and its routes; may import
-store/, web/, auth/, settings, audio/, devices/, loa."""
+"""The media library and its routes; may import store, web, auth, settings, services."""

@@ -35,7 +35,8 @@ from audio.tts import SpeechEngine, speak
 from loa.clock import Clock
 from loa.errors import AudioError, NotFound, ToolMissing
 
-from ..store.store import MediaRow, Store
+from ..store.rows import MediaRow
+from ..store.store import Store
 
 logger = logging.getLogger(__name__)
 

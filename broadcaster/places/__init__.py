@@ -1,2 +1,1 @@
-"""Places (provinces, communes, hamlets, zones), targeting, the directory, demo data and
-routes; may import store/, web/, auth/, devices/, loa."""
+"""Places, their names, targeting and routes; may import store, web, auth, services."""

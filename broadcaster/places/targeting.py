@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from devices.topics import Group, GroupKind
 from loa.errors import FieldError, InvalidInput
 
-from ..store.store import DeviceRow
+from ..store.rows import DeviceRow
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,12 @@ def resolve(targets: Sequence[Target], directory: Directory) -> Resolution:
             errors=[FieldError("targets", "no speakers in these targets", "empty")],
         )
     return Resolution(tuple(kept), reached, tuple(sorted({g.commune for g in kept})))
+
+
+def devices_only(resolution: Resolution, devices: list[DeviceRow]) -> Resolution:
+    """The same targets narrowed to just these speakers, each on its own device topic."""
+    return Resolution(
+        tuple(Group(d.commune_id, GroupKind.DEVICE, d.id) for d in devices),
+        tuple(devices),
+        resolution.communes,
+    )

@@ -1,2 +1,1 @@
-"""The store (SQLite through sqlite-utils) and its migrations; may import devices/ and loa
-only."""
+"""The SQLite store, its row types and migrations; imports nothing else of broadcaster/."""

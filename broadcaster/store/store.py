@@ -14,7 +14,6 @@ import queue
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,39 +25,9 @@ from devices.reserved import check_device_id
 from loa.errors import ConfigError, NotFound
 
 from .migrations import migrations
-
-FINAL_OUTCOMES = ("played", "partial", "preempted", "missed", "refused")
+from .rows import MEDIA_COLUMNS, DeviceRow, MediaRow, media_out
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DeviceRow:
-    commune_id: str
-    id: str
-    hamlet_id: str
-    name: str
-    online: bool
-    zones: tuple[str, ...] = ()
-    codecs: tuple[str, ...] = ()  # as announced in presence; () = unknown (assume Opus)
-
-    @property
-    def needs_mp3(self) -> bool:
-        return "mp3" in self.codecs and "opus" not in self.codecs
-
-
-@dataclass(frozen=True)
-class MediaRow:
-    id: str
-    commune_id: str | None
-    title: str
-    duration_ms: int
-    codec: str
-    bitrate_kbps: int
-    frame_ms: int
-    sha256: str
-    path: str
-    mp3_path: str | None = None
 
 
 def _private(path: Path, *, create: bool = True) -> None:
@@ -376,73 +345,19 @@ class Store:
             r["mp3_path"],
         )
 
-    _MEDIA_COLUMNS = (
-        "id, commune_id, kind, title, filename, source_text, duration_ms, trimmed_ms,"
-        " loudness_in_lufs, true_peak_in_dbtp, loudness_lufs, true_peak_dbtp, peak_dbfs,"
-        " codec, bitrate_kbps, frame_ms, sha256, bytes,"
-        " mp3_sha256, mp3_bytes, mp3_bitrate_kbps, master_sha256, master_bytes,"
-        " peaks, created_us"
-    )
-
-    @staticmethod
-    def _media_out(row: dict[str, Any]) -> dict[str, Any]:
-        """The API's view of an item: renditions grouped, waveform decoded."""
-        out = {
-            k: row[k]
-            for k in (
-                "id",
-                "commune_id",
-                "kind",
-                "title",
-                "filename",
-                "source_text",
-                "duration_ms",
-                "trimmed_ms",
-                "created_us",
-            )
-        }
-        out["loudness"] = {
-            "input_lufs": row["loudness_in_lufs"],
-            "input_true_peak_dbtp": row["true_peak_in_dbtp"],
-            "lufs": row["loudness_lufs"],
-            "true_peak_dbtp": row["true_peak_dbtp"],
-        }
-        out["renditions"] = [
-            {
-                "codec": "opus",
-                "bitrate_kbps": row["bitrate_kbps"],
-                "frame_ms": row["frame_ms"],
-                "sha256": row["sha256"],
-                "bytes": row["bytes"],
-            },
-            {
-                "codec": "mp3",
-                "bitrate_kbps": row["mp3_bitrate_kbps"],
-                "sha256": row["mp3_sha256"],
-                "bytes": row["mp3_bytes"],
-            },
-        ]
-        if row["master_sha256"]:
-            out["renditions"].insert(
-                0,
-                {"codec": "flac", "sha256": row["master_sha256"], "bytes": row["master_bytes"]},
-            )
-        out["waveform"] = json.loads(row["peaks"]) if row["peaks"] else []
-        return out
-
     def media_list(self, commune_id: str) -> list[dict[str, Any]]:
         self.require_commune(commune_id)
         rows = self.query(
-            f"SELECT {self._MEDIA_COLUMNS} FROM media"  # noqa: S608 (a constant list)
+            f"SELECT {MEDIA_COLUMNS} FROM media"  # noqa: S608 (a constant list)
             " WHERE (commune_id=? OR commune_id IS NULL) AND deleted_us IS NULL"
             " AND COALESCE(kind, 'upload') NOT IN ('tone', 'alert', 'live', 'relay')"
             " ORDER BY created_us DESC",
             [commune_id],
         )
-        return [self._media_out(r) for r in rows]
+        return [media_out(r) for r in rows]
 
     def media_info(self, media_id: str) -> dict[str, Any]:
-        return self._media_out(self.media_row(media_id))
+        return media_out(self.media_row(media_id))
 
     def media_row(self, media_id: str) -> dict[str, Any]:
         """Every stored column of a (not deleted) item."""

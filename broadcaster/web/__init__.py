@@ -1,2 +1,1 @@
-"""HTTP plumbing every package's routes share (strict bodies, one error shape, arrival stamps);
-may import services and loa."""
+"""HTTP plumbing all routes share; may import services (the typed bundle) only."""
