@@ -1,1 +1,1 @@
-"""Programmes: CRUD, approval, conflicts, prefetch plans, routes; may use schedules/, not wiring."""
+"""Programmes and routes; may import schedules, store, places, broadcasts, settings, web, auth."""
