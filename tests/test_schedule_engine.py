@@ -6,10 +6,13 @@ deliveries; the alarm wakes the loop at the firing on an offset clock."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -463,3 +466,23 @@ async def test_wake_ticks_at_once_after_an_approval() -> None:
             await ticked[1].wait()
         tg.cancel_scope.cancel()
     assert rows[0] == 0 and rows[1] >= 2  # the new rule's firings were written at once
+
+
+def test_the_engine_loads_without_the_control_plane() -> None:
+    """schedules/ speaks through its own interfaces: importing it loads nothing of
+    broadcaster/ (nor an MQTT client)."""
+    code = (
+        "import sys, schedules.engine, schedules.alarm, schedules.occurrences\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('broadcaster', 'aiomqtt', 'paho', 'devices'))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert out.stdout.strip() == ""
