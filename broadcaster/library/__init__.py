@@ -1,1 +1,1 @@
-"""The media library and its routes; may import store, web, auth, settings, services."""
+"""The media library and its routes; may import store and web only."""

@@ -1,1 +1,1 @@
-"""Places, their names, targeting and routes; may import store, web, auth, services."""
+"""Places, their names, targeting and routes; may import store, web and auth."""
