@@ -9,6 +9,7 @@ before anything is sent. See docs/conformance.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -91,7 +92,7 @@ def load_provisioning(path: Path, device: str) -> provisioning.Provisioning:
         raise ConfigError(f"cannot read the provisioning file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
-    prov = provisioning.parse(text, str(path))
+    prov = provisioning.parse(text, f"provisioning file {path}")
     if prov.device != device:
         raise ConfigError(f"{path} is speaker {prov.device}'s provisioning file, not {device}'s")
     return prov
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         username=args.username,
         password=os.environ.get(args.password_env) or None,
     )
-    timing = Timing(step_s=args.step_timeout)
+    timing = Timing(step_s=args.step_timeout, presence_s=2 * args.step_timeout)
     clock = SkewedClock(SystemClock(), offset_s=args.clock_offset_ms / 1000)
     rows = anyio.run(session, prov, signer, endpoint, clock, timing)
     print(table(rows, device=prov.device), flush=True)
@@ -152,10 +153,14 @@ async def session(
     timing: Timing,
 ) -> list[Row]:
     kit = Kit(prov, signer, endpoint, clock)
+    transport_log = logging.getLogger("devices.transport")
+    level = transport_log.level
+    transport_log.setLevel(logging.ERROR)  # no retry warnings before the one-line error
     async with anyio.create_task_group() as tg:
         tg.start_soon(kit.link.run)
         try:
             await kit.link.wait_connected(timing.step_s)
+            transport_log.setLevel(level)  # connected: a later drop is worth a warning
         except TimeoutError:
             raise BrokerError(
                 f"could not connect to the MQTT broker at {endpoint.host}:{endpoint.port} "

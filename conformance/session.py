@@ -16,6 +16,8 @@ from . import streams
 from .kit import NIL, Kit
 from .report import ROWS, Row, ordered
 
+#: The last byte of a frame's sent time (header offset 40, 8 bytes).
+SENT_LAST = 47
 #: A report's start may differ from the frame's presentation time by this much.
 ON_TIME_US = 100_000
 
@@ -23,9 +25,9 @@ ON_TIME_US = 100_000
 @dataclass(frozen=True)
 class Timing:
     step_s: float = 5.0  # an answer may come this long after its expected time
-    lead_s: float = 1.2  # audio is sent this far ahead of its presentation time
+    lead_s: float = 1.0  # audio is sent this far ahead of its presentation time
     presence_s: float = 10.0  # wait this long for the speaker's presence
-    quiet_s: float = 2.0  # after a refused stream's time, wait this long for a report
+    quiet_s: float = 1.5  # after a refused stream's time, wait this long for a report
 
 
 def _report(kit: Kit, sid: uuid.UUID) -> PlayReport | None:
@@ -54,6 +56,8 @@ class Session:
         self.zone = f"conformance-{uuid.uuid4().hex[:6]}"
         dev = kit.device
         self.other = (dev[:60] + "-xx") if not dev.endswith("-xx") else (dev[:60] + "-yy")
+        self.tone_id = self.expired_id = self.first_stream = NIL
+        self.tone_bytes = b""
 
     def row(self, rid: str, passed: bool, detail: str = "") -> None:
         assert rid in ROWS
@@ -85,13 +89,15 @@ class Session:
             return ordered(self.rows)
         await self.configure(with_zone=True)
         await self.sync_clock()
-        await self.commands()
+        await self.commands()  # answered while the first stream plays
         replay = await self.stream()
+        await self.acks()
         await self.config_stream()
         await self.preemption()
+        rollout = await self.firmware()  # answered while the prefetch runs
         await self.prefetch()
+        await self.firmware_status(rollout)
         await self.refusals(replay)
-        await self.firmware()
         self.messages()
         await self.configure(with_zone=False)
         return ordered(self.rows)
@@ -133,12 +139,16 @@ class Session:
         await k.clock.sleep(0.3)
 
     async def commands(self) -> None:
+        """A test_tone and an expired command; their answers are judged by :meth:`acks`."""
         k = self.kit
-        tone_id, tone = k.command_frame("test_tone")
-        old_id, expired = k.command_frame("test_tone", expires_s=-10)
+        self.tone_id, tone = k.command_frame("test_tone")
+        self.expired_id, expired = k.command_frame("test_tone", expires_s=-10)
         self.tone_bytes = await k.publish(k.topic(DeviceTopic.CMD), tone)
-        self.tone_id = tone_id
         await k.publish(k.topic(DeviceTopic.CMD), expired)
+
+    async def acks(self) -> None:
+        k = self.kit
+        tone_id, old_id = self.tone_id, self.expired_id
         await k.until(lambda: bool(k.facts.acks(tone_id) and k.facts.acks(old_id)), self.t.step_s)
         acks = k.facts.acks(tone_id)
         self.row(
@@ -252,7 +262,7 @@ class Session:
             bool(k.facts.cache(bad.id, "refused")) and not k.facts.cache(bad.id, "stored"),
             self._cache_detail(bad.id),
         )
-        at = k.now() + 2_500_000
+        at = k.now() + 2_000_000
         pid, frame = streams.play(good, at_us=at, sent_us=k.now())
         await k.publish(self.audio(), frame)
         end = at + good.chunks * 500_000
@@ -291,7 +301,7 @@ class Session:
         async def bad_stream(row: str, what: str, *, sent_delta_us: int = 0, mode: str) -> None:
             now = k.now()
             s = streams.stream(
-                start_us=now + 600_000, sent_us=now + sent_delta_us, chunks=1, packets=10
+                start_us=now + 400_000, sent_us=now + sent_delta_us, chunks=1, packets=10
             )
             topic = self.audio()
             for f in s.frames:
@@ -299,7 +309,7 @@ class Session:
                     data = k.sign(f, topic, stranger)
                 elif mode == "altered":
                     raw = bytearray(k.sign(f, topic))
-                    raw[-65] ^= 0x01  # the last signed byte
+                    raw[SENT_LAST] ^= 0x01  # sent time 1 µs off: still a well-formed frame
                     data = bytes(raw)
                 elif mode == "moved":
                     data = k.sign(f, self.audio(self.other))
@@ -307,7 +317,7 @@ class Session:
                     data = k.sign(f, topic)
                 await k.publish_raw(topic, data)
             watch.append((row, what, s.id))
-            await k.clock.sleep(0.9)
+            await k.clock.sleep(0.7)  # it would have played by then: none overlap
 
         async def bad_command(row: str, what: str, mode: str) -> None:
             now = k.now()
@@ -348,10 +358,14 @@ class Session:
         for row, found in accepted.items():
             self.row(row, not found, "; ".join(found) or "refused (nothing played or acknowledged)")
 
-    async def firmware(self) -> None:
+    async def firmware(self) -> uuid.UUID:
         k = self.kit
         rollout, frames = streams.firmware_bad_hash(k.signer, sent_us=k.now())
         await self.send(k.topic(DeviceTopic.FW), frames)
+        return rollout
+
+    async def firmware_status(self, rollout: uuid.UUID) -> None:
+        k = self.kit
         await k.until(lambda: bool(k.facts.firmware(rollout)), self.t.step_s)
         found = k.facts.firmware(rollout)
         self.row(

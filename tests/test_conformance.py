@@ -1,0 +1,208 @@
+"""The conformance kit (``loa conformance``) against real speakers on the session's
+real Mosquitto: our simulator (a separate ``loa sim --provision`` process) passes every
+row; a deliberately broken speaker (tests/broken_speaker.py, built only on devices/)
+fails exactly the rows it breaks; bad command lines are refused with one clear line."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+
+from broadcaster.broker import Broker, free_port
+from broadcaster.cli import main
+from conformance.report import ROWS
+from devices import provisioning
+from devices.signing import Signer
+from tests.broken_speaker import BrokenSpeaker
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LOA_")}
+    e["PYTHONPATH"] = str(ROOT)
+    return e
+
+
+def cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "broadcaster.cli", *args]
+
+
+def provision(tmp: Path, port: int, device: str) -> tuple[Path, Path]:
+    """A signing key (the kit's controller key) and a speaker's file trusting it."""
+    key = tmp / "signing.key"
+    signer = Signer.load_or_create(key)
+    p = provisioning.build(
+        device=device,
+        commune="vi-tan",
+        hamlet="ap-2a",
+        timezone="Asia/Ho_Chi_Minh",
+        urls=[f"mqtt://127.0.0.1:{port}"],
+        password="mat-khau-thu",  # the session broker is open; a real one checks it
+        public_keys=[signer.public_hex()],
+        issued_us=1_796_022_404_000_000,
+    )
+    path = tmp / f"{device}.json"
+    path.write_text(provisioning.to_json(p), encoding="utf-8")
+    return path, key
+
+
+def kit_args(broker: Broker, device: str, prov: Path, key: Path, *extra: str) -> list[str]:
+    return cmd(
+        "conformance",
+        "--broker",
+        f"mqtt://{broker.host}:{broker.port}",
+        "--device",
+        device,
+        "--provision",
+        str(prov),
+        "--signing-key",
+        str(key),
+        *extra,
+    )
+
+
+def rows(out: str) -> dict[str, str]:
+    return {m[1]: m[0] for m in re.findall(r"^(PASS|FAIL)\s+(\S+)", out, re.M)}
+
+
+def test_the_simulator_passes_every_row(broker: Broker, tmp_path: Path) -> None:
+    device = f"conf-sim-{uuid.uuid4().hex[:6]}"
+    prov, key = provision(tmp_path, broker.port, device)
+    sim = subprocess.Popen(
+        cmd("sim", "--provision", str(prov)),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        done = subprocess.run(
+            kit_args(broker, device, prov, key),
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        sim.terminate()
+        _, err = sim.communicate(timeout=10)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr + err
+    assert rows(out) == dict.fromkeys(ROWS, "PASS"), out
+    assert f"all {len(ROWS)} checks passed" in out
+    assert "[§ Verifying a frame (in this order)]" in out  # each row cites its section
+
+
+async def test_a_broken_speaker_fails_exactly_the_rows_it_breaks(
+    broker: Broker, tmp_path: Path
+) -> None:
+    device = f"conf-bad-{uuid.uuid4().hex[:6]}"
+    prov_path, key = provision(tmp_path, broker.port, device)
+    prov = provisioning.parse(prov_path.read_text(encoding="utf-8"))
+    speaker = BrokenSpeaker(prov, verify=False, window=False)
+    async with anyio.create_task_group() as tg:
+        await tg.start(speaker.run)
+        done = await anyio.run_process(
+            kit_args(broker, device, prov_path, key), env=env(), check=False
+        )
+        tg.cancel_scope.cancel()
+    out = done.stdout.decode()
+    assert done.returncode == 1, out + done.stderr.decode()
+    broken = {"forged", "moved", "old", "preempt"}
+    assert rows(out) == {r: "FAIL" if r in broken else "PASS" for r in ROWS}, out
+    assert f"{len(ROWS) - len(broken)} of {len(ROWS)} passed" in out
+    assert "stream signed by an unknown key: PlayReport played" in out
+    assert "pre-empted stream: PlayReport played, played 6" in out
+
+
+async def test_a_silent_speaker_fails_every_row_quickly(broker: Broker, tmp_path: Path) -> None:
+    device = f"conf-mute-{uuid.uuid4().hex[:6]}"
+    prov, key = provision(tmp_path, broker.port, device)
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            kit_args(broker, device, prov, key, "--step-timeout", "1"), env=env(), check=False
+        )
+    out = done.stdout.decode()
+    assert done.returncode == 1, out
+    assert rows(out) == dict.fromkeys(ROWS, "FAIL"), out
+    assert "no online Presence" in out and "never came online" in out
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd(*args), env=env(), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing-provision", "cannot read the provisioning file"),
+        ("bad-url", "give mqtt://host:port or mqtts://host:port"),
+        ("bad-port", "give mqtt://host:port or mqtts://host:port"),
+        ("other-device", "provisioning file, not"),
+        ("untrusted-key", "the speaker does not trust"),
+        ("missing-key", "cannot read the signing key"),
+        ("no-broker", "could not connect to the MQTT broker"),
+        ("not-json", "provisioning"),
+    ],
+)
+def test_bad_command_lines_are_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, message: str
+) -> None:
+    prov, key = provision(tmp_path, 1883, "conf-cli")
+    url, device = f"mqtt://127.0.0.1:{free_port()}", "conf-cli"
+    extra: list[str] = ["--step-timeout", "1"]
+    if case == "missing-provision":
+        prov = tmp_path / "nowhere.json"
+    elif case == "bad-url":
+        url = "http://127.0.0.1:1883"
+    elif case == "bad-port":
+        url = "mqtt://127.0.0.1:99999"
+    elif case == "other-device":
+        device = "conf-khac"
+    elif case == "untrusted-key":
+        key = tmp_path / "other.key"
+        Signer.load_or_create(key)
+    elif case == "missing-key":
+        key = tmp_path / "absent.key"
+    elif case == "not-json":
+        prov.write_text("{không phải JSON", encoding="utf-8")
+    args = ["--broker", url, "--device", device, "--provision", str(prov)]
+    status = main(["conformance", *args, "--signing-key", str(key), *extra])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    if case == "missing-key":
+        assert not key.exists()  # the kit never creates a key
+
+
+def test_a_missing_file_and_a_missing_argument_exit_2(tmp_path: Path) -> None:
+    """As a person at a terminal sees it: a real process, exit status 2, one line."""
+    r = _run(
+        "conformance",
+        "--broker",
+        "mqtt://127.0.0.1:1883",
+        "--device",
+        "vt-1",
+        "--provision",
+        str(tmp_path / "speaker.json"),
+        "--signing-key",
+        str(tmp_path / "signing.key"),
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "cannot read the provisioning file" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = _run("conformance", "--broker", "mqtt://127.0.0.1:1883", "--device", "vt-1")
+    assert r.returncode == 2 and "--provision" in r.stderr
