@@ -24,6 +24,7 @@ from loa.clock import SkewedClock, SystemClock
 from loa.errors import BrokerError, ConfigError
 
 from .kit import Endpoint, Kit
+from .provision import write_provision
 from .report import Row, table
 from .session import Session, Timing
 
@@ -47,8 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("loa-data/signing.key"),
         help="the controller's Ed25519 private key (PEM) the speaker trusts "
-        "(security.signing_key; default loa-data/signing.key); never created",
+        "(security.signing_key; default loa-data/signing.key); never created by a session",
     )
+    p.add_argument(
+        "--write-provision",
+        action="store_true",
+        help="instead of a session: write --provision for the speaker, trusting "
+        "--signing-key (created if absent), and exit (a bench without a controller)",
+    )
+    p.add_argument("--commune", default="conformance", help="with --write-provision")
+    p.add_argument("--hamlet", default="bench", help="with --write-provision")
     p.add_argument("--username", default=None, help="broker user name for the kit")
     p.add_argument(
         "--password-env",
@@ -126,6 +135,19 @@ def load_signer(path: Path, prov: provisioning.Provisioning) -> Signer:
 def run(args: argparse.Namespace) -> int:
     """Run the session, print the table; 0 if every row passed, 1 if any failed."""
     host, port, tls = parse_broker(args.broker)
+    if args.write_provision:
+        print(
+            write_provision(
+                path=args.provision,
+                key=args.signing_key,
+                device=args.device,
+                commune=args.commune,
+                hamlet=args.hamlet,
+                broker_url=f"{'mqtts' if tls else 'mqtt'}://{host}:{port}",
+                clock=SystemClock(),
+            )
+        )
+        return 0
     prov = load_provisioning(args.provision, args.device)
     signer = load_signer(args.signing_key, prov)
     if args.step_timeout <= 0:

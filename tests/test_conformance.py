@@ -75,8 +75,23 @@ def rows(out: str) -> dict[str, str]:
 
 
 def test_the_simulator_passes_every_row(broker: Broker, tmp_path: Path) -> None:
+    """The bench of docs/conformance.md, verbatim: the kit writes the speaker's file
+    (and its own key), the speaker starts from it, the kit runs the session."""
     device = f"conf-sim-{uuid.uuid4().hex[:6]}"
-    prov, key = provision(tmp_path, broker.port, device)
+    prov, key = tmp_path / "speaker.json", tmp_path / "bench.key"
+    made = subprocess.run(
+        [*kit_args(broker, device, prov, key), "--write-provision", "--hamlet", "ap-2a"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert oct(prov.stat().st_mode & 0o777) == "0o600" and key.exists()
+    written = provisioning.parse(prov.read_text(encoding="utf-8"))
+    assert (written.device, written.commune, written.hamlet) == (device, "conformance", "ap-2a")
+    assert written.keys[0].public == Signer.load_or_create(key).public_hex()
     sim = subprocess.Popen(
         cmd("sim", "--provision", str(prov)),
         env=env(),
@@ -85,8 +100,11 @@ def test_the_simulator_passes_every_row(broker: Broker, tmp_path: Path) -> None:
         text=True,
     )
     try:
+        # The kit's controller clock an hour behind the speaker's: a speaker must take
+        # its first TIME answer whatever the offset (protocol v1.1, "A clock far off at
+        # boot"), then judge every frame by the controller's clock.
         done = subprocess.run(
-            kit_args(broker, device, prov, key),
+            kit_args(broker, device, prov, key, "--clock-offset-ms", "-3600000"),
             env=env(),
             capture_output=True,
             text=True,
@@ -154,7 +172,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         ("untrusted-key", "the speaker does not trust"),
         ("missing-key", "cannot read the signing key"),
         ("no-broker", "could not connect to the MQTT broker"),
-        ("not-json", "provisioning"),
+        ("not-json", "provisioning file"),
+        ("write-over", "exists: give a new file"),
+        ("write-bad-id", "is not a valid id"),
     ],
 )
 def test_bad_command_lines_are_one_clear_line(
@@ -178,6 +198,12 @@ def test_bad_command_lines_are_one_clear_line(
         key = tmp_path / "absent.key"
     elif case == "not-json":
         prov.write_text("{không phải JSON", encoding="utf-8")
+    elif case == "write-over":
+        extra.append("--write-provision")
+    elif case == "write-bad-id":
+        extra += ["--write-provision", "--hamlet", "Ấp 2A"]
+        prov = tmp_path / "new.json"
+    before = prov.read_bytes() if prov.exists() else None
     args = ["--broker", url, "--device", device, "--provision", str(prov)]
     status = main(["conformance", *args, "--signing-key", str(key), *extra])
     err = capsys.readouterr().err
@@ -185,7 +211,8 @@ def test_bad_command_lines_are_one_clear_line(
     assert message in err, err
     assert len(err.strip().splitlines()) == 1, err
     if case == "missing-key":
-        assert not key.exists()  # the kit never creates a key
+        assert not key.exists()  # a session never creates a key
+    assert (prov.read_bytes() if prov.exists() else None) == before  # nothing changed
 
 
 def test_a_missing_file_and_a_missing_argument_exit_2(tmp_path: Path) -> None:
