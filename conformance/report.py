@@ -19,6 +19,10 @@ ROWS: dict[str, tuple[str, str]] = {
         "an emergency alert pre-empts a stream at its time (END preempted)",
         "Streams, priority and playout",
     ),
+    "preempt-own": (
+        "a priority stream pre-empts a normal one with no END: cut and reported at once",
+        "Streams, priority and playout",
+    ),
     "alert": ("the emergency alert on alert/ plays in full", "Topics"),
     "prefetch": ("a prefetched item is stored (hash verified)", "Prefetch: cached items and PLAY"),
     "prefetch-hash": ("an item with a wrong SHA-256 is refused", "Prefetch: cached items and PLAY"),

@@ -18,6 +18,8 @@ from .report import ROWS, Row, ordered
 
 #: The last byte of a frame's sent time (header offset 40, 8 bytes).
 SENT_LAST = 47
+#: A pre-empted stream is reported this soon after the takeover ("at once").
+PROMPT_US = 700_000
 #: A report's start may differ from the frame's presentation time by this much.
 ON_TIME_US = 100_000
 
@@ -25,7 +27,7 @@ ON_TIME_US = 100_000
 @dataclass(frozen=True)
 class Timing:
     step_s: float = 5.0  # an answer may come this long after its expected time
-    lead_s: float = 1.0  # audio is sent this far ahead of its presentation time
+    lead_s: float = 0.8  # audio is sent this far ahead of its presentation time
     presence_s: float = 10.0  # wait this long for the speaker's presence
     quiet_s: float = 1.5  # after a refused stream's time, wait this long for a report
 
@@ -94,6 +96,7 @@ class Session:
         await self.acks()
         await self.config_stream()
         await self.preemption()
+        await self.own_preemption()
         rollout = await self.firmware()  # answered while the prefetch runs
         await self.prefetch()
         await self.firmware_status(rollout)
@@ -237,6 +240,45 @@ class Session:
             "alert",
             rb is not None and rb.outcome == "played" and rb.frames_played == 2,
             f"alert: {_describe(rb)}",
+        )
+
+    async def own_preemption(self) -> None:
+        """A PRIORITY stream takes over a NORMAL one that goes on for other speakers: no
+        END ``preempted`` comes (the END sent is the stream's own, at its natural end),
+        so the speaker must cut it at the takeover time and report it at once."""
+        k = self.kit
+        now = k.now()
+        a = streams.stream(start_us=now + int(self.t.lead_s * 1e6), sent_us=now, chunks=6)
+        takeover = a.start_us + 1_000_000
+        b = streams.stream(start_us=takeover, sent_us=now, chunks=2, priority=Priority.PRIORITY)
+        await self.send(self.audio(), a.frames[:-1])
+        await self.send(self.audio(), b.frames)
+        await self.kit.publish(self.audio(), a.frames[-1])  # END complete, at A's own end
+        await k.until(
+            lambda: _report(k, a.id) is not None and _report(k, b.id) is not None,
+            self._until(b.end_us),
+        )
+        ra, rb = _report(k, a.id), _report(k, b.id)
+        heard = [h.at_us for h in k.facts.heard if h.message is ra]
+        prompt = bool(heard) and heard[0] <= takeover + PROMPT_US
+        ok = (
+            ra is not None
+            and ra.outcome == "preempted"
+            and ra.frames_played <= 2
+            and prompt
+            and rb is not None
+            and rb.outcome == "played"
+            and rb.frames_played == 2
+        )
+        when = ""
+        if heard:
+            delta = (heard[0] - takeover) / 1e6
+            side = "after" if delta >= 0 else "before"
+            when = f", reported {abs(delta):.1f} s {side} the takeover"
+        self.row(
+            "preempt-own",
+            ok,
+            f"normal stream: {_describe(ra)}{when}; priority stream: {_describe(rb)}",
         )
 
     async def prefetch(self) -> None:

@@ -136,7 +136,7 @@ async def test_a_broken_speaker_fails_exactly_the_rows_it_breaks(
         tg.cancel_scope.cancel()
     out = done.stdout.decode()
     assert done.returncode == 1, out + done.stderr.decode()
-    broken = {"forged", "moved", "old", "preempt"}
+    broken = {"forged", "moved", "old", "preempt", "preempt-own"}
     assert rows(out) == {r: "FAIL" if r in broken else "PASS" for r in ROWS}, out
     assert f"{len(ROWS) - len(broken)} of {len(ROWS)} passed" in out
     assert "stream signed by an unknown key: PlayReport played" in out
@@ -148,7 +148,7 @@ async def test_a_silent_speaker_fails_every_row_quickly(broker: Broker, tmp_path
     prov, key = provision(tmp_path, broker.port, device)
     with anyio.fail_after(30):
         done = await anyio.run_process(
-            kit_args(broker, device, prov, key, "--step-timeout", "1"), env=env(), check=False
+            kit_args(broker, device, prov, key, "--step-timeout", "0.5"), env=env(), check=False
         )
     out = done.stdout.decode()
     assert done.returncode == 1, out
