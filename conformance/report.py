@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devices.messages import PlayReport
+
 #: Every row the kit checks: id → (what, the docs/protocol.md section it checks).
 ROWS: dict[str, tuple[str, str]] = {
     "presence": ("online presence, retained", "Presence and the last will"),
@@ -87,3 +89,12 @@ def table(rows: list[Row], *, device: str) -> str:
     else:
         lines.append(f"all {len(rows)} checks passed")
     return "\n".join(lines)
+
+
+def describe(rep: PlayReport | None) -> str:
+    if rep is None:
+        return "no PlayReport"
+    return (
+        f"PlayReport {rep.outcome}, played {rep.frames_played}, late {rep.frames_late}, "
+        f"missing {rep.frames_missing}"
+    )

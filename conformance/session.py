@@ -9,15 +9,13 @@ from dataclasses import dataclass
 
 from devices.frames import Frame, FrameType, Priority
 from devices.messages import DeviceConfig, GroupRef, PlayReport, Presence, dump
-from devices.signing import Signer
 from devices.topics import DeviceTopic, Group, GroupKind
 
 from . import streams
 from .kit import NIL, Kit
-from .report import ROWS, Row, ordered
+from .refusals import check_refusals
+from .report import ROWS, Row, describe, ordered
 
-#: The last byte of a frame's sent time (header offset 40, 8 bytes).
-SENT_LAST = 47
 #: A pre-empted stream is reported this soon after the takeover ("at once").
 PROMPT_US = 700_000
 #: A report's start may differ from the frame's presentation time by this much.
@@ -35,15 +33,6 @@ class Timing:
 def _report(kit: Kit, sid: uuid.UUID) -> PlayReport | None:
     found = kit.facts.reports(sid)
     return found[0] if found else None
-
-
-def _describe(rep: PlayReport | None) -> str:
-    if rep is None:
-        return "no PlayReport"
-    return (
-        f"PlayReport {rep.outcome}, played {rep.frames_played}, late {rep.frames_late}, "
-        f"missing {rep.frames_missing}"
-    )
 
 
 def _on_time(rep: PlayReport, start_us: int) -> bool:
@@ -189,7 +178,7 @@ class Session:
         self.row(
             "stream",
             good and on_time,
-            _describe(rep) + ("" if on_time or rep is None else ", started_us not within 100 ms"),
+            describe(rep) + ("" if on_time or rep is None else ", started_us not within 100 ms"),
         )
         k = self.kit
         synced = good and on_time and rep is not None and rep.frames_late == 0
@@ -210,7 +199,7 @@ class Session:
         topic = Group(self.kit.commune, GroupKind.ZONE, self.zone).topic_for("opus")
         _, rep, _ = await self.play(topic, 2)
         ok = rep is not None and rep.outcome == "played" and rep.frames_played == 2
-        self.row("config", ok, f"zone {self.zone}: {_describe(rep)}")
+        self.row("config", ok, f"zone {self.zone}: {describe(rep)}")
 
     async def preemption(self) -> None:
         k = self.kit
@@ -234,12 +223,12 @@ class Session:
         self.row(
             "preempt",
             ra is not None and ra.outcome == "preempted" and ra.frames_played <= 2,
-            f"pre-empted stream: {_describe(ra)} (at most 2 of 6 may play)",
+            f"pre-empted stream: {describe(ra)} (at most 2 of 6 may play)",
         )
         self.row(
             "alert",
             rb is not None and rb.outcome == "played" and rb.frames_played == 2,
-            f"alert: {_describe(rb)}",
+            f"alert: {describe(rb)}",
         )
 
     async def own_preemption(self) -> None:
@@ -278,7 +267,7 @@ class Session:
         self.row(
             "preempt-own",
             ok,
-            f"normal stream: {_describe(ra)}{when}; priority stream: {_describe(rb)}",
+            f"normal stream: {describe(ra)}{when}; priority stream: {describe(rb)}",
         )
 
     async def prefetch(self) -> None:
@@ -319,7 +308,7 @@ class Session:
             and rep.frames_played == good.chunks
             and _on_time(rep, at)
         )
-        detail = f"{'armed' if armed else 'never armed'}; {_describe(rep)}"
+        detail = f"{'armed' if armed else 'never armed'}; {describe(rep)}"
         if rep is not None:
             detail += f", source {rep.source}" + ("" if _on_time(rep, at) else ", not on time")
         self.row("play-at-t", ok, detail)
@@ -331,74 +320,7 @@ class Session:
         return f"CacheReport {found[0].state} {found[0].detail}".strip()
 
     async def refusals(self, replay: list[bytes]) -> None:
-        """Forged, moved, old and replayed frames and commands: none may be played or
-        acknowledged ok. One short stream at a time, so none can pre-empt another."""
-        k = self.kit
-        stranger = Signer.generate()
-        cmd_topic = k.topic(DeviceTopic.CMD)
-        accepted: dict[str, list[str]] = {"forged": [], "moved": [], "old": [], "replayed": []}
-        watch: list[tuple[str, str, uuid.UUID]] = []  # (row, what, stream)
-        cmds: list[tuple[str, str, uuid.UUID]] = []
-
-        async def bad_stream(row: str, what: str, *, sent_delta_us: int = 0, mode: str) -> None:
-            now = k.now()
-            s = streams.stream(
-                start_us=now + 400_000, sent_us=now + sent_delta_us, chunks=1, packets=10
-            )
-            topic = self.audio()
-            for f in s.frames:
-                if mode == "stranger":
-                    data = k.sign(f, topic, stranger)
-                elif mode == "altered":
-                    raw = bytearray(k.sign(f, topic))
-                    raw[SENT_LAST] ^= 0x01  # sent time 1 µs off: still a well-formed frame
-                    data = bytes(raw)
-                elif mode == "moved":
-                    data = k.sign(f, self.audio(self.other))
-                else:
-                    data = k.sign(f, topic)
-                await k.publish_raw(topic, data)
-            watch.append((row, what, s.id))
-            await k.clock.sleep(0.7)  # it would have played by then: none overlap
-
-        async def bad_command(row: str, what: str, mode: str) -> None:
-            now = k.now()
-            if mode == "old":
-                cid, f = k.command_frame("test_tone", sent_us=now - 60_000_000, expires_s=3600)
-            else:
-                cid, f = k.command_frame("test_tone")
-            if mode == "stranger":
-                data = k.sign(f, cmd_topic, stranger)
-            elif mode == "moved":
-                data = k.sign(f, k.topic(DeviceTopic.CMD, self.other))
-            else:
-                data = k.sign(f, cmd_topic)
-            await k.publish_raw(cmd_topic, data)
-            cmds.append((row, what, cid))
-
-        await bad_command("forged", "command signed by an unknown key", "stranger")
-        await bad_command("moved", "command signed for another device", "moved")
-        await bad_command("old", "command sent 60 s ago", "old")
-        await k.publish_raw(cmd_topic, self.tone_bytes)  # the test_tone command again
-        await bad_stream("forged", "stream signed by an unknown key", mode="stranger")
-        await bad_stream("forged", "stream with altered bytes", mode="altered")
-        await bad_stream("moved", "stream signed for another device's topic", mode="moved")
-        await bad_stream("old", "stream sent 60 s ago", sent_delta_us=-60_000_000, mode="ok")
-        for data in replay:  # the first stream, completed: its frames again, as they were
-            await k.publish_raw(self.audio(), data)
-        await k.clock.sleep(self.t.quiet_s)
-        for row, what, sid in watch:
-            if k.facts.reports(sid):
-                accepted[row].append(f"{what}: {_describe(k.facts.reports(sid)[0])}")
-        for row, what, cid in cmds:
-            if any(a.ok for a in k.facts.acks(cid)):
-                accepted[row].append(f"{what}: acknowledged ok")
-        if len(k.facts.reports(self.first_stream)) > 1:
-            accepted["replayed"].append("completed stream sent again: reported again")
-        if sum(a.ok for a in k.facts.acks(self.tone_id)) > 1:
-            accepted["replayed"].append("test_tone command sent again: acknowledged ok again")
-        for row, found in accepted.items():
-            self.row(row, not found, "; ".join(found) or "refused (nothing played or acknowledged)")
+        await check_refusals(self, replay)
 
     async def firmware(self) -> uuid.UUID:
         k = self.kit

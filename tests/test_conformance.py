@@ -17,9 +17,21 @@ import pytest
 
 from broadcaster.broker import Broker, free_port
 from broadcaster.cli import main
+from conformance import streams, tone
+from conformance.cli import parse_broker
 from conformance.report import ROWS
 from devices import provisioning
-from devices.signing import Signer
+from devices.frames import (
+    Codec,
+    FrameType,
+    Priority,
+    decode_frame,
+    encode_frame,
+    unpack_packets,
+)
+from devices.messages import FirmwareOffer, ItemOffer, StreamEnd, StreamStart, parse
+from devices.signing import Signer, Verifier
+from loa.errors import ConfigError
 from tests.broken_speaker import BrokenSpeaker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,3 +245,56 @@ def test_a_missing_file_and_a_missing_argument_exit_2(tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = _run("conformance", "--broker", "mqtt://127.0.0.1:1883", "--device", "vt-1")
     assert r.returncode == 2 and "--provision" in r.stderr
+
+
+def test_the_kits_frames_follow_the_header_table() -> None:
+    """docs/protocol.md, *Header values by frame type*: what the kit sends is what a
+    controller sends, and every frame decodes with the trusted key on its topic."""
+    assert tone.BEEP_MS == 500 and len(unpack_packets(tone.BEEP)) == 25
+    signer = Signer.generate()
+    s = streams.stream(start_us=2_000_000, sent_us=1_000_000, chunks=3, priority=Priority.LIVE)
+    types = [f.type for f in s.frames]
+    assert types == [FrameType.START, *[FrameType.AUDIO] * 3, FrameType.END]
+    assert [f.seq for f in s.frames] == [0, 1, 2, 3, 4]
+    assert [f.codec for f in s.frames] == [Codec.OPUS] * 4 + [Codec.NONE]
+    assert {f.priority for f in s.frames} == {Priority.LIVE}
+    assert [f.pts_us for f in s.frames] == [2_000_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000]
+    head = parse(StreamStart, s.frames[0].payload)
+    assert (head.chunks, head.frame_ms, head.pre_skip, head.duration_ms) == (3, 20, 312, 1500)
+    assert parse(StreamEnd, s.frames[-1].payload).chunks == 3
+    topic = "loa/v1/vi-tan/audio/device/vt-1"
+    verifier = Verifier([signer.public])
+    for f in s.frames:
+        assert decode_frame(encode_frame(f, signer, topic), verifier, topic) == f
+    it = streams.item(sent_us=5, chunks=2)
+    offer = parse(ItemOffer, it.offer.payload)
+    assert (it.offer.type, it.offer.seq, offer.item) == (FrameType.ITEM, 0, str(it.id))
+    assert [f.seq for f in it.data] == list(range(1, offer.slices + 1))
+    bad = streams.item(sent_us=5, chunks=2, wrong_hash=True)
+    assert parse(ItemOffer, bad.offer.payload).sha256 != parse(ItemOffer, it.offer.payload).sha256
+    _, play = streams.play(it, at_us=9_000_000, sent_us=5)
+    assert (play.type, play.seq, play.pts_us) == (FrameType.PLAY, 1, 9_000_000)
+    rollout, fw = streams.firmware_bad_hash(signer, sent_us=5)
+    fo = parse(FirmwareOffer, fw[0].payload)
+    assert fw[0].codec == Codec.NONE and fo.rollout == str(rollout)
+    assert fo.key_id == signer.key_id.hex() and len(fw) == fo.slices + 1
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://127.0.0.1:1883", ("127.0.0.1", 1883, False)),
+        ("mqtts://loa.tinh.vn:8883", ("loa.tinh.vn", 8883, True)),
+        ("mqtt://broker", ("broker", 1883, False)),
+        ("tcp://broker:1883", None),
+        ("mqtt://:1883", None),
+        ("mqtt://broker:port", None),
+        ("broker:1883", None),
+    ],
+)
+def test_broker_urls(url: str, expected: tuple[str, int, bool] | None) -> None:
+    if expected is None:
+        with pytest.raises(ConfigError, match="mqtt://host:port"):
+            parse_broker(url)
+    else:
+        assert parse_broker(url) == expected
