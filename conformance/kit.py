@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from devices.frames import Codec, Frame, FrameType, Priority, encode_frame
+from devices.frames import Codec, Frame, FrameType, Priority, decode_frame, encode_frame
 from devices.messages import (
     Ack,
     CacheReport,
     Command,
+    DeviceConfig,
     FirmwareStatus,
     Message,
     PlayReport,
@@ -33,7 +34,7 @@ from devices.messages import (
     parse,
 )
 from devices.provisioning import Provisioning
-from devices.signing import Signer
+from devices.signing import Signer, Verifier, public_from_hex
 from devices.topics import DeviceTopic, device_topic
 from devices.transport import LinkOptions, MqttLink
 from loa.clock import Clock
@@ -121,7 +122,13 @@ class Kit:
         self.clock = clock
         self.facts = Facts()
         self._changed = anyio.Event()
-        subs = tuple((device_topic(self.commune, self.device, w), 1) for w in INBOUND)
+        #: The speaker's config as the kit found it (retained, signed by a trusted key),
+        #: to give it back its own groups at the end.
+        self.found_config: DeviceConfig | None = None
+        self.config_sent = False
+        self._trusted = Verifier([public_from_hex(k.public) for k in prov.keys])
+        watched = [DeviceTopic.CONFIG, *INBOUND]  # the retained config first, before presence
+        subs = tuple((device_topic(self.commune, self.device, w), 1) for w in watched)
         self.link = MqttLink(
             LinkOptions(
                 host=endpoint.host,
@@ -148,6 +155,9 @@ class Kit:
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
         at = self.now()
+        if topic == self.topic(DeviceTopic.CONFIG):
+            self._found(topic, payload)
+            return
         which = next(
             (w for w in INBOUND if topic == self.topic(w)),
             None,
@@ -164,6 +174,17 @@ class Kit:
         if isinstance(message, TimeRequest):
             await self._answer_time(message, at)
         self._wake()
+
+    def _found(self, topic: str, payload: bytes) -> None:
+        """The retained config that was there before the kit published its own."""
+        if self.config_sent or self.found_config is not None or not payload:
+            return
+        try:
+            frame = decode_frame(payload, self._trusted, topic)
+            if frame.type is FrameType.CONFIG:
+                self.found_config = parse(DeviceConfig, frame.payload)
+        except ProtocolError as exc:
+            logger.info("the retained config is not one the speaker trusts: %s", exc.message)
 
     async def _answer_time(self, req: TimeRequest, t2: int) -> None:
         t3 = self.now()

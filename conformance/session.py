@@ -105,18 +105,30 @@ class Session:
         return p is not None and p.state == "online"
 
     async def configure(self, *, with_zone: bool) -> None:
-        """A signed, retained DeviceConfig: the provisioned groups (+ a zone of our own)."""
+        """A signed, retained DeviceConfig: the speaker's own groups (from the config the
+        kit found, else the provisioned ones), plus a zone of the session's own."""
         k = self.kit
-        groups = [
-            GroupRef(kind="all"),
-            GroupRef(kind="hamlet", id=k.prov.hamlet),
-            GroupRef(kind="device", id=k.device),
-        ]
+        found = k.found_config
+        if found is not None and found.groups:
+            groups = list(found.groups)
+        else:
+            groups = [
+                GroupRef(kind="all"),
+                GroupRef(kind="hamlet", id=k.prov.hamlet),
+                GroupRef(kind="device", id=k.device),
+            ]
         if with_zone:
             groups.append(GroupRef(kind="zone", id=self.zone))
         now = k.now()
-        cfg = DeviceConfig(device=k.device, commune=k.commune, groups=groups, issued_us=now)
+        cfg = DeviceConfig(
+            device=k.device,
+            commune=k.commune,
+            groups=groups,
+            issued_us=now,
+            volume=found.volume if found is not None else None,
+        )
         frame = Frame(FrameType.CONFIG, NIL, 0, now, now, dump(cfg))
+        k.config_sent = True
         await k.publish(k.topic(DeviceTopic.CONFIG), frame, retain=True)
 
     async def sync_clock(self) -> None:

@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import aiomqtt
 import anyio
 import pytest
 
@@ -23,14 +24,25 @@ from conformance.report import ROWS
 from devices import provisioning
 from devices.frames import (
     Codec,
+    Frame,
     FrameType,
     Priority,
     decode_frame,
     encode_frame,
     unpack_packets,
 )
-from devices.messages import FirmwareOffer, ItemOffer, StreamEnd, StreamStart, parse
+from devices.messages import (
+    DeviceConfig,
+    FirmwareOffer,
+    GroupRef,
+    ItemOffer,
+    StreamEnd,
+    StreamStart,
+    dump,
+    parse,
+)
 from devices.signing import Signer, Verifier
+from devices.topics import DeviceTopic, device_topic
 from loa.errors import ConfigError
 from tests.broken_speaker import BrokenSpeaker
 
@@ -139,6 +151,19 @@ async def test_a_broken_speaker_fails_exactly_the_rows_it_breaks(
     device = f"conf-bad-{uuid.uuid4().hex[:6]}"
     prov_path, key = provision(tmp_path, broker.port, device)
     prov = provisioning.parse(prov_path.read_text(encoding="utf-8"))
+    signer = Signer.load_or_create(key)
+    config_topic = device_topic("vi-tan", device, DeviceTopic.CONFIG)
+    # The speaker's config as its controller left it: the kit must give it back.
+    groups = [
+        GroupRef(kind="all"),
+        GroupRef(kind="hamlet", id="ap-2a"),
+        GroupRef(kind="zone", id="xom-cho"),
+        GroupRef(kind="device", id=device),
+    ]
+    before = DeviceConfig(device=device, commune="vi-tan", groups=groups, issued_us=1, volume=65)
+    frame = Frame(FrameType.CONFIG, uuid.UUID(int=0), 0, 10**15, 10**15, dump(before))
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.publish(config_topic, encode_frame(frame, signer, config_topic), 1, True)
     speaker = BrokenSpeaker(prov, verify=False, window=False)
     async with anyio.create_task_group() as tg:
         await tg.start(speaker.run)
@@ -146,6 +171,14 @@ async def test_a_broken_speaker_fails_exactly_the_rows_it_breaks(
             kit_args(broker, device, prov_path, key), env=env(), check=False
         )
         tg.cancel_scope.cancel()
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.subscribe(config_topic, 1)
+        with anyio.fail_after(5):
+            message = await anext(aiter(client.messages))
+    assert isinstance(message.payload, bytes)
+    left = decode_frame(message.payload, Verifier([signer.public]), config_topic)
+    after = parse(DeviceConfig, left.payload)
+    assert after.groups == groups and after.volume == 65 and after.issued_us > 10**15
     out = done.stdout.decode()
     assert done.returncode == 1, out + done.stderr.decode()
     broken = {"forged", "moved", "old", "preempt", "preempt-own"}
