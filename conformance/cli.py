@@ -135,6 +135,10 @@ def load_signer(path: Path, prov: provisioning.Provisioning) -> Signer:
 def run(args: argparse.Namespace) -> int:
     """Run the session, print the table; 0 if every row passed, 1 if any failed."""
     host, port, tls = parse_broker(args.broker)
+    if not 0 < args.step_timeout <= 600:
+        raise ConfigError("--step-timeout must be more than 0 and at most 600 seconds")
+    if abs(args.clock_offset_ms) > 86_400_000:
+        raise ConfigError("--clock-offset-ms must be within a day (±86400000)")
     if args.write_provision:
         print(
             write_provision(
@@ -150,8 +154,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     prov = load_provisioning(args.provision, args.device)
     signer = load_signer(args.signing_key, prov)
-    if args.step_timeout <= 0:
-        raise ConfigError("--step-timeout must be more than 0 seconds")
     endpoint = Endpoint(
         host,
         port,

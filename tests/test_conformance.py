@@ -220,6 +220,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         ("not-json", "provisioning file"),
         ("write-over", "exists: give a new file"),
         ("write-bad-id", "is not a valid id"),
+        ("bad-timeout", "--step-timeout must be"),
+        ("bad-offset", "--clock-offset-ms must be within a day"),
     ],
 )
 def test_bad_command_lines_are_one_clear_line(
@@ -248,6 +250,10 @@ def test_bad_command_lines_are_one_clear_line(
     elif case == "write-bad-id":
         extra += ["--write-provision", "--hamlet", "Ấp 2A"]
         prov = tmp_path / "new.json"
+    elif case == "bad-timeout":
+        extra = ["--step-timeout", "0"]
+    elif case == "bad-offset":
+        extra += ["--clock-offset-ms", str(10**13)]
     before = prov.read_bytes() if prov.exists() else None
     args = ["--broker", url, "--device", device, "--provision", str(prov)]
     status = main(["conformance", *args, "--signing-key", str(key), *extra])
