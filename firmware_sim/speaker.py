@@ -39,7 +39,7 @@ from devices.messages import (
     manifest_bytes,
     parse,
 )
-from devices.signing import Verifier, public_from_hex
+from devices.signing import Verifier
 from devices.topics import (
     DeviceTopic,
     Group,
@@ -611,11 +611,10 @@ class Speaker:
             self.volume = cfg.volume
         if cfg.keys:  # key rotation: trust exactly these from now on
             try:
-                verifier = Verifier([public_from_hex(k) for k in cfg.keys])
+                self.frames = self.frames.for_keys(list(cfg.keys))
             except LoaError as exc:
                 self._refuse(f"config keys: {exc.message}", topic)
                 return
-            self.frames = FrameCache(verifier, 8)
             self.log.add(event="keys", device=self.spec.id, keys=len(cfg.keys))
         wanted = {
             t
