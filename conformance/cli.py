@@ -95,13 +95,7 @@ def parse_broker(url: str) -> tuple[str, int, bool]:
 
 
 def load_provisioning(path: Path, device: str) -> provisioning.Provisioning:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the provisioning file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
-    prov = provisioning.parse(text, f"provisioning file {path}")
+    prov = provisioning.read(path)
     if prov.device != device:
         raise ConfigError(f"{path} is speaker {prov.device}'s provisioning file, not {device}'s")
     return prov
