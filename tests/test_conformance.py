@@ -16,7 +16,7 @@ import aiomqtt
 import anyio
 import pytest
 
-from broadcaster.broker import Broker, free_port
+from broadcaster.broker.process import Broker, free_port
 from broadcaster.cli import main
 from conformance import streams, tone
 from conformance.cli import parse_broker
