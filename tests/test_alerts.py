@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadcaster import demo_data
+from broadcaster.alerts.board import hamlet_board, speaker_board
 from broadcaster.alerts.model import (
     TEMPLATES,
     AlertType,
@@ -21,7 +22,6 @@ from broadcaster.alerts.model import (
     render,
     template_fields,
 )
-from broadcaster.alerts.service import hamlet_board, speaker_board
 from loa.errors import InvalidInput
 from tests.conftest import Running, fleet_of
 from tests.test_api import COMMUNE, assert_error
