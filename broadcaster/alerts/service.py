@@ -59,8 +59,6 @@ class AlertService:
         self.library = library
         self.dispatcher = dispatcher
         self.clock = clock
-        self.timezone = timezone
-        self.default_expiry_s = default_expiry_s
         self.audit = audit
         self.loudness_lufs = loudness_lufs  # alerts are rendered louder than bulletins
         self.records = AlertRecords(store, dispatcher, clock, timezone)
