@@ -35,13 +35,13 @@ from .outbox import Outbox
 from .player import Player
 from .playlog import PlayLog
 from .playout import StreamState
-from .prefetch import ARM_LEAD_US, Armed, Prefetch
+from .prefetch import Prefetch
 from .receive import Handlers, Receiver
 from .recorder import Recorder
 from .reports import Reports
 from .spec import DeviceSpec
 
-__all__ = ["ARM_LEAD_US", "Armed", "Speaker", "SpeakerOptions"]
+__all__ = ["Speaker", "SpeakerOptions"]  # SpeakerOptions: where callers have always found it
 
 logger = logging.getLogger(__name__)
 
