@@ -87,6 +87,13 @@ def parser() -> argparse.ArgumentParser:
     from .bench.cli import add_arguments as bench_arguments
 
     bench_arguments(bench)
+    conf = sub.add_parser(
+        "conformance",
+        help="check a speaker (ours or a vendor's) against docs/protocol.md over MQTT",
+    )
+    from conformance.cli import add_arguments as conformance_arguments
+
+    conformance_arguments(conf)
     kg = sub.add_parser("keygen", help="make a new controller signing key (for a key rotation)")
     kg.add_argument("path", type=Path, help="file to write the private key to (must not exist)")
     st = sub.add_parser("settings", help="list every setting with its default")
@@ -153,6 +160,10 @@ def _run(args: argparse.Namespace) -> int:
 
         run(args)
         return 0
+    if args.command == "conformance":
+        from conformance.cli import run as run_conformance
+
+        return run_conformance(args)
     if args.command == "bench":
         from .bench.cli import run as run_bench
 

@@ -190,9 +190,14 @@ class Prefetcher:
             " AND f.at_us > ?",
             [self.clock.now_us() + REPAIR_MIN_AHEAD_US],
         )
+        if not pending:  # nothing pushed ahead: nothing to re-offer (the usual case)
+            return 0
         sent = 0
-        for device, commune in recheck.items():
-            mine = self._device_topics(commune, device)
+        topics = self._device_topics(recheck)
+        for n, (device, commune) in enumerate(recheck.items()):
+            if n % 200 == 199:  # thousands back at once (a broker restart): let input in
+                await anyio.lowlevel.checkpoint()
+            mine = topics.get(device, set())
             for p in pending:
                 if mine & set(json.loads(p["groups"])):
                     await self._repush(p, commune, device, item=False)
@@ -205,17 +210,22 @@ class Prefetcher:
                     sent += 1
         return sent
 
-    def _device_topics(self, commune: str, device: str) -> set[str]:
-        row = next((d for d in self.store.devices(commune) if d.id == device), None)
-        if row is None:
-            return set()
-        groups = [
-            Group(commune, GroupKind.COMMUNE),
-            Group(commune, GroupKind.HAMLET, row.hamlet_id),
-            *(Group(commune, GroupKind.ZONE, z) for z in row.zones),
-            Group(commune, GroupKind.DEVICE, device),
-        ]
-        return {g.topic_for("opus") for g in groups}
+    def _device_topics(self, devices: dict[str, str]) -> dict[str, set[str]]:
+        """Each device's own topics (commune, hamlet, zones, device), reading each
+        commune's speakers once however many of them came back."""
+        out: dict[str, set[str]] = {}
+        for commune in set(devices.values()):
+            for row in self.store.devices(commune):
+                if devices.get(row.id) != commune:
+                    continue
+                groups = [
+                    Group(commune, GroupKind.COMMUNE),
+                    Group(commune, GroupKind.HAMLET, row.hamlet_id),
+                    *(Group(commune, GroupKind.ZONE, z) for z in row.zones),
+                    Group(commune, GroupKind.DEVICE, row.id),
+                ]
+                out[row.id] = {g.topic_for("opus") for g in groups}
+        return out
 
     async def _repush(self, p: dict[str, Any], commune: str, device: str, *, item: bool) -> None:
         priority = Priority[p["priority"].upper()]

@@ -150,7 +150,7 @@ class StreamSettings(Section):
         200, description="audio per frame for live microphone and relay audio"
     )
     live_lead_ms: Annotated[int, Field(ge=100, le=10_000)] = Field(
-        800,
+        500,
         description="live audio plays this long after it reaches the controller "
         "(the speakers' jitter buffer for live and relay)",
     )

@@ -8,6 +8,7 @@ by ``loa sim --provision``). docs/protocol.md, "Provisioning", describes every f
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -112,6 +113,17 @@ def parse(text: str, source: str = "provisioning file") -> Provisioning:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(file)"
         raise ConfigError(f"{source}: {where}: {err['msg']}") from None
+
+
+def read(path: Path) -> Provisioning:
+    """The provisioning file at ``path``, or a one-line ConfigError a person understands."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the provisioning file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
+    return parse(text, f"provisioning file {path}")
 
 
 def endpoint(p: Provisioning) -> tuple[str, int, bool]:

@@ -70,13 +70,7 @@ def _from_files(args: argparse.Namespace) -> tuple[list[DeviceSpec], list[str]]:
     endpoints: set[tuple[str, int, bool]] = set()
     cas: set[str] = set()
     for path in args.provision:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a provisioning file (not UTF-8 JSON)") from None
-        p = provisioning.parse(text, str(path))
+        p = provisioning.read(path)
         if any(spec.id == p.device for spec in specs):
             raise ConfigError(f"{path}: speaker {p.device} is given twice (one file each)")
         host, port, tls = provisioning.endpoint(p)

@@ -12,13 +12,11 @@ from collections.abc import Iterable
 
 from devices.frames import Frame
 from devices.messages import Ack, Command, DeviceConfig, GroupRef, dump
-from devices.signing import Verifier, public_from_hex
 from devices.topics import DeviceTopic, Group, GroupKind
 from devices.transport import MqttLink
 from loa.errors import LoaError
 
 from .device import Device, Publish
-from .framecache import FrameCache
 from .player import Player
 
 
@@ -62,11 +60,10 @@ class Commands:
             dev.volume = cfg.volume
         if cfg.keys:  # key rotation: trust exactly these from now on
             try:
-                verifier = Verifier([public_from_hex(k) for k in cfg.keys])
+                dev.frames = dev.frames.for_keys(list(cfg.keys))
             except LoaError as exc:
                 dev.refuse(f"config keys: {exc.message}", topic)
                 return
-            dev.frames = FrameCache(verifier, 8)
             dev.event("keys", keys=len(cfg.keys))
         wanted = group_topics(dev.spec.commune, cfg.groups, self.codec)
         for t in sorted(wanted - self.topics):

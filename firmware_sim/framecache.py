@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from audio.mp3 import mp3_frames
 from devices.frames import Codec, Frame, FrameType, decode_frame, unpack_packets
-from devices.signing import Verifier
+from devices.signing import Verifier, public_from_hex
 from loa.errors import AudioError, ProtocolError
 
 
@@ -24,6 +24,19 @@ class FrameCache:
         self._size = size
         self._entries: OrderedDict[bytes, tuple[str, bytes, Frame, int]] = OrderedDict()
         self.hits = 0
+        self._siblings: dict[frozenset[str], FrameCache] = {}
+
+    def for_keys(self, keys: list[str]) -> FrameCache:
+        """The cache for speakers that now trust exactly ``keys`` (a CONFIG's key
+        rotation): speakers sharing this cache that are given the same keys share the
+        new one too, so a fleet told its keys still verifies each frame once."""
+        wanted = frozenset(keys)
+        cache = self._siblings.get(wanted)
+        if cache is None:
+            cache = FrameCache(Verifier([public_from_hex(k) for k in sorted(wanted)]), self._size)
+            cache._siblings = self._siblings  # one family: every member finds the others
+            self._siblings[wanted] = cache
+        return cache
 
     def decode(self, data: bytes, topic: str) -> tuple[Frame, int]:
         """(frame, number of Opus packets) — verified; raises like decode_frame."""

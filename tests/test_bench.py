@@ -50,6 +50,12 @@ def test_json_line_has_every_key() -> None:
     assert json.loads(json_line(report(3.0))) == {"speed_x": 3.0}
 
 
+def test_a_figure_nothing_measured_is_null_in_json_and_n_a_in_the_table() -> None:
+    r = Report("x", "X", "loa bench x", [Figure("p99_ms", "p99", percentile([], 99), "ms")])
+    assert json.loads(json_line(r)) == {"p99_ms": None}  # strict JSON: no NaN
+    assert "**n/a** ms" in r.table()
+
+
 def test_chunk_spreads_and_deviations() -> None:
     events = [
         {"event": "play", "stream": "s", "seq": 1, "device": d, "true_play_us": t}

@@ -223,6 +223,30 @@ async def test_oversized_and_non_xml_cap_are_refused(running: Running) -> None:
     assert await alerts_of(running) == []
 
 
+async def test_an_all_clear_exported_by_one_controller_clears_it_where_it_was_imported(
+    running: Running,
+) -> None:
+    """Our all-clear is a CAP Update with responseType AllClear: another Loa that took
+    the alert in ends it as an all-clear (the tone and text), not as an update."""
+    alert = await create(running, {**FLOOD, "targets": targets("ap-3")})
+    await act(running, alert["id"], "confirm")
+    actual = (await running.client.get(f"/api/alerts/{alert['id']}/cap")).content
+    resp = await post(running, actual)
+    assert resp.status_code == 201, resp.text
+    imported = resp.json()["alert"]
+    await act(running, imported["id"], "confirm")
+    await act(running, alert["id"], "all-clear")
+    cleared = (await running.client.get(f"/api/alerts/{alert['id']}/cap")).content
+    resp = await post(running, cleared)
+    assert resp.status_code == 201, resp.text  # as for an imported Cancel
+    assert resp.json()["action"] == "all clear"
+    after = (await running.client.get(f"/api/alerts/{imported['id']}")).json()["alert"]
+    assert after["status"] == "all_clear"
+    assert [b["kind"] for b in after["broadcasts"]] == ["initial", "all_clear"]
+    again = await post(running, cleared)  # the same message twice: refused, nothing changes
+    assert again.status_code == 409
+
+
 async def test_every_alert_exports_as_cap_that_imports_again(running: Running) -> None:
     alert = await create(running, {**FLOOD, "targets": targets("ap-1", "ap-2")})
     draft = cap.parse((await running.client.get(f"/api/alerts/{alert['id']}/cap")).content)
@@ -231,7 +255,7 @@ async def test_every_alert_exports_as_cap_that_imports_again(running: Running) -
     xml = (await running.client.get(f"/api/alerts/{alert['id']}/cap")).content
     doc = cap.parse(xml)  # valid by our own checks
     assert doc.status == "Actual" and doc.msg_type == "Alert"
-    assert (doc.identifier, doc.sent_text) == (draft.identifier, draft.sent_text)
+    assert doc.identifier == f"loa-{alert['id']}" != draft.identifier
     vi, en = doc.infos
     assert vi.language == "vi-VN" and en.language == "en-US"
     assert cap.alert_type(vi) is AlertType.FLOOD and cap.risk_level(vi) == 3

@@ -45,7 +45,9 @@ async def test_each_message_has_its_own_sent_and_references_the_one_before(
     await act(running, alert["id"], "confirm")
     actual = await exported(running, alert["id"])
     assert (actual.status, actual.msg_type) == ("Actual", "Alert")
-    assert (actual.identifier, actual.sent_text) == (draft.identifier, draft.sent_text)
+    # a draft is a message of its own: the alert that sounded never shares its identifier
+    assert draft.identifier == f"loa-{alert['id']}-draft"
+    assert actual.identifier == f"loa-{alert['id']}" and actual.sent >= draft.sent
     await act(
         running, alert["id"], "update", json={**SHORT, "risk_level": 4, "targets": targets("ap-1")}
     )
@@ -68,7 +70,11 @@ async def test_every_state_and_kind_of_alert_exports_valid_cap(running: Running)
     await act(running, flood["id"], "confirm")
     await act(running, flood["id"], "all-clear")
     end = await exported(running, flood["id"])
-    assert end.msg_type == "Cancel" and end.references[0][1] == f"loa-{flood['id']}"
+    # the danger is over: an Update whose response is AllClear, with the all-clear text
+    assert end.msg_type == "Update" and end.references[0][1] == f"loa-{flood['id']}"
+    raw = (await running.client.get(f"/api/alerts/{flood['id']}/cap")).text
+    assert raw.count("<responseType>AllClear</responseType>") == len(end.infos) == 2
+    assert "đã kết thúc" in end.infos[0].description
     custom = await create(running, {**SHORT, "targets": [{"commune": "vi-tan"}]})
     only_vi = await exported(running, custom["id"])
     assert [i.language for i in only_vi.infos] == ["vi-VN"]
@@ -97,7 +103,8 @@ def test_message_chain_sent_times_strictly_increase(
         updates.append(t)
     alert = {
         "id": "x",
-        "created_us": created,
+        "created_us": created - 1,
+        "confirmed_us": created,
         "status": "cancelled" if ended else "active",
         "ended_us": t + 1,
     }

@@ -58,6 +58,12 @@ def test_settings_shows_values_from_every_source(tmp_path: Path) -> None:
         ),
         (["sim", "--fleet", "/nonexistent/fleet.json", "--pubkey", "zz"], {}, "64 hex"),
         (["sim", "--fleet", "x.json", "--pubkey-file", "/nonexistent/key"], {}, "No such file"),
+        (
+            ["sim", "--provision", "/nonexistent/loa-ap-1.json"],
+            {},
+            "cannot read the provisioning file /nonexistent/loa-ap-1.json",
+        ),
+        (["sim", "--provision", "/etc/hostname"], {}, "provisioning file /etc/hostname: (file)"),
     ],
 )
 def test_bad_input_is_one_clear_line(args: list[str], env: dict[str, str], message: str) -> None:

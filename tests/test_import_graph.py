@@ -89,6 +89,11 @@ RULES = (
         why="audio knows nothing of MQTT or HTTP, nor of the rest of the project",
     ),
     Rule(
+        "conformance",
+        allow=frozenset({"devices", "loa"}),
+        why="the conformance kit judges any speaker by the wire protocol alone",
+    ),
+    Rule(
         "firmware_sim",
         allow=frozenset({"devices", "loa", "audio.mp3"}),
         why="the reference speaker follows docs/protocol.md: devices/ (and the pure MP3 "

@@ -3,6 +3,7 @@ the time still plays it on time; a damaged download is refused and streamed inst
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,80 @@ def test_cache_is_bounded_and_never_drops_an_armed_item() -> None:
 def test_broken_item_framing_is_refused(data: bytes, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         unpack_item(data)
+
+
+async def test_thousands_back_at_once_are_rechecked_in_one_read_per_commune(
+    tmp_path: Path,
+) -> None:
+    """After a broker restart every speaker comes back: the pushed PLAY goes again to
+    exactly those whose topics it was pushed to, and the speakers are read once per
+    commune, not once per speaker (that was 3,000 × 3,000 rows on the event loop)."""
+    from broadcaster.prefetch import Prefetcher
+    from broadcaster.settings import StreamSettings
+    from broadcaster.store import Store
+    from devices.frames import Frame
+    from devices.topics import Group, GroupKind
+    from loa.clock import FakeClock
+
+    store = Store(tmp_path / "loa.db")
+    clock = FakeClock()
+    try:
+        store.upsert_province("p", "Tỉnh")
+        store.upsert_commune("xa", "p", "Xã Vị Tân", "Asia/Ho_Chi_Minh")
+        for h in ("ap-1", "ap-2"):
+            store.upsert_hamlet("xa", h, h)
+        ids = [f"vt-{i:04d}" for i in range(1500)]
+        with store.db.conn:
+            for i, d in enumerate(ids):
+                store.upsert_device("xa", d, "ap-1" if i % 3 == 0 else "ap-2")
+        store.db.table("programmes").insert(
+            {
+                "id": "prog",
+                "commune_id": "xa",
+                "media_id": "m",
+                "priority": "normal",
+                "title": "Tin sáng",
+                "volume": 0,
+            }
+        )
+        ap1 = Group("xa", GroupKind.HAMLET, "ap-1").topic_for("opus")
+        store.db.table("prefetches").insert(
+            {
+                "programme_id": "prog",
+                "fire_us": clock.now_us() + 600_000_000,
+                "broadcast_id": "00000000-0000-4000-8000-00000000000b",
+                "stream_id": "00000000-0000-4000-8000-000000000001",
+                "item_id": "00000000-0000-4000-8000-00000000000c",
+                "sha256": "0" * 64,
+                "at_us": clock.now_us() + 600_000_000,
+                "end_us": clock.now_us() + 660_000_000,
+                "chunks": 1,
+                "groups": json.dumps([ap1]),
+                "pushed_us": clock.now_us(),
+                "cancelled_us": None,
+            }
+        )
+        sent: list[str] = []
+
+        async def send(topics: list[str], frame: Frame) -> None:
+            sent.extend(topics)
+
+        p = Prefetcher(store, send, clock, StreamSettings())
+        reads = 0
+        devices = store.devices
+
+        def counted(commune: str) -> Any:
+            nonlocal reads
+            reads += 1
+            return devices(commune)
+
+        store.devices = counted  # type: ignore[method-assign]
+        for d in ids:
+            p.speaker_online("xa", d)
+        assert await p.repair() == 500
+        own = {Group("xa", GroupKind.DEVICE, d).topic_for("opus") for d in ids[::3]}
+        assert sorted(sent) == sorted(own)
+        assert reads == 1
+        assert await p.repair() == 0  # each came back once: asked once
+    finally:
+        store.close()

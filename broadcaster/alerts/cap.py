@@ -100,6 +100,7 @@ class CapInfo:
     instruction: str
     parameters: dict[str, str]
     areas: list[CapArea]
+    response_types: list[str] = field(default_factory=list)  # e.g. Evacuate, AllClear
 
 
 @dataclass
@@ -241,6 +242,7 @@ def _info(el: ET.Element, n: int) -> CapInfo:
         instruction=_text(el, "instruction"),
         parameters={_text(p, "valueName"): _text(p, "value") for p in _all(el, "parameter")},
         areas=areas,
+        response_types=[(r.text or "").strip() for r in _all(el, "responseType")],
     )
 
 

@@ -3,12 +3,14 @@
 Each state of an alert is its own CAP message, with an identifier and a ``<sent>`` that
 never change once exported:
 
-* the alert itself: ``loa-{id}``, sent when it was created, ``<status>Draft</status>``
-  while it is a draft (then Actual, or Exercise for a test alert);
+* a draft: ``loa-{id}-draft``, ``<status>Draft</status>``, sent when it was last edited;
+* the alert itself once confirmed: ``loa-{id}``, sent when it was confirmed, Actual (or
+  Exercise for a test alert);
 * each update: ``loa-{id}-u{n}``, sent when it was made, ``<msgType>Update</msgType>``
   referencing the message before it;
-* the end (cancel, all-clear, expiry): ``loa-{id}-end``, sent when it ended,
-  ``<msgType>Cancel</msgType>`` referencing the last message before it.
+* the end: ``loa-{id}-end``, sent when it ended, referencing the last message before
+  it — ``<msgType>Cancel</msgType>`` for a cancel or expiry, ``<msgType>Update</msgType>``
+  with ``<responseType>AllClear</responseType>`` and the all-clear text for an all-clear.
 
 ``<references>`` cite ``sender,identifier,sent`` exactly as that message was exported.
 Each ``<info>`` carries the language of its text: ``vi-VN`` for the Vietnamese message,
@@ -22,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET  # output only; input goes through defusedxml
 
-from .model import RISK_SEVERITY, TYPE_NAMES, AlertType
+from .model import ALL_CLEAR_TEXT, RISK_SEVERITY, TYPE_NAMES, AlertType
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -49,15 +51,26 @@ def stamp(us: int) -> str:
 def messages(alert: dict[str, Any], updates: list[int]) -> list[tuple[str, str, str]]:
     """(identifier, sent, msgType) of every message this alert has been, in order (pure).
 
+    An alert never confirmed is one Draft message of its own (``loa-{id}-draft``): a
+    draft is not the alert that sounded, so it never shares that one's identifier.
+    Confirmed, the alert is ``loa-{id}`` sent at the confirm; updates made after it are
+    Updates; the end is a Cancel, or for an all-clear an Update whose response is
+    AllClear (CAP 1.2's way to say the danger is over).
+
     CAP times are whole seconds: a message made within the same second as the one
     before it is sent one second after it, so every message has its own ``<sent>``."""
-    times = [alert["created_us"], *updates]
+    confirmed = alert.get("confirmed_us")
+    if not confirmed:
+        last = max([alert["created_us"], *updates])
+        return [(f"loa-{alert['id']}-draft", stamp(last // 1_000_000 * 1_000_000), "Alert")]
+    after = [u for u in updates if u >= confirmed]  # edits of the draft are in what sounded
+    times = [confirmed, *after]
     ids = [f"loa-{alert['id']}", *(f"loa-{alert['id']}-u{n}" for n in range(1, len(times)))]
-    kinds = ["Alert"] + ["Update"] * len(updates)
+    kinds = ["Alert"] + ["Update"] * len(after)
     if alert["status"] in ("cancelled", "all_clear", "expired"):
-        times.append(alert["ended_us"] or alert["created_us"])
+        times.append(alert["ended_us"] or confirmed)
         ids.append(f"loa-{alert['id']}-end")
-        kinds.append("Cancel")
+        kinds.append("Update" if alert["status"] == "all_clear" else "Cancel")
     out = []
     previous = -1
     for ident, at_us, kind in zip(ids, times, kinds, strict=True):
@@ -93,11 +106,12 @@ def export(alert: dict[str, Any], s: Services) -> bytes:
     sub(root, "identifier", identifier)
     sub(root, "sender", sender)
     sub(root, "sent", sent)
-    status = "Draft" if alert["status"] == "draft" else "Actual"
+    status = "Actual" if alert.get("confirmed_us") else "Draft"
     sub(root, "status", "Exercise" if alert["test"] and status == "Actual" else status)
     sub(root, "msgType", msg_type)
     sub(root, "scope", "Public")
-    if msg_type == "Cancel":
+    cleared = alert["status"] == "all_clear" and identifier.endswith("-end")
+    if msg_type == "Cancel" or cleared:
         sub(root, "note", alert.get("end_reason") or alert["status"])
     if len(chain) > 1:
         before = chain[-2]
@@ -111,12 +125,16 @@ def export(alert: dict[str, Any], s: Services) -> bytes:
         texts.append(("vi-VN", 0, alert["message_vi"]))
     if alert["message_en"]:
         texts.append(("en-US", 1, alert["message_en"]))
+    if cleared:  # what the speakers said when it ended
+        place = alert.get("fields", {}).get("place") or commune["name"]
+        texts = [(lang, i, ALL_CLEAR_TEXT[i].format(place=place)) for lang, i, _ in texts]
     for lang, name_i, text in texts:
         info = ET.SubElement(root, f"{{{NS}}}info")
         sub(info, "language", lang)
         sub(info, "category", CATEGORY_OF[kind])
         sub(info, "event", TYPE_NAMES[kind][name_i])
-        sub(info, "responseType", "Evacuate" if alert["risk_level"] >= 4 else "Prepare")
+        response = "Evacuate" if alert["risk_level"] >= 4 else "Prepare"
+        sub(info, "responseType", "AllClear" if cleared else response)
         sub(info, "urgency", alert["urgency"] or "Immediate")
         sub(info, "severity", alert["severity"] or RISK_SEVERITY[alert["risk_level"]])
         sub(info, "certainty", alert["certainty"] or "Observed")

@@ -163,6 +163,12 @@ async def import_document(
         alert = service.cancel(earlier, actor=actor, reason=f"CAP Cancel from {doc.sender}")
         _remember(store, earlier, doc)
         return {"alert": alert, "action": "cancelled"}
+    if doc.msg_type == "Update" and all("AllClear" in i.response_types for i in doc.infos):
+        earlier = _referenced(store, doc, commune)  # the danger is over (CAP 1.2 AllClear)
+        check(service.targets_of(earlier))
+        alert = await service.all_clear(earlier, actor=actor)
+        _remember(store, earlier, doc)
+        return {"alert": alert, "action": "all clear"}
     vi = _pick(doc.infos)
     en = _english(doc.infos)
     info = vi or en or doc.infos[0]

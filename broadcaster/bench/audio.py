@@ -6,9 +6,9 @@
   the same run (the ratio is what Loa's extra care costs).
 * Bytes per hour of the stored renditions: Opus 24 kb/s and MP3 128 kb/s.
 * Live: a client sends MediaRecorder-like webm/opus pieces over the WebSocket at real
-  time (one piece per 250 ms of sound); a subscriber on the hamlet's topic reads each
-  frame's publish time (its ``sent_us``). Latency = publish time − the moment the last
-  sample in the frame was spoken.
+  time (one piece per 100 ms of sound, as the live page records); a subscriber on the
+  hamlet's topic reads each frame's publish time (its ``sent_us``). Latency = publish
+  time − the moment the last sample in the frame was spoken.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from audio.ingest import decode_to_file
 from audio.master_file import prepare_file
 from audio.settings import AudioSettings
 from audio.tts import EspeakEngine, speak
+from broadcaster.settings import StreamSettings
 from devices.frames import FrameType, decode_frame, unpack_packets
 from devices.signing import Verifier
 from devices.topics import Group, GroupKind
@@ -42,7 +43,7 @@ from .harness import SimProcess
 from .report import Figure, Report, percentile
 from .setup import COMMUNE, deployment, wait_online
 
-PIECE_S = 0.25  # MediaRecorder timeslice
+PIECE_S = 0.1  # MediaRecorder timeslice (the live page records in 100 ms pieces)
 
 
 def speech_file(work: Path, seconds: float, settings: AudioSettings) -> Path:
@@ -182,7 +183,7 @@ def live_session(
                 t0 = clock.now_us()
                 spoken_t0.append(t0)
                 for k in range(pieces):
-                    # piece k holds the sound up to (k + 1) × 250 ms: sent when that is spoken
+                    # piece k holds the sound up to (k + 1) × PIECE_S: sent when that is spoken
                     wait = (t0 + int((k + 1) * PIECE_S * 1e6) - clock.now_us()) / 1e6
                     if wait > 0:
                         await anyio.sleep(wait)
@@ -203,7 +204,7 @@ def live_session(
         try:
             anyio.run(main)
             if sim is not None:
-                time.sleep(3)  # the speaker plays the last frames ~0.8 s after they are sent
+                time.sleep(3)  # the speaker plays the last frames a live lead after they are sent
         finally:
             if sim is not None:
                 sim.stop()
@@ -312,10 +313,10 @@ def run(work: Path, *, seconds: float = 300.0, trials: int = 3, live_s: float = 
             "it undershot → FLAC master + Opus 24 kb/s + MP3 rendition, the same as an upload. "
             "Plain ffmpeg is one `ffmpeg -i speech.mp3 -c:a libopus -b:a 24k` run, timed in "
             "the same trial.",
-            f"Live: {live_s:g} s sent as webm/opus in 250 ms pieces at real time over the "
-            "WebSocket; each frame (200 ms) is timed from when its last sample was spoken to "
-            "its publish time (`sent_us`, read by a subscriber on the hamlet topic). The "
-            "wait for the 250 ms MediaRecorder piece that holds a sample is included.",
+            f"Live: {live_s:g} s sent as webm/opus in {PIECE_S * 1000:g} ms pieces at real "
+            "time over the WebSocket; each frame is timed from when its last sample was "
+            "spoken to its publish time (`sent_us`, read by a subscriber on the hamlet "
+            "topic). The wait for the MediaRecorder piece that holds a sample is included.",
         ],
     )
     report.series = {"live_latency_ms": lat, "ingest_ratio": ratios}
@@ -325,6 +326,8 @@ def run(work: Path, *, seconds: float = 300.0, trials: int = 3, live_s: float = 
 def run_live(work: Path, *, seconds: float = 30.0, trials: int = 3) -> Report:
     """``loa bench live``: microphone → speaker, on the simulator's true clock."""
     speech = speech_file(work, seconds, AudioSettings())
+    stream = StreamSettings()
+    lead_ms, chunk_ms = stream.live_lead_ms, stream.live_chunk_ms
     published: list[float] = []
     played: list[float] = []
     p99s: list[float] = []
@@ -365,12 +368,13 @@ def run_live(work: Path, *, seconds: float = 30.0, trials: int = 3) -> Report:
         ],
         notes=[
             f"{trials} sessions of {seconds:g} s of espeak-ng speech sent as webm/opus in "
-            "250 ms pieces at real time over the WebSocket (as a browser's MediaRecorder "
+            f"{PIECE_S * 1000:g} ms pieces at real time over the WebSocket (as the live "
+            "page's MediaRecorder "
             "does), to one simulated speaker in its own process, clock-synced over MQTT.",
             "Per frame: the true time the speaker handed it over (read from the machine "
             "clock after its sleep, not the target) minus the moment its first sample was "
-            "spoken. It includes the 250 ms piece the browser waits for, the controller's "
-            "0.8 s live lead (settings stream.live_lead_ms) and the 200 ms frames; the "
-            "target is ≤ 1 000 ms now, ≤ 500 ms next.",
+            f"spoken. It includes the {PIECE_S * 1000:g} ms piece the browser waits for, "
+            f"the controller's {lead_ms} ms live lead (settings stream.live_lead_ms) and the "
+            f"{chunk_ms} ms frames; the target is ≤ 1 000 ms now, ≤ 500 ms next.",
         ],
     )

@@ -51,6 +51,8 @@ class Figure:
 
 
 def fmt(x: float) -> str:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "n/a"  # nothing was measured (e.g. no speaker played)
     if isinstance(x, int) or (abs(x) >= 1000 and float(x).is_integer()):
         return f"{int(x):,}".replace(",", " ")
     if abs(x) >= 100:
@@ -69,7 +71,11 @@ class Report:
     series: dict[str, list[float]] = field(default_factory=dict)  # raw data for plots
 
     def as_json(self) -> dict[str, Any]:
-        return {f.key: f.value for f in self.figures}
+        """Figures by key; one that could not be measured is ``null`` (JSON has no NaN)."""
+        return {
+            f.key: None if isinstance(f.value, float) and not math.isfinite(f.value) else f.value
+            for f in self.figures
+        }
 
     def table(self) -> str:
         lines = [
@@ -129,4 +135,4 @@ def write_section(path: Path, report: Report, clock: Clock | None = None) -> Non
 
 
 def json_line(report: Report) -> str:
-    return json.dumps(report.as_json(), sort_keys=True)
+    return json.dumps(report.as_json(), sort_keys=True, allow_nan=False)

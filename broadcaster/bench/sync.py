@@ -183,8 +183,8 @@ def run(
             f"reports with late frames: {late}.",
             f"Speakers exchanged clock-sync messages every {sync_interval_s:g} s for "
             f"{settle_s:g} s before the first broadcast (~{EXCHANGE_BYTES} bytes each). "
-            "The shipped default is every 10 s (~3 MB/day per SIM), which converges to the "
-            "same accuracy over about an hour of uptime instead of minutes.",
+            "The shipped default is every 10 s (~3 MB/day per SIM); how long that takes to "
+            "agree within 5 ms is `loa bench sync --converge`.",
         ],
     )
     report.series = {"deviation_ms": devs, "spread_ms": all_spreads}

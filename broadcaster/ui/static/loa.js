@@ -605,7 +605,7 @@ if ($("#ptt")) {
       ws.send(JSON.stringify({ targets, title: T("Phát trực tiếp") }));
       rec = new MediaRecorder(stream, { mimeType: "audio/webm;codecs=opus" });
       rec.ondataavailable = (e) => e.data.size && ws.send(e.data);
-      rec.start(250);
+      rec.start(100);  // 100 ms pieces: the wait for a piece is part of the live delay
       const s = pickedSummary($("#live-form"));
       $("#on-air-indicator").className = "on-air";
       $("#on-air-indicator").textContent = fill(T("Đang phát trực tiếp tới {where} – {speakers}"), { where: s.names, speakers: speakersText(s.speakers) });
