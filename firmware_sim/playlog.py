@@ -17,7 +17,7 @@ class PlayLog:
     ``flush_s`` seconds otherwise, so thousands of speakers do not flush per chunk.
     """
 
-    FLUSH_ON = frozenset({"report", "refused", "config"})
+    FLUSH_ON = frozenset({"report", "refused", "config", "clock_step"})  # rare, watched
 
     def __init__(
         self, path: Path | None = None, *, keep: int = 200_000, flush_s: float = 0.5

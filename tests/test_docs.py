@@ -42,7 +42,7 @@ def test_every_command_is_documented() -> None:
 
 def test_readme_commands_are_the_ones_ci_runs() -> None:
     readme, ci = read("README.md"), read(".ci/run")
-    test_cmd = "scripts/install --test && .venv/bin/python -m pytest -q"
+    test_cmd = "scripts/install --test && .venv/bin/python -m pytest -q -n 2"
     assert test_cmd in readme
     assert ci.strip().splitlines()[-1] == test_cmd
     assert "scripts/install && .venv/bin/loa demo" in readme
