@@ -1,7 +1,9 @@
-"""The reference speaker: receive, verify, buffer, play on time, report; fleets of them.
+"""The reference speaker and fleets of it; imports only ``devices``, ``loa`` and ``audio.mp3``.
 
-Imports only ``devices`` (the protocol, as real firmware follows docs/protocol.md) and
-``loa`` (errors, clock); never ``broadcaster``.
+Receive, verify, buffer, play on time, report. It follows docs/protocol.md through
+``devices`` (as real firmware would), ``loa`` (errors, clock) and the pure MP3 frame
+splitter of ``audio``; never ``broadcaster`` or ``schedules``
+(``tests/test_import_graph.py`` checks).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broadcaster.alerts.board import hamlet_board, speaker_board
 from broadcaster.alerts.model import (
     TEMPLATES,
     AlertType,
@@ -20,7 +21,6 @@ from broadcaster.alerts.model import (
     render,
     template_fields,
 )
-from broadcaster.alerts.service import hamlet_board, speaker_board
 from broadcaster.places import demo_data
 from loa.errors import InvalidInput
 from tests.conftest import Running, fleet_of
@@ -371,3 +371,16 @@ async def test_wrong_steps_are_refused(running: Running) -> None:
     unknown = "00000000-0000-4000-8000-000000000000"
     assert_error(await running.client.post(f"/api/alerts/{unknown}/confirm"), 404)
     assert_error(await running.client.get("/api/alerts/not-an-id"), 404)
+
+
+async def test_an_alert_reads_the_same_after_a_restart(running: Running) -> None:
+    """The speakers an alert targets are kept in memory from its creation; a restarted
+    controller has none and resolves them again from the stored row."""
+    alert = await create(running, {**FLOOD, "targets": targets("ap-1", "ap-2")})
+    running.services.alerts.records.resolutions.clear()  # what a restart leaves
+    resp = await running.client.get(f"/api/alerts/{alert['id']}")
+    assert resp.status_code == 200, resp.text
+    again = resp.json()["alert"]
+    want = len(demo_data.device_ids("ap-1") + demo_data.device_ids("ap-2"))
+    assert again["speaker_count"] == alert["speaker_count"] == want
+    assert [h["hamlet_id"] for h in again["hamlets"]] == ["ap-1", "ap-2"]

@@ -23,7 +23,8 @@ from . import cap_export as capx
 from . import cap_import as capi
 from .access import require_alert_area
 from .model import AlertType
-from .service import AlertRequest, AlertService
+from .prepare import AlertRequest
+from .service import AlertService
 
 Text = Annotated[str, Field(max_length=2000)]
 

@@ -19,7 +19,8 @@ from loa.errors import Conflict
 from ..places.targeting import Target
 from . import vi_match
 from .cap import SKEW_S, CapAlert, CapInfo, alert_type, bad, parse, risk_level
-from .service import AlertRequest, AlertService
+from .prepare import AlertRequest
+from .service import AlertService
 
 if TYPE_CHECKING:
     from ..services import Services

@@ -9,7 +9,6 @@ document) can fill them.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -160,20 +159,3 @@ def next_airing(after_us: int, every_hours: int, timezone: str) -> int:
         if candidate.hour % every_hours == 0:
             break
     return int(candidate.timestamp() * 1e6)
-
-
-@dataclass(frozen=True)
-class RiskLevel:
-    level: int
-
-    @property
-    def colour_vi(self) -> str:
-        return RISK_LEVELS[self.level][0]
-
-    @property
-    def colour_en(self) -> str:
-        return RISK_LEVELS[self.level][1]
-
-    @property
-    def css(self) -> str:
-        return RISK_LEVELS[self.level][2]
