@@ -29,9 +29,16 @@ AP1 = demo_data.device_ids("ap-1")
 
 
 def armed(db: Path) -> int:
+    """Speakers that armed this controller's own pushed firings (the session broker may
+    also deliver other tests' queued cache reports, which the controller rightly keeps)."""
     store = Store(db)
     try:
-        return int(store.query("SELECT count(*) AS n FROM play_arms WHERE state='armed'")[0]["n"])
+        return int(
+            store.query(
+                "SELECT count(*) AS n FROM play_arms a JOIN prefetches f"
+                " ON f.broadcast_id = a.broadcast_id WHERE a.state='armed'"
+            )[0]["n"]
+        )
     finally:
         store.close()
 
