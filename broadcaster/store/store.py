@@ -237,15 +237,16 @@ class Store:
             )
         ]
 
-    def device_details(self, commune_id: str) -> list[dict[str, Any]]:
+    def device_details(self, commune_id: str, device_id: str = "") -> list[dict[str, Any]]:
+        """The commune's speakers as the API shows them (only ``device_id``'s if given)."""
         self.require_commune(commune_id)
         rows = self.query(
             "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
             " d.last_seen_us, d.presence_changed_us, d.lat, d.lon, d.model, d.sim, d.network,"
             " d.installed, d.notes, t.payload AS telemetry"
             " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
-            " WHERE d.commune_id=? ORDER BY d.hamlet_id, d.id",
-            [commune_id],
+            " WHERE d.commune_id=? AND (?='' OR d.id=?) ORDER BY d.hamlet_id, d.id",
+            [commune_id, device_id, device_id],
         )
         for r in rows:
             r["online"] = bool(r["online"])
