@@ -19,6 +19,7 @@ from starlette.routing import Route
 from loa.errors import Forbidden
 
 from ..auth.guard import principal
+from ..store.store import Store
 from ..web.bodies import Body, Id, ok, path_id, read_json, svc
 from .service import Places
 
@@ -247,7 +248,8 @@ async def hamlets(request: Request) -> JSONResponse:
 
 
 async def devices(request: Request) -> JSONResponse:
-    return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
+    store = svc(request).store  # a big commune's list is read off the event loop
+    return ok({"devices": await store.read(Store.device_details, path_id(request, "commune"))})
 
 
 routes = [

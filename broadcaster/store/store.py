@@ -146,6 +146,36 @@ class Store:
             pk=("commune_id", "id"),
         )
 
+    def delete_device(self, commune_id: str, device_id: str, at_us: int) -> None:
+        """Take a speaker out of the registry in one transaction: its own state goes
+        (zones, caches, telemetry, presence, rollouts, pending reports), its credentials
+        are marked revoked and its open alarms cleared; the broadcasts it played stay in
+        the history (deliveries), as do the commands sent to it."""
+        with self.db.atomic():
+            for table in (
+                "zone_members",
+                "telemetry_last",
+                "telemetry",
+                "presence_log",
+                "device_items",
+                "play_arms",
+                "rollout_devices",
+                "pending_reports",
+            ):
+                self.db.execute(f"DELETE FROM {table} WHERE device_id=?", [device_id])  # noqa: S608
+            self.db.execute(
+                "UPDATE device_credentials SET revoked_us=?"
+                " WHERE device_id=? AND revoked_us IS NULL",
+                [at_us, device_id],
+            )
+            self.db.execute(
+                "UPDATE alarms SET cleared_us=? WHERE device_id=? AND cleared_us IS NULL",
+                [at_us, device_id],
+            )
+            self.db.execute(
+                "DELETE FROM devices WHERE commune_id=? AND id=?", [commune_id, device_id]
+            )
+
     def communes(self) -> list[dict[str, Any]]:
         return self.query(
             "SELECT c.id, c.name, c.province_id, c.timezone, p.name AS province_name,"
@@ -207,15 +237,16 @@ class Store:
             )
         ]
 
-    def device_details(self, commune_id: str) -> list[dict[str, Any]]:
+    def device_details(self, commune_id: str, device_id: str = "") -> list[dict[str, Any]]:
+        """The commune's speakers as the API shows them (only ``device_id``'s if given)."""
         self.require_commune(commune_id)
         rows = self.query(
             "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
             " d.last_seen_us, d.presence_changed_us, d.lat, d.lon, d.model, d.sim, d.network,"
             " d.installed, d.notes, t.payload AS telemetry"
             " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
-            " WHERE d.commune_id=? ORDER BY d.hamlet_id, d.id",
-            [commune_id],
+            " WHERE d.commune_id=? AND (?='' OR d.id=?) ORDER BY d.hamlet_id, d.id",
+            [commune_id, device_id, device_id],
         )
         for r in rows:
             r["online"] = bool(r["online"])
