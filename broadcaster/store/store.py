@@ -302,14 +302,10 @@ class Store:
         with self.relaxed(), self.db.atomic():
             cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
             if changed:
-                self.db.table("presence_log").insert(
-                    {
-                        "device_id": device_id,
-                        "commune_id": commune_id,
-                        "at_us": at_us,
-                        "online": int(online),
-                        "reason": reason[:200],
-                    }
+                self.db.execute(  # plain SQL: sqlite-utils' insert re-reads the schema
+                    "INSERT INTO presence_log (device_id, commune_id, at_us, online, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [device_id, commune_id, at_us, int(online), reason[:200]],
                 )
         return cur.rowcount > 0
 
@@ -334,22 +330,28 @@ class Store:
     def set_telemetry(self, device_id: str, at_us: int, t: Telemetry) -> None:
         """The latest report, and one row of the bounded time series."""
         with self.relaxed(), self.db.atomic():  # one commit
-            self.db.table("telemetry_last").upsert(
-                {"device_id": device_id, "at_us": at_us, "payload": t.model_dump_json()},
-                pk="device_id",
+            # plain SQL: sqlite-utils' insert/upsert re-read the schema on every call, and
+            # a reconnect storm brings thousands of these in one batch
+            self.db.execute(
+                "INSERT INTO telemetry_last (device_id, at_us, payload) VALUES (?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET at_us=excluded.at_us,"
+                " payload=excluded.payload",
+                [device_id, at_us, t.model_dump_json()],
             )
-            self.db.table("telemetry").insert(
-                {
-                    "device_id": device_id,
-                    "at_us": at_us,
-                    "rssi_dbm": t.rssi_dbm,
-                    "temperature_c": t.temperature_c,
-                    "supply_v": t.supply_v,
-                    "amp_fault": int(t.amp_fault),
-                    "volume": t.volume,
-                    "free_storage_kb": t.free_storage_kb,
-                    "uptime_s": t.uptime_s,
-                }
+            self.db.execute(
+                "INSERT INTO telemetry (device_id, at_us, rssi_dbm, temperature_c, supply_v,"
+                " amp_fault, volume, free_storage_kb, uptime_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    device_id,
+                    at_us,
+                    t.rssi_dbm,
+                    t.temperature_c,
+                    t.supply_v,
+                    int(t.amp_fault),
+                    t.volume,
+                    t.free_storage_kb,
+                    t.uptime_s,
+                ],
             )
             self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
 
