@@ -23,10 +23,10 @@ from devices.signing import Signer
 from loa.clock import SkewedClock, SystemClock
 from loa.errors import BrokerError, ConfigError
 
-from .kit import Endpoint, Kit
+from .kit import Endpoint, Kit, Timing
 from .provision import write_provision
 from .report import Row, table
-from .session import Session, Timing
+from .session import Session
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -42,6 +42,15 @@ from loa.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Timing:
+    step_s: float = 5.0  # an answer may come this long after its expected time
+    lead_s: float = 0.8  # audio is sent this far ahead of its presentation time
+    presence_s: float = 10.0  # wait this long for the speaker's presence
+    quiet_s: float = 1.5  # after a refused stream's time, wait this long for a report
+
+
 NIL = uuid.UUID(int=0)
 
 #: What the speaker publishes, and the model each topic carries.

@@ -5,16 +5,30 @@ refused — nothing played, nothing acknowledged, no message at all about them
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from devices.signing import Signer
 from devices.topics import DeviceTopic
 
 from . import streams
+from .kit import Kit, Timing
 from .report import describe
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class Session(Protocol):
+    """What the refusal rows need of a session (session.Session is one)."""
+
+    kit: Kit
+    t: Timing
+    other: str
+    first_stream: uuid.UUID
+    tone_id: uuid.UUID
+    tone_bytes: bytes
+
+    def row(self, rid: str, passed: bool, detail: str = "") -> None: ...
+
+    def audio(self, device: str | None = None, *, emergency: bool = False) -> str: ...
+
 
 #: The last byte of a frame's sent time (header offset 40, 8 bytes).
 SENT_LAST = 47

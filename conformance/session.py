@@ -5,14 +5,13 @@ requests). Each wait has a deadline, so a silent speaker fails rows, never hangs
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from devices.frames import Frame, FrameType, Priority
 from devices.messages import DeviceConfig, GroupRef, PlayReport, Presence, dump
 from devices.topics import DeviceTopic, Group, GroupKind
 
 from . import streams
-from .kit import NIL, Kit
+from .kit import NIL, Kit, Timing
 from .refusals import check_refusals
 from .report import ROWS, Row, describe, ordered
 
@@ -20,14 +19,6 @@ from .report import ROWS, Row, describe, ordered
 PROMPT_US = 700_000
 #: A report's start may differ from the frame's presentation time by this much.
 ON_TIME_US = 100_000
-
-
-@dataclass(frozen=True)
-class Timing:
-    step_s: float = 5.0  # an answer may come this long after its expected time
-    lead_s: float = 0.8  # audio is sent this far ahead of its presentation time
-    presence_s: float = 10.0  # wait this long for the speaker's presence
-    quiet_s: float = 1.5  # after a refused stream's time, wait this long for a report
 
 
 def _report(kit: Kit, sid: uuid.UUID) -> PlayReport | None:

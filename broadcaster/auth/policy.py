@@ -84,6 +84,7 @@ POLICY: dict[tuple[str, str], Perm | None] = {
     ("POST", "/api/communes/{commune}/devices"): D,
     ("GET", "/api/devices/{device}"): R,
     ("PUT", "/api/devices/{device}"): D,
+    ("DELETE", "/api/devices/{device}"): D,
     ("GET", "/api/devices/{device}/uptime"): R,
     ("GET", "/api/communes/{commune}/uptime"): R,
     ("GET", "/api/communes/{commune}/alarms"): R,

@@ -93,7 +93,7 @@ def _device(request: Request) -> dict[str, Any]:
 async def device_get(request: Request) -> JSONResponse:
     s = svc(request)
     d = _device(request)
-    details = next(x for x in s.store.device_details(d["commune_id"]) if x["id"] == d["id"])
+    details = s.store.device_details(d["commune_id"], d["id"])[0]
     series = s.store.query(
         "SELECT * FROM telemetry WHERE device_id=? ORDER BY at_us DESC LIMIT 500", [d["id"]]
     )
@@ -131,7 +131,7 @@ def _public(request: Request, device: str) -> dict[str, Any]:
     s = svc(request)
     commune = s.store.device_commune(device)
     assert commune is not None
-    return next(x for x in s.store.device_details(commune) if x["id"] == device)
+    return s.store.device_details(commune, device)[0]
 
 
 async def device_update(request: Request) -> JSONResponse:

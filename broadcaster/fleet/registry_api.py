@@ -25,6 +25,7 @@ from starlette.routing import Route
 from devices import provisioning
 from devices.frames import MINOR_VERSION, VERSION
 from devices.signing import public_to_hex
+from devices.topics import DeviceTopic, device_topic
 from loa.errors import Conflict, Forbidden, InvalidInput, LoaError, NotFound, PayloadTooLarge
 
 from ..auth.guard import principal, require_targets
@@ -357,7 +358,34 @@ async def device_revoke(request: Request) -> JSONResponse:
     return ok({})
 
 
+async def device_delete(request: Request) -> JSONResponse:
+    """Take a speaker out of the registry (stolen, broken beyond repair, registered by
+    mistake): it can no longer log in to the broker, its retained config is cleared and
+    it leaves its zones; the broadcasts it played stay in the history. Refused while a
+    live programme or an unfinished alert names it."""
+    s = svc(request)
+    device = path_id(request, "device")
+    commune = s.store.device_commune(device)
+    if commune is None:
+        raise NotFound(f"speaker {device!r} does not exist")
+    require_speaker(request, commune, device=device)
+    Places(s.store).refuse_device_in_use(commune, device)
+    await anyio.to_thread.run_sync(s.store.delete_device, commune, device, s.clock.now_us())
+    await anyio.to_thread.run_sync(s.broker_access.apply)  # its broker user is gone
+    try:
+        await s.link.publish(
+            device_topic(commune, device, DeviceTopic.CONFIG), b"", qos=1, retain=True
+        )
+    except LoaError as exc:  # the broker is away: the retained sweep clears it later
+        logger.warning("retained config of deleted speaker %s not cleared: %s", device, exc)
+    _kept(request).pop(device, None)  # an unfetched provisioning file dies with it
+    s.audit("device.delete", device=device, commune=commune)
+    logger.info("speaker %s/%s deleted", commune, device)
+    return ok({"deleted": device})
+
+
 routes = [
+    Route("/api/devices/{device}", device_delete, methods=["DELETE"]),
     Route("/api/keys", keys),
     Route("/api/devices/{device}/credentials", device_revoke, methods=["DELETE"]),
     Route("/api/devices/{device}/credentials", issue, methods=["POST"]),

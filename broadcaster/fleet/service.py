@@ -184,8 +184,13 @@ class FleetService:
                 events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
         if raised or cleared:
             with self.db.atomic():  # one transaction, two statements, whatever the count
-                if raised:
-                    self.db.table("alarms").insert_all(raised, pk="id")
+                if raised:  # plain SQL: a whole fleet's alarms at once, no schema re-reads
+                    cols = list(raised[0])
+                    self.db.conn.executemany(
+                        f"INSERT INTO alarms ({', '.join(cols)})"  # noqa: S608
+                        f" VALUES ({', '.join('?' * len(cols))})",
+                        [[a[c] for c in cols] for a in raised],
+                    )
                 if cleared:
                     self.db.conn.executemany("UPDATE alarms SET cleared_us=? WHERE id=?", cleared)
         if len(events) <= LOG_EACH:

@@ -19,7 +19,8 @@ from starlette.routing import Route
 from loa.errors import Forbidden
 
 from ..auth.guard import principal
-from ..web.bodies import Body, Id, ok, path_id, read_json, svc
+from ..store.store import Store
+from ..web.bodies import Body, Id, ok, ok_off_loop, path_id, read_json, svc
 from .service import Places
 
 Name = Annotated[str, Field(min_length=1, max_length=400)]  # 100 once NFC: clean_name
@@ -247,7 +248,9 @@ async def hamlets(request: Request) -> JSONResponse:
 
 
 async def devices(request: Request) -> JSONResponse:
-    return ok({"devices": svc(request).store.device_details(path_id(request, "commune"))})
+    store = svc(request).store  # a big commune's list is read and encoded off the loop
+    rows = await store.read(Store.device_details, path_id(request, "commune"))
+    return await ok_off_loop({"devices": rows})
 
 
 routes = [

@@ -254,6 +254,29 @@ class Places:
             )
         self.store.db.execute("DELETE FROM hamlets WHERE commune_id=? AND id=?", [cid, hid])
 
+    def refuse_device_in_use(self, cid: str, device: str) -> None:
+        """A speaker a live programme or an unfinished alert names on its own cannot be
+        deleted (it would silently drop out of them); ended ones are only history."""
+        live = (
+            (
+                "programme",
+                "SELECT title, targets FROM programmes WHERE commune_id=? AND deleted_us IS NULL",
+            ),
+            (
+                "alert",
+                "SELECT title, targets FROM alerts WHERE commune_id=?"
+                " AND status IN ('draft', 'active')",
+            ),
+        )
+        for what, sql in live:
+            for r in self.q(sql, [cid]):
+                if _targets_name(r["targets"], "device", device):
+                    raise refused(
+                        "in_use",
+                        f"speaker {device} is a target of the {what} {r['title']!r}: "
+                        "take it out of it first",
+                    )
+
     def _refuse_if_targeted(self, cid: str, key: str, value: str, name: str) -> None:
         for table, what in (("programmes", "programme"), ("alerts", "alert")):
             extra = " AND deleted_us IS NULL" if table == "programmes" else ""

@@ -146,6 +146,36 @@ class Store:
             pk=("commune_id", "id"),
         )
 
+    def delete_device(self, commune_id: str, device_id: str, at_us: int) -> None:
+        """Take a speaker out of the registry in one transaction: its own state goes
+        (zones, caches, telemetry, presence, rollouts, pending reports), its credentials
+        are marked revoked and its open alarms cleared; the broadcasts it played stay in
+        the history (deliveries), as do the commands sent to it."""
+        with self.db.atomic():
+            for table in (
+                "zone_members",
+                "telemetry_last",
+                "telemetry",
+                "presence_log",
+                "device_items",
+                "play_arms",
+                "rollout_devices",
+                "pending_reports",
+            ):
+                self.db.execute(f"DELETE FROM {table} WHERE device_id=?", [device_id])  # noqa: S608
+            self.db.execute(
+                "UPDATE device_credentials SET revoked_us=?"
+                " WHERE device_id=? AND revoked_us IS NULL",
+                [at_us, device_id],
+            )
+            self.db.execute(
+                "UPDATE alarms SET cleared_us=? WHERE device_id=? AND cleared_us IS NULL",
+                [at_us, device_id],
+            )
+            self.db.execute(
+                "DELETE FROM devices WHERE commune_id=? AND id=?", [commune_id, device_id]
+            )
+
     def communes(self) -> list[dict[str, Any]]:
         return self.query(
             "SELECT c.id, c.name, c.province_id, c.timezone, p.name AS province_name,"
@@ -207,15 +237,16 @@ class Store:
             )
         ]
 
-    def device_details(self, commune_id: str) -> list[dict[str, Any]]:
+    def device_details(self, commune_id: str, device_id: str = "") -> list[dict[str, Any]]:
+        """The commune's speakers as the API shows them (only ``device_id``'s if given)."""
         self.require_commune(commune_id)
         rows = self.query(
             "SELECT d.id, d.hamlet_id AS hamlet, d.name, d.online, d.firmware, d.codecs,"
             " d.last_seen_us, d.presence_changed_us, d.lat, d.lon, d.model, d.sim, d.network,"
             " d.installed, d.notes, t.payload AS telemetry"
             " FROM devices d LEFT JOIN telemetry_last t ON t.device_id=d.id"
-            " WHERE d.commune_id=? ORDER BY d.hamlet_id, d.id",
-            [commune_id],
+            " WHERE d.commune_id=? AND (?='' OR d.id=?) ORDER BY d.hamlet_id, d.id",
+            [commune_id, device_id, device_id],
         )
         for r in rows:
             r["online"] = bool(r["online"])
@@ -271,14 +302,10 @@ class Store:
         with self.relaxed(), self.db.atomic():
             cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
             if changed:
-                self.db.table("presence_log").insert(
-                    {
-                        "device_id": device_id,
-                        "commune_id": commune_id,
-                        "at_us": at_us,
-                        "online": int(online),
-                        "reason": reason[:200],
-                    }
+                self.db.execute(  # plain SQL: sqlite-utils' insert re-reads the schema
+                    "INSERT INTO presence_log (device_id, commune_id, at_us, online, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [device_id, commune_id, at_us, int(online), reason[:200]],
                 )
         return cur.rowcount > 0
 
@@ -303,22 +330,28 @@ class Store:
     def set_telemetry(self, device_id: str, at_us: int, t: Telemetry) -> None:
         """The latest report, and one row of the bounded time series."""
         with self.relaxed(), self.db.atomic():  # one commit
-            self.db.table("telemetry_last").upsert(
-                {"device_id": device_id, "at_us": at_us, "payload": t.model_dump_json()},
-                pk="device_id",
+            # plain SQL: sqlite-utils' insert/upsert re-read the schema on every call, and
+            # a reconnect storm brings thousands of these in one batch
+            self.db.execute(
+                "INSERT INTO telemetry_last (device_id, at_us, payload) VALUES (?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET at_us=excluded.at_us,"
+                " payload=excluded.payload",
+                [device_id, at_us, t.model_dump_json()],
             )
-            self.db.table("telemetry").insert(
-                {
-                    "device_id": device_id,
-                    "at_us": at_us,
-                    "rssi_dbm": t.rssi_dbm,
-                    "temperature_c": t.temperature_c,
-                    "supply_v": t.supply_v,
-                    "amp_fault": int(t.amp_fault),
-                    "volume": t.volume,
-                    "free_storage_kb": t.free_storage_kb,
-                    "uptime_s": t.uptime_s,
-                }
+            self.db.execute(
+                "INSERT INTO telemetry (device_id, at_us, rssi_dbm, temperature_c, supply_v,"
+                " amp_fault, volume, free_storage_kb, uptime_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    device_id,
+                    at_us,
+                    t.rssi_dbm,
+                    t.temperature_c,
+                    t.supply_v,
+                    int(t.amp_fault),
+                    t.volume,
+                    t.free_storage_kb,
+                    t.uptime_s,
+                ],
             )
             self.db.execute("UPDATE devices SET last_seen_us=? WHERE id=?", [at_us, device_id])
 

@@ -735,6 +735,12 @@ if ($("#device-name") && $("#device-name").dataset.device) {  // the speaker pag
         : `<li class="empty">${esc(T("Chưa gửi lệnh nào"))}</li>`;
     }
   }, 2000);
+  if ($("#device-delete")) {
+    guarded($("#device-delete"), T("Xoá loa này khỏi danh sách? Loa sẽ không kết nối được nữa."), T("Xoá"), async () => {
+      await api("DELETE", `/api/devices/${id}`);
+      location.href = "/devices";
+    });
+  }
   document.querySelectorAll("[data-command]").forEach((b) => b.addEventListener("click", async () => {
     const action = b.dataset.command;
     if (action === "reboot" && !confirm(T("Khởi động lại loa này? Loa sẽ ngừng phát khoảng một phút."))) return;
