@@ -296,3 +296,33 @@ async def test_plain_dates_in_queries_are_the_communes_days(running: Running) ->
         params={"from": "2026-12-01T05:00", "to": "2026-12-01T07:00"},
     )
     assert [o["fire_us"] for o in local.json()["occurrences"]] == fires
+
+
+async def test_a_communes_new_time_zone_moves_its_programmes_to_the_same_local_times(
+    running: Running,
+) -> None:
+    """Set up in the wrong zone and corrected: "06:00 every day" stays 06:00 where the
+    commune is. The firings written ahead move; one given its own zone keeps it."""
+    media_id = await upload(running, 0.5)
+    ids = []
+    for when in ({}, {"at": "17:00", "timezone": "UTC"}):
+        p = (await running.client.post(URL, json=body(media_id, **when))).json()["programme"]
+        for action in ("submit", "approve"):
+            assert (await running.client.post(f"/api/programmes/{p['id']}/{action}")).is_success
+        ids.append(p["id"])
+    resp = await running.client.put(f"/api/communes/{COMMUNE}", json={"timezone": "Asia/Tokyo"})
+    assert resp.status_code == 200, resp.text
+    cal = (await running.client.get(f"/api/communes/{COMMUNE}/occurrences")).json()
+    local = {ids[0]: ZoneInfo("Asia/Tokyo"), ids[1]: ZoneInfo("UTC")}
+    times = {
+        (o["programme_id"], datetime.fromtimestamp(o["fire_us"] / 1e6, local[o["programme_id"]]))
+        for o in cal["occurrences"]
+    }
+    assert {(pid, (t.hour, t.minute)) for pid, t in times} == {(ids[0], (6, 0)), (ids[1], (17, 0))}
+    rows = running.services.store.query(
+        "SELECT programme_id, fire_us FROM occurrences WHERE status='scheduled'"
+    )
+    for r in rows:  # the rows the engine fires from, not only the calendar
+        t = datetime.fromtimestamp(r["fire_us"] / 1e6, local[r["programme_id"]])
+        assert (t.hour, t.minute) in ((6, 0), (17, 0)), (r, t)
+    assert {r["programme_id"] for r in rows} == set(ids)

@@ -147,8 +147,11 @@ async def commune_update(request: Request) -> JSONResponse:
     _province_admin(request)
     body = await read_json(request, CommuneUpdate)
     cid = path_id(request, "commune")
+    old = svc(request).store.require_commune(cid)["timezone"]
     c = places(request).update_commune(cid, body.name, body.timezone)
     svc(request).audit("commune.update", commune=cid)
+    if c["timezone"] != old:  # its programmes keep their local times in the new zone
+        svc(request).programmes.follow_timezone(cid, old, c["timezone"])
     return ok({"commune": c})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -331,6 +332,34 @@ class ProgrammeService:
         self.audit("programme.fire", programme=due.programme_id, broadcast=broadcast_id)
 
     # --- firing (the schedule engine) ----------------------------------------------------
+
+    def follow_timezone(self, commune: str, old: str, new: str) -> int:
+        """The commune's time zone changed (set wrong at first, say): its programmes that
+        followed the commune's zone now fire at the same local times in the new one —
+        their future firings written ahead are dropped (called off where pushed) and
+        written again. A programme given its own zone keeps it. Returns how many moved."""
+        if old == new:
+            return 0
+        now = self.clock.now_us()
+        moved = 0
+        with self.db.atomic():
+            for row in self.store.query(
+                "SELECT id, rule FROM programmes WHERE commune_id=? AND deleted_us IS NULL",
+                [commune],
+            ):
+                rule = rule_from_json(row["rule"])
+                if rule.timezone != old:
+                    continue
+                self.db.table("programmes").update(
+                    row["id"], {"rule": rule_json(replace(rule, timezone=new))}
+                )
+                self._drop_future(row["id"], now)
+                moved += 1
+        if moved:
+            self.audit("programme.timezone", commune=commune, moved=moved, zone=new)
+            self.materialize()
+            self.engine.wake()
+        return moved
 
     def materialize(self) -> int:
         """Write the rows of every approved programme's firings up to the horizon."""
