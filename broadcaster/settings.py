@@ -133,7 +133,7 @@ class StreamSettings(Section):
         500, description="lead (jitter buffer) for live and emergency audio"
     )
     emergency_lead_ms: Annotated[int, Field(ge=50, le=60_000)] = Field(
-        250,
+        400,
         description="lead for emergency alerts: speed over a deep jitter buffer (a late "
         "first frame costs one frame, never the alert)",
     )
@@ -150,7 +150,7 @@ class StreamSettings(Section):
         200, description="audio per frame for live microphone and relay audio"
     )
     live_lead_ms: Annotated[int, Field(ge=100, le=10_000)] = Field(
-        500,
+        400,
         description="live audio plays this long after it reaches the controller "
         "(the speakers' jitter buffer for live and relay)",
     )
