@@ -370,7 +370,9 @@ async def device_delete(request: Request) -> JSONResponse:
         raise NotFound(f"speaker {device!r} does not exist")
     require_speaker(request, commune, device=device)
     Places(s.store).refuse_device_in_use(commune, device)
-    await anyio.to_thread.run_sync(s.store.delete_device, commune, device, s.clock.now_us())
+    # On the loop, like every write on the shared writer connection: a transaction in a
+    # worker thread would take in whatever the loop wrote meanwhile (indexed deletes only).
+    s.store.delete_device(commune, device, s.clock.now_us())
     await anyio.to_thread.run_sync(s.broker_access.apply)  # its broker user is gone
     try:
         await s.link.publish(
