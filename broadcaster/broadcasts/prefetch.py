@@ -27,7 +27,7 @@ from devices.topics import Group, GroupKind
 from loa.clock import Clock
 from loa.errors import LoaError
 
-from ..places.targeting import Resolution, member
+from ..places.targeting import Resolution, device_groups, member
 from ..settings import StreamSettings
 from ..store.rows import MediaRow
 from ..store.store import Store
@@ -219,13 +219,7 @@ class Prefetcher:
             for row in self.store.devices(commune):
                 if devices.get(row.id) != commune:
                     continue
-                groups = [
-                    Group(commune, GroupKind.COMMUNE),
-                    Group(commune, GroupKind.HAMLET, row.hamlet_id),
-                    *(Group(commune, GroupKind.ZONE, z) for z in row.zones),
-                    Group(commune, GroupKind.DEVICE, row.id),
-                ]
-                out[row.id] = {g.topic_for("opus") for g in groups}
+                out[row.id] = {g.topic_for("opus") for g in device_groups(row)}
         return out
 
     async def _repush(self, p: dict[str, Any], commune: str, device: str, *, item: bool) -> None:

@@ -21,13 +21,12 @@ from devices.reserved import CONTROLLER_USER, check_device_id, reserved
 from devices.topics import (
     DEVICE_PUBLISHES,
     DeviceTopic,
-    Group,
-    GroupKind,
     device_topic,
 )
 from loa.clock import Clock
 from loa.errors import NotFound
 
+from ..places.targeting import device_groups
 from ..store.rows import DeviceRow
 from ..store.store import Store
 
@@ -41,16 +40,6 @@ def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS)
     return f"$7${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def device_groups(device: DeviceRow) -> list[Group]:
-    c = device.commune_id
-    return [
-        Group(c, GroupKind.COMMUNE),
-        Group(c, GroupKind.HAMLET, device.hamlet_id),
-        *(Group(c, GroupKind.ZONE, z) for z in device.zones),
-        Group(c, GroupKind.DEVICE, device.id),
-    ]
 
 
 def device_acl(device: DeviceRow) -> list[str]:

@@ -134,3 +134,14 @@ def devices_only(resolution: Resolution, devices: list[DeviceRow]) -> Resolution
         tuple(devices),
         resolution.communes,
     )
+
+
+def device_groups(device: DeviceRow) -> list[Group]:
+    """Every group a speaker belongs to: its commune, hamlet, zones and itself."""
+    c = device.commune_id
+    return [
+        Group(c, GroupKind.COMMUNE),
+        Group(c, GroupKind.HAMLET, device.hamlet_id),
+        *(Group(c, GroupKind.ZONE, z) for z in device.zones),
+        Group(c, GroupKind.DEVICE, device.id),
+    ]
