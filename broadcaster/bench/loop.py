@@ -195,7 +195,9 @@ def run(
             f"{upload_min:g}-minute 64 kb/s MP3 upload (decode, loudness, three encodings); "
             f"3 rounds of the monthly reports; {speakers - LISTENERS} more speakers "
             "connecting at once (2 processes: presence, telemetry) while the controller "
-            "republishes every retained config.",
+            "republishes every retained config. The people (logins, upload, reports, the "
+            "broadcast and its polling) are one more process, as browsers are: in the "
+            "controller's process their HTTP clients would take its GIL.",
             "Lag = how much later than asked the controller's 50 ms monitor sleep woke, over "
             "the whole window until the last of these finished (the same figure /metrics "
             "exports as loa_event_loop_lag_seconds). Everything runs on this one machine, "
