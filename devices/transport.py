@@ -22,6 +22,8 @@ from loa.clock import Clock
 from loa.errors import BrokerError, LoaError
 
 logger = logging.getLogger(__name__)
+#: In-flight QoS 1 publishes past which aiomqtt logs a warning (one per publish).
+PENDING_WARN = 1000
 
 Handler = Callable[[str, bytes], Awaitable[None]]
 
@@ -98,7 +100,7 @@ class MqttLink:
         if o.will_topic is not None:
             payload = o.will_factory() if o.will_factory is not None else o.will_payload
             will = aiomqtt.Will(o.will_topic, payload, qos=1, retain=o.will_retain)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             o.host,
             o.port,
             identifier=o.client_id,
@@ -110,6 +112,11 @@ class MqttLink:
             timeout=o.publish_timeout_s,
             tls_context=_tls_context(o),
         )
+        # aiomqtt logs a warning for every publish made while more than 10 await their
+        # PUBACK. The controller does that on purpose (a frame to many groups, configs
+        # in batches); a backlog worth a line is one the broker is not taking.
+        client.pending_calls_threshold = PENDING_WARN
+        return client
 
     async def run(self) -> None:
         """Connect, serve, reconnect; returns only when cancelled."""

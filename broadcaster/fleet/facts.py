@@ -52,7 +52,7 @@ FLUSH_SLICE = 100
 FACTS_KEPT = 20_000
 #: Configs republished after a (re)connect go out this many at a time, with a pause
 #: between batches so device input (reports, presence) is read in between.
-CONFIG_BATCH = 10  # aiomqtt warns (a log line each) past 10 publishes in flight
+CONFIG_BATCH = 10  # publishes in flight at once, then a pause: input is read in between
 CONFIG_PAUSE_S = 0.005
 
 #: CONFIG and TIME frames use the nil stream id and sequence 0.
