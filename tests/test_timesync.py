@@ -345,3 +345,17 @@ def test_on_a_5_to_50_ms_network_the_drift_is_learnt_without_overshooting() -> N
     spreads = _fleet_spreads(range(20), 300)
     late = {t: v for t, v in spreads.items() if t >= 180}
     assert late and max(late.values()) < 16.0, max(late.items(), key=lambda kv: kv[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.builds(Sample, times, times, times, times), max_size=40))
+def test_model_never_raises_and_never_believes_an_impossible_drift(samples: list[Sample]) -> None:
+    m = OffsetModel(history_s=1e12)
+    for s in samples:
+        m.add(s)
+    valid = [s for s in samples if s.delay >= 0 and s.t4 >= s.t1 and s.t3 >= s.t2]
+    predicted = m.predict(BASE)
+    assert (predicted is None) == (not valid)
+    assert -500.0 <= m.drift_ppm <= 500.0
+    if valid:
+        assert isinstance(predicted, int)
