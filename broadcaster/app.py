@@ -150,6 +150,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(Path(settings.db.path), busy_timeout_ms=settings.db.busy_timeout_ms)
         try:
+            store.start_syncer()  # commits on the loop never wait for the disk
             signer = Signer.load_or_create(Path(settings.security.signing_key))
             router = Router()
             m = settings.mqtt

@@ -522,12 +522,14 @@ def test_summarize_counts():
     assert summarize([]) == {}
 
 
-def test_device_facts_relax_durability_but_the_ledger_stays_full(tmp_path: Path):
+def test_device_facts_commit_in_the_connections_own_mode(tmp_path: Path):
+    """Presence and telemetry no longer flip the connection's durability back and forth:
+    a bare store (a command-line tool) stays FULL after writing them."""
     store = Store(tmp_path / "facts.db")
     demo_data.seed(store)
     store.set_telemetry("vt-ap-1-1", 5, Telemetry(at_us=5, uptime_s=1, volume=80))
     store.set_presence(COMMUNE, "vt-ap-1-1", online=True, at_us=6, firmware="x", codecs=["opus"])
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
 

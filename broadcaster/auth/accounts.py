@@ -295,15 +295,10 @@ class Accounts(Tokens):
         """A new session: (cookie token, CSRF token)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         now = self.clock.now_us()
-        self.db.table("sessions").insert(
-            {
-                "token_sha": sha(token),
-                "user_id": user_id,
-                "csrf": csrf,
-                "created_us": now,
-                "expires_us": now + int(self.settings.session_ttl_h * 3600e6),
-            },
-            pk="token_sha",
+        self.db.execute(  # plain SQL: sqlite-utils' insert re-reads the schema each time
+            "INSERT INTO sessions (token_sha, user_id, csrf, created_us, expires_us)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [sha(token), user_id, csrf, now, now + int(self.settings.session_ttl_h * 3600e6)],
         )
         return token, csrf
 

@@ -40,15 +40,17 @@ class AuditLog:
         if not target and detail:
             first = sorted(detail)[0]
             target = f"{first}={detail[first]}"
-        self.store.db.table("audit").insert(
-            {
-                "at_us": self.clock.now_us(),
-                "actor": actor,
-                "action": action,
-                "target": target,
-                "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
-                "ip": ip,
-            }
+        self.store.db.execute(  # plain SQL: sqlite-utils' insert re-reads the schema
+            "INSERT INTO audit (at_us, actor, action, target, detail, ip)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                self.clock.now_us(),
+                actor,
+                action,
+                target,
+                json.dumps(detail, ensure_ascii=False, sort_keys=True),
+                ip,
+            ],
         )
         logger.info(
             "%s by %s %s",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from devices.frames import Codec, Frame, FrameType, encode_frame
 from devices.messages import (
@@ -42,10 +43,11 @@ from ..store.store import Store
 
 logger = logging.getLogger(__name__)
 
-REPORT_BATCH = 500
+#: Proof-of-play reports, presence and telemetry wait at most this long to be written.
 REPORT_FLUSH_S = 0.2
-#: Presence and telemetry are written in batches too: one transaction per flush.
-FACT_BATCH = 1000
+#: They are written this many per transaction, the loop getting a turn between slices:
+#: a reconnect storm or a thousand speakers reporting at once never hold it for long.
+FLUSH_SLICE = 100
 #: Facts kept for a retry while the store is failing; older ones are dropped.
 FACTS_KEPT = 20_000
 #: Configs republished after a (re)connect go out this many at a time, with a pause
@@ -138,20 +140,22 @@ class Facts:
     def _maybe_flush(self) -> None:
         """A lone message (a quiet moment) is written at once; in a burst (thousands of
         speakers reconnecting) the rest wait for the next flush, at most
-        ``REPORT_FLUSH_S``, and go in one transaction."""
+        ``REPORT_FLUSH_S``, and go ``FLUSH_SLICE`` to a transaction."""
         quiet = self.clock.now_us() - self._facts_flushed_us >= REPORT_FLUSH_S * 1e6
-        if quiet or len(self._facts) >= FACT_BATCH:
+        if quiet and len(self._facts) == 1:
             try:
                 self.flush_facts()
             except Exception:  # the message is queued; the next flush retries
                 logger.exception("writing device facts failed; retrying at the next flush")
 
-    def flush_facts(self) -> int:
-        """Write queued presence and telemetry, in arrival order, in one transaction;
-        then tell the listeners who came online. Returns how many were written."""
-        batch, self._facts = self._facts, []
-        if not batch:
+    def flush_facts(self, limit: int | None = None) -> int:
+        """Write queued presence and telemetry (the oldest ``limit``, or all), in arrival
+        order, in one transaction; then tell the listeners who came online. Returns how
+        many were written."""
+        if not self._facts:
             return 0
+        n = len(self._facts) if limit is None else limit
+        batch, self._facts = self._facts[:n], self._facts[n:]
         self._facts_flushed_us = self.clock.now_us()
         online: list[tuple[str, str]] = []
         try:
@@ -175,7 +179,7 @@ class Facts:
     def _write_facts(
         self, batch: list[tuple[str, str, Any, int]], online: list[tuple[str, str]]
     ) -> None:
-        with self.store.relaxed(), self.store.db.atomic():
+        with self.store.db.atomic():
             for kind, commune, (device, msg), at_us in batch:
                 if kind == "telemetry":
                     self.store.set_telemetry(device, at_us, msg)
@@ -224,14 +228,14 @@ class Facts:
         device = self._known(t)
         report = parse(PlayReport, payload)
         self._reports.append((device, t.commune, report, self.clock.now_us()))
-        if len(self._reports) >= REPORT_BATCH:
-            self.flush_reports()
 
-    def flush_reports(self) -> int:
-        """Write queued proof-of-play reports in one transaction; returns how many."""
-        batch, self._reports = self._reports, []
-        if not batch:
+    def flush_reports(self, limit: int | None = None) -> int:
+        """Write queued proof-of-play reports (the oldest ``limit``, or all) in one
+        transaction; returns how many."""
+        if not self._reports:
             return 0
+        n = len(self._reports) if limit is None else limit
+        batch, self._reports = self._reports[:n], self._reports[n:]
         try:
             self._write_reports(batch)
         except Exception:
@@ -265,13 +269,25 @@ class Facts:
                 tg.start_soon(self._republisher)
                 while True:
                     await self.clock.sleep(REPORT_FLUSH_S)
-                    self._flush_quietly()
+                    await self._flush_in_slices()
         finally:
             self._flush_quietly()
 
+    async def _flush_in_slices(self) -> None:
+        """Flush facts and reports ``FLUSH_SLICE`` to a transaction, letting the loop
+        stream and read between slices; a store error waits for the next flush."""
+        for flush, queue in ((self.flush_facts, self._facts), (self.flush_reports, self._reports)):
+            for _ in range(0, len(queue), FLUSH_SLICE):  # what is queued now; later: next time
+                try:
+                    flush(FLUSH_SLICE)
+                except Exception:
+                    logger.exception("writing device facts failed; retrying at the next flush")
+                    break
+                await anyio.lowlevel.checkpoint()
+
     def _flush_quietly(self) -> None:
-        """Flush facts and reports; a store error (a lock held too long) is logged and
-        the work waits for the next flush — it must never stop the controller."""
+        """Flush facts and reports at once (shutting down); a store error (a lock held
+        too long) is logged — it must never stop the controller."""
         for flush in (self.flush_facts, self.flush_reports):
             try:
                 flush()

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -25,7 +26,7 @@ from loa.errors import BrokerError, FieldError, InvalidInput, NotFound, is_disk_
 from ..settings import FleetSettings
 from ..store.store import Store
 from .alarms import KINDS, evaluate
-from .checks import Snapshot, gather
+from .checks import gather
 
 logger = logging.getLogger(__name__)
 #: Up to this many alarm changes in one check are logged one by one.
@@ -139,60 +140,31 @@ class FleetService:
     def check(self) -> list[dict[str, Any]]:
         """Raise alarms whose rule now holds, clear those whose rule no longer does."""
         now = self.clock.now_us()
-        return self._apply(gather(self.store, self.settings, now, self._run), now)
+        return self._write(_plan(self.store, self.settings, now, self._run))
 
     async def check_off_loop(self) -> list[dict[str, Any]]:
-        """:meth:`check` with its reads in a worker thread on a reader connection (the
-        loop keeps streaming); the alarm rows are written here, in one transaction."""
+        """:meth:`check` with its reads and the rules over every speaker in a worker
+        thread on a reader connection (the loop keeps streaming); only the alarm rows
+        are written here, in one transaction of two statements."""
         now = self.clock.now_us()
-        snapshot = await self.store.read(gather, self.settings, now, self._run)
-        return self._apply(snapshot, now)
+        return self._write(await self.store.read(_plan, self.settings, now, self._run))
 
-    def _apply(self, snap: Snapshot, now: int) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        open_alarms: dict[tuple[str, str], dict[str, Any]] = {
-            (a["device_id"], a["kind"]): a
-            for a in self.store.query("SELECT * FROM alarms WHERE cleared_us IS NULL")
-        }
-        kinds_open: dict[str, list[str]] = {}
-        for dev, kind in open_alarms:
-            kinds_open.setdefault(dev, []).append(kind)
-        raised: list[dict[str, Any]] = []
-        cleared: list[tuple[int, str]] = []
-        for d in snap.devices:
-            holds = evaluate(snap.states[d["id"]], now, self.settings)
-            for kind, detail in holds.items():
-                if (d["id"], kind) in open_alarms:
-                    continue
-                alarm = {
-                    "id": str(uuid.uuid4()),
-                    "device_id": d["id"],
-                    "commune_id": d["commune_id"],
-                    "hamlet_id": d["hamlet_id"],
-                    "kind": kind,
-                    "detail": detail[:300],
-                    "raised_us": now,
-                    "cleared_us": None,
-                    "acked_us": None,
-                    "acked_by": None,
-                }
-                raised.append(alarm)
-                events.append({"event": "raised", **alarm, "what": KINDS[kind]})
-            for kind in [k for k in kinds_open.get(d["id"], []) if k not in holds]:
-                a = open_alarms[(d["id"], kind)]
-                cleared.append((now, a["id"]))
-                events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
-        if raised or cleared:
+    def _write(self, plan: AlarmPlan) -> list[dict[str, Any]]:
+        if plan.raised or plan.cleared:
             with self.db.atomic():  # one transaction, two statements, whatever the count
-                if raised:  # plain SQL: a whole fleet's alarms at once, no schema re-reads
-                    cols = list(raised[0])
-                    self.db.conn.executemany(
+                if plan.raised:  # plain SQL: a whole fleet's alarms at once
+                    cols = list(plan.raised[0])
+                    self.db.conn.executemany(  # a speaker deleted meanwhile gets none
                         f"INSERT INTO alarms ({', '.join(cols)})"  # noqa: S608
-                        f" VALUES ({', '.join('?' * len(cols))})",
-                        [[a[c] for c in cols] for a in raised],
+                        f" SELECT {', '.join('?' * len(cols))}"
+                        " WHERE EXISTS (SELECT 1 FROM devices WHERE id=?)",
+                        [[*(a[c] for c in cols), a["device_id"]] for a in plan.raised],
                     )
-                if cleared:
-                    self.db.conn.executemany("UPDATE alarms SET cleared_us=? WHERE id=?", cleared)
+                if plan.cleared:
+                    self.db.conn.executemany(
+                        "UPDATE alarms SET cleared_us=? WHERE id=?", plan.cleared
+                    )
+        events = plan.events
         if len(events) <= LOG_EACH:
             for e in events:
                 logger.warning(
@@ -359,3 +331,51 @@ class FleetService:
             await self.notify(events)
             await self.clock.sleep(self.settings.check_s)
             beat -= self.settings.check_s
+
+
+@dataclass(frozen=True)
+class AlarmPlan:
+    """What one fleet check changes: alarm rows to insert, (cleared_us, id) to clear,
+    and the events telling of both."""
+
+    raised: list[dict[str, Any]]
+    cleared: list[tuple[int, str]]
+    events: list[dict[str, Any]]
+
+
+def _plan(store: Store, settings: FleetSettings, now: int, run: int | None) -> AlarmPlan:
+    """Read the fleet (six queries) and its open alarms, and apply the rules to every
+    speaker. Reads only: runs in a worker thread on a reader connection."""
+    snap = gather(store, settings, now, run)
+    open_alarms: dict[tuple[str, str], dict[str, Any]] = {
+        (a["device_id"], a["kind"]): a
+        for a in store.query("SELECT * FROM alarms WHERE cleared_us IS NULL")
+    }
+    kinds_open: dict[str, list[str]] = {}
+    for dev, kind in open_alarms:
+        kinds_open.setdefault(dev, []).append(kind)
+    plan = AlarmPlan([], [], [])
+    for d in snap.devices:
+        holds = evaluate(snap.states[d["id"]], now, settings)
+        for kind, detail in holds.items():
+            if (d["id"], kind) in open_alarms:
+                continue
+            alarm = {
+                "id": str(uuid.uuid4()),
+                "device_id": d["id"],
+                "commune_id": d["commune_id"],
+                "hamlet_id": d["hamlet_id"],
+                "kind": kind,
+                "detail": detail[:300],
+                "raised_us": now,
+                "cleared_us": None,
+                "acked_us": None,
+                "acked_by": None,
+            }
+            plan.raised.append(alarm)
+            plan.events.append({"event": "raised", **alarm, "what": KINDS[kind]})
+        for kind in [k for k in kinds_open.get(d["id"], []) if k not in holds]:
+            a = open_alarms[(d["id"], kind)]
+            plan.cleared.append((now, a["id"]))
+            plan.events.append({"event": "cleared", **a, "cleared_us": now, "what": KINDS[kind]})
+    return plan

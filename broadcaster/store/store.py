@@ -2,7 +2,10 @@
 
 One writer: the store is used from the event-loop thread only. Multi-row changes are
 atomic (``with self.db.atomic():``; the connection is in autocommit mode, so a plain
-``with conn:`` would not open a transaction). ``close()`` is idempotent.
+``with conn:`` would not open a transaction). Heavy reads run in worker threads on
+read-only connections (:meth:`Store.read`). In the controller, commits reach the disk
+from a thread of their own (:meth:`Store.start_syncer`, ``durability.py``), so a commit
+on the loop never waits for an fsync. ``close()`` is idempotent.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ import json
 import os
 import queue
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +26,7 @@ from devices.messages import Telemetry
 from devices.reserved import check_device_id
 from loa.errors import ConfigError, NotFound
 
+from .durability import WalSyncer
 from .migrations import migrations
 from .rows import MEDIA_COLUMNS, DeviceRow, MediaRow, media_out
 
@@ -43,6 +46,7 @@ class Store:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._closed = False
+        self._syncer: WalSyncer | None = None
         self._readers: queue.SimpleQueue[Store] = queue.SimpleQueue()
         if read_only:  # a reader for worker threads: WAL lets it read while the writer writes
             conn = sqlite3.connect(
@@ -71,15 +75,30 @@ class Store:
         for extra in ("-wal", "-shm"):  # SQLite gives them the file's mode; older ones too
             _private(path.with_name(path.name + extra), create=False)
 
+    def start_syncer(self) -> WalSyncer:
+        """Commit without waiting for the disk, and let a thread make commits durable
+        (within ``durability.SYNC_INTERVAL_S``) and checkpoint the WAL. For the
+        controller, whose writes happen on its event loop; stopped by :meth:`close`."""
+        if self._syncer is None:
+            self._syncer = WalSyncer(self.path, busy_timeout_ms=self.busy_timeout_ms)
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA wal_autocheckpoint=0")  # the syncer checkpoints
+            self._syncer.start()
+        return self._syncer
+
     def close(self) -> None:
+        """Stop the syncer (after a last sync), close the readers, then the writer: the
+        last connection to close checkpoints the WAL into the file."""
         if not self._closed:
             self._closed = True
-            self.db.conn.close()
+            if self._syncer is not None:
+                self._syncer.stop()
             while True:
                 try:
                     self._readers.get_nowait().close()
                 except queue.Empty:
                     break
+            self.db.conn.close()
 
     # --- reading off the event loop ------------------------------------------------------
 
@@ -299,7 +318,7 @@ class Store:
             del values["presence_changed_us"]
             assignments = ", ".join(f"{k}=?" for k in values)
             sql = f"UPDATE devices SET {assignments} WHERE commune_id=? AND id=?"  # noqa: S608
-        with self.relaxed(), self.db.atomic():
+        with self.db.atomic():
             cur = self.db.execute(sql, [*values.values(), commune_id, device_id])
             if changed:
                 self.db.execute(  # plain SQL: sqlite-utils' insert re-reads the schema
@@ -309,27 +328,9 @@ class Store:
                 )
         return cur.rowcount > 0
 
-    @contextmanager
-    def relaxed(self) -> Iterator[None]:
-        """Commit without waiting for the disk (synchronous=NORMAL, safe in WAL mode).
-
-        For high-volume device facts (presence, telemetry): a power cut may lose the last
-        moments of them, never corrupt the file. The ledger keeps synchronous=FULL.
-        Inside a transaction (a batch that is already relaxed) it changes nothing: SQLite
-        does not allow the setting to change there.
-        """
-        if self.db.conn.in_transaction:
-            yield
-            return
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield
-        finally:
-            self.db.execute("PRAGMA synchronous=FULL")
-
     def set_telemetry(self, device_id: str, at_us: int, t: Telemetry) -> None:
         """The latest report, and one row of the bounded time series."""
-        with self.relaxed(), self.db.atomic():  # one commit
+        with self.db.atomic():  # one commit
             # plain SQL: sqlite-utils' insert/upsert re-read the schema on every call, and
             # a reconnect storm brings thousands of these in one batch
             self.db.execute(
