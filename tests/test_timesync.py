@@ -341,7 +341,7 @@ def test_on_a_5_to_50_ms_network_the_drift_is_learnt_without_overshooting() -> N
     half known, and a slope fitted to three bins of five exchanges put the speakers
     ~20 ms apart; weighing every slope by how well it fits both legs keeps them within
     ~13 ms. (Better needs more exchanges: at one every 10 s, even an estimator told the
-    exact jitter distribution agrees within 5 ms only after 5–7 minutes.)"""
+    exact jitter distribution agrees within 5 ms only after 6–8 minutes.)"""
     spreads = _fleet_spreads(range(20), 300)
     late = {t: v for t, v in spreads.items() if t >= 180}
     assert late and max(late.values()) < 16.0, max(late.items(), key=lambda kv: kv[1])
