@@ -25,6 +25,7 @@ from .looplag import LoopLag
 from .programmes.service import ProgrammeService
 from .settings import Settings
 from .store.store import Store
+from .web.offload import Offload
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Services:
     router: Router
     firmware: Firmware
     loop_lag: LoopLag = field(default_factory=LoopLag)  # measured by the lifespan
+    #: CPU-heavy pure work (report charts) in a child process; stopped by the lifespan.
+    offload: Offload = field(default_factory=Offload)
 
     def audit(self, action: str, **fields: Any) -> None:
         """Record an action in the append-only audit log (actor from the request)."""

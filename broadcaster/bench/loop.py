@@ -10,15 +10,16 @@ restart). The controller's own lag monitor (``loa_event_loop_lag_seconds``: how 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import subprocess
+import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
-import httpx
 
 from audio.settings import AudioSettings
 from firmware_sim.spec import DeviceSpec
@@ -28,10 +29,11 @@ from .audio import _ffmpeg, speech_file
 from .fleet import SIM_ARGS, late_fraction
 from .ingest import loop_to
 from .report import Figure, Report, percentile
-from .setup import COMMUNE, Deployment, deployment, start_sims, upload_tone, wait_online
+from .setup import COMMUNE, deployment, start_sims, upload_tone, wait_online
 
 LISTENERS = 20
 LOGINS = 200
+REPORT_ROUNDS = 3
 
 
 def _specs(speakers: int) -> tuple[list[DeviceSpec], list[DeviceSpec]]:
@@ -43,60 +45,6 @@ def _specs(speakers: int) -> tuple[list[DeviceSpec], list[DeviceSpec]]:
         for i in range(speakers - LISTENERS)
     ]
     return listeners, storm
-
-
-def _logins(url: str, n: int, password: str) -> float:
-    t0 = time.monotonic()
-
-    def one(_: int) -> int:
-        with httpx.Client(base_url=url, timeout=120) as c:
-            r = c.post("/api/login", json={"username": "bench-user", "password": password})
-            return r.status_code
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        codes = list(pool.map(one, range(n)))
-    bad = [c for c in codes if c != 200]
-    if bad:
-        raise LoaError(f"{len(bad)} of {n} logins failed (status {bad[0]})")
-    return time.monotonic() - t0
-
-
-def _upload(d: Deployment, path: Path) -> float:
-    t0 = time.monotonic()
-    with path.open("rb") as fh:
-        r = d.client.post(
-            f"/api/communes/{COMMUNE}/media", files={"file": ("tin-dai.mp3", fh)}, timeout=3600
-        )
-    if r.status_code != 201:
-        raise LoaError(f"the 55-minute upload failed: {r.text[:300]}")
-    return time.monotonic() - t0
-
-
-def _reports(d: Deployment, rounds: int = 3) -> float:
-    t0 = time.monotonic()
-    for _ in range(rounds):
-        for path in (f"/api/communes/{COMMUNE}/report?format=html", "/api/provinces/bench/report"):
-            r = d.client.get(path, timeout=600)
-            if r.status_code != 200:
-                raise LoaError(f"report failed: {r.text[:300]}")
-    return time.monotonic() - t0
-
-
-def _broadcast(d: Deployment, media_id: str) -> dict[str, Any]:
-    r = d.client.post(
-        "/api/broadcasts",
-        json={"media_id": media_id, "targets": [{"commune": COMMUNE, "hamlet": "ap-nghe"}]},
-    )
-    if r.status_code != 202:
-        raise LoaError(f"broadcast refused: {r.text}")
-    bid = r.json()["broadcast"]["id"]
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        b: dict[str, Any] = d.client.get(f"/api/broadcasts/{bid}").json()["broadcast"]
-        if b["status"] in ("done", "failed", "stopped", "interrupted"):
-            return b
-        time.sleep(0.5)
-    raise LoaError("the broadcast did not finish")
 
 
 def trial(work: Path, speakers: int, long_file: Path, bulletin_s: float) -> dict[str, Any]:
@@ -123,29 +71,51 @@ def trial(work: Path, speakers: int, long_file: Path, bulletin_s: float) -> dict
         media = upload_tone(d, bulletin_s)
         sims = start_sims(d, listeners, 1, work / "listeners", SIM_ARGS)
         storm_sims = []
+        job = {
+            "url": d.url,
+            "token": d.client.headers["Authorization"].removeprefix("Bearer "),
+            "username": "bench-user",
+            "password": password,
+            "logins": LOGINS,
+            "commune": COMMUNE,
+            "province": "bench",
+            "rounds": REPORT_ROUNDS,
+            "upload": str(long_file),
+            "media_id": media["id"],
+            "target": {"commune": COMMUNE, "hamlet": "ap-nghe"},
+        }
+        users: subprocess.Popen[str] | None = None
         try:
             wait_online(d, LISTENERS, 60)
             s = d.controller.services
             s.loop_lag.reset_recent()
             t0 = time.monotonic()
-            with ThreadPoolExecutor(max_workers=6) as pool:
-                jobs: dict[str, Future[Any]] = {
-                    "broadcast": pool.submit(_broadcast, d, media["id"]),
-                    "logins": pool.submit(_logins, d.url, LOGINS, password),
-                    "upload": pool.submit(_upload, d, long_file),
-                    "reports": pool.submit(_reports, d),
-                }
-                storm_sims = start_sims(d, storm, 2, work / "storm", SIM_ARGS)
-                anyio.from_thread.run(s.facts.push_configs, token=s.alerts.loop_token)
-                wait_online(d, speakers, 120 + speakers / 10)
-                storm_s = time.monotonic() - t0
-                done = {name: job.result(timeout=3600) for name, job in jobs.items()}
+            # The people (logins, upload, reports, the broadcast) in a process of their
+            # own, as in production: their clients must not compete for our GIL.
+            job_file = work / "people.json"
+            job_file.write_text(json.dumps(job))
+            users = subprocess.Popen(
+                [sys.executable, "-m", "broadcaster.bench.loadgen", str(job_file)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            storm_sims = start_sims(d, storm, 2, work / "storm", SIM_ARGS)
+            anyio.from_thread.run(s.facts.push_configs, token=s.alerts.loop_token)
+            wait_online(d, speakers, 120 + speakers / 10)
+            storm_s = time.monotonic() - t0
+            out, _ = users.communicate(timeout=3600)
             window_s = time.monotonic() - t0
             load = os.getloadavg()[0]
             lag_ms = [x * 1000 for x in s.loop_lag.recent]
         finally:
+            if users is not None and users.poll() is None:
+                users.kill()
+                users.wait()
             for p in sims + storm_sims:
                 p.stop()
+    done: dict[str, Any] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    if "error" in done or "broadcast" not in done:
+        raise LoaError(f"the load generator failed: {done.get('error', 'no result')}")
     b = done["broadcast"]
     late_frames = sum(x.get("frames_late") or 0 for x in b["deliveries"])
     return {
@@ -225,7 +195,9 @@ def run(
             f"{upload_min:g}-minute 64 kb/s MP3 upload (decode, loudness, three encodings); "
             f"3 rounds of the monthly reports; {speakers - LISTENERS} more speakers "
             "connecting at once (2 processes: presence, telemetry) while the controller "
-            "republishes every retained config.",
+            "republishes every retained config. The people (logins, upload, reports, the "
+            "broadcast and its polling) are one more process, as browsers are: in the "
+            "controller's process their HTTP clients would take its GIL.",
             "Lag = how much later than asked the controller's 50 ms monitor sleep woke, over "
             "the whole window until the last of these finished (the same figure /metrics "
             "exports as loa_event_loop_lag_seconds). Everything runs on this one machine, "

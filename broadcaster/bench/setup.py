@@ -109,9 +109,9 @@ def start_sims(
 
 def wait_online(d: Deployment, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        devs = d.client.get(f"/api/communes/{COMMUNE}/devices").json()["devices"]
-        if sum(x["online"] for x in devs) >= count:
+    while time.monotonic() < deadline:  # the communes' counts, not every speaker's row
+        communes = d.client.get("/api/communes").json()["communes"]
+        if sum(c["online"] for c in communes if c["id"] == COMMUNE) >= count:
             return
         time.sleep(0.25)
     raise LoaError(f"only some of {count} speakers came online within {timeout:g} s")

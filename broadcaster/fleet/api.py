@@ -279,7 +279,7 @@ async def report_commune(request: Request) -> Response:
         )
     if fmt == "html":
         lang = request.query_params.get("lang") or request.cookies.get("lang") or "vi"
-        page = await anyio.to_thread.run_sync(as_html, report, first, last, lang)
+        page = await s.offload.run(as_html, report, first, last, lang)  # charts: a process
         return HTMLResponse(page, headers=DOCUMENT_HEADERS)
     return ok({"report": report, "period": period})
 
