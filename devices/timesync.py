@@ -13,6 +13,7 @@ ones.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,25 +56,53 @@ def estimate(samples: Sequence[Sample], keep_fraction: float = 0.5) -> Estimate 
     )
 
 
+def _lower_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The lower convex hull of ``points`` sorted by x: where ``min(y − s·x)`` lies, for
+    every slope s (monotone chain)."""
+    hull: list[tuple[float, float]] = []
+    for x, y in points:
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) > 0:
+                break  # a left turn: hull[-1] stays
+            hull.pop()
+        hull.append((x, y))
+    return hull
+
+
+def _floor(hull: list[tuple[float, float]], slope: float) -> float:
+    return min(y - slope * x for x, y in hull)
+
+
 @dataclass
 class OffsetModel:
-    """Offset as a straight line over the device's own time, from many exchanges.
+    """Offset as a straight line over the device's own time, from every exchange kept.
 
     Each exchange gives two one-way differences, ``A = t2 − t1 = up + θ`` and
     ``B = t4 − t3 = down − θ``, where θ is controller − device. Queueing only ever adds
-    delay, so the *smallest* A and the smallest B seen in a stretch of time are the
-    cleanest measurements of each direction, and ``θ ≈ (min A − min B) / 2`` even when
-    every single exchange is skewed by jitter (taking the minimum of each leg
-    separately uses far more of the data than picking the few exchanges that were fast
-    both ways). A crystal drifts (100 ppm is 6 ms a minute), so θ is a line: its slope
-    comes from per-bin minima over the whole history (up to ``history_s``), its value
-    now from the minima of the last ``recent_s`` once detrended by that slope.
+    delay, so for a drift ``s`` (θ changing by s per µs) the floors
+    ``a(s) = min(A − s·τ)`` and ``b(s) = min(B + s·τ)`` are the cleanest measurements of
+    each direction, and ``θ ≈ (a(s) − b(s)) / 2`` even when every single exchange is
+    skewed by jitter (the minimum of each leg separately uses far more of the data than
+    picking the few exchanges that were fast both ways).
+
+    The drift is not known, and with exchanges 10 s apart it cannot be read off a few
+    of them: a 2 s burst says nothing about it, and for minutes a fitted slope is mostly
+    jitter. So it is weighed, not picked: each candidate slope is scored by how tightly
+    it packs both legs onto their floors (queueing as exponential delays above a floor,
+    whose scale and floor are integrated out: the score is
+    ``−p·(ln R_A(s) + ln R_B(s))`` with ``R`` the summed excess delay of a leg above its
+    floor, counting the n exchanges as ``p = (n − 1) / 2`` independent ones, since
+    queueing comes in bursts) against a Gaussian prior of ``prior_ppm`` (a crystal's
+    tolerance). θ now and the drift are the averages over that posterior: while the
+    drift is unknown, θ stays at what the floors say with the drift unknown, instead of
+    extrapolating a slope fitted to jitter; as the baseline grows the posterior narrows
+    to the line.
     """
 
     history_s: float = 600.0
-    recent_s: float = 60.0
-    bin_s: float = 30.0
     max_ppm: float = 500.0
+    prior_ppm: float = 100.0
     max_samples: int = 2000
     samples: list[tuple[int, int, int]] = field(default_factory=list)  # (t1, A, B)
     _fit: tuple[float, float, float] | None = None  # (t_ref, θ at t_ref, slope)
@@ -89,48 +118,43 @@ class OffsetModel:
             self.samples.pop(0)
         self._fit = None
 
-    def _theta(self, rows: list[tuple[int, int, int]], slope: float, t_ref: float) -> float:
-        a = min(r[1] - slope * (r[0] - t_ref) for r in rows)
-        b = min(r[2] + slope * (r[0] - t_ref) for r in rows)
-        return (a - b) / 2
-
-    def _slope(self, t_ref: float) -> float:
-        slope = 0.0
-        start = self.samples[0][0]
-        # Bins of ``bin_s``; while the history is shorter than three of them, narrower
-        # ones (a third of it), so drift is modelled from the first minutes, not after
-        # 90 exchanges (at 10 s a speaker drifting 100 ppm was 30 ms off for 15 min).
-        span = self.samples[-1][0] - start
-        width = max(1.0, min(self.bin_s * 1e6, span / 3))
-        for _ in range(2):  # fit, detrend, fit the residual
-            bins: dict[int, list[float]] = {}  # bin → [min A', min B', sum t, count]
-            for t, a, b in self.samples:
-                da = a - slope * (t - t_ref)
-                db = b + slope * (t - t_ref)
-                acc = bins.setdefault(int((t - start) // width), [da, db, 0.0, 0.0])
-                acc[0], acc[1] = min(acc[0], da), min(acc[1], db)
-                acc[2] += t
-                acc[3] += 1
-            points = [
-                (acc[2] / acc[3], (acc[0] - acc[1]) / 2) for acc in bins.values() if acc[3] >= 5
-            ]
-            if len(points) < 3:
-                break
-            tm = sum(p[0] for p in points) / len(points)
-            ym = sum(p[1] for p in points) / len(points)
-            sxx = sum((p[0] - tm) ** 2 for p in points)
-            slope += sum((p[0] - tm) * (p[1] - ym) for p in points) / sxx
-            limit = self.max_ppm * 1e-6
-            slope = max(-limit, min(limit, slope))
-        return slope
-
     def _solve(self) -> tuple[float, float, float] | None:
         if not self.samples:
             return None
-        t_ref = float(self.samples[-1][0])
-        slope = self._slope(t_ref)
-        recent = [r for r in self.samples if r[0] >= t_ref - self.recent_s * 1e6]
-        return (t_ref, self._theta(recent, slope, t_ref), slope)
+        rows = sorted(self.samples)
+        t_ref = float(rows[-1][0])
+        n = len(rows)
+        taus = [t - t_ref for t, _, _ in rows]
+        hull_a = _lower_hull([(x, float(r[1])) for x, r in zip(taus, rows, strict=True)])
+        hull_b = _lower_hull([(x, float(r[2])) for x, r in zip(taus, rows, strict=True)])
+        sum_a, sum_b, sum_t = sum(r[1] for r in rows), sum(r[2] for r in rows), sum(taus)
+        power = max(1.0, (n - 1) / 2)
+        prior = self.prior_ppm * 1e-6
+        limit = self.max_ppm * 1e-6
+
+        def score(s: float) -> tuple[float, float, float]:
+            """(slope, log posterior, θ at t_ref) for drift ``s``."""
+            a, b = _floor(hull_a, s), _floor(hull_b, -s)
+            excess_a = max(sum_a - s * sum_t - n * a, 1.0)  # µs above the floor, summed
+            excess_b = max(sum_b + s * sum_t - n * b, 1.0)
+            logp = -power * (math.log(excess_a) + math.log(excess_b)) - 0.5 * (s / prior) ** 2
+            return s, logp, (a - b) / 2
+
+        lo, hi = -limit, limit
+        theta = slope = 0.0
+        for _ in range(6):  # a grid over the slopes, narrowed onto the posterior's mass
+            scored = [score(lo + (hi - lo) * k / 32) for k in range(33)]
+            top = max(logp for _, logp, _ in scored)
+            weights = [math.exp(logp - top) for _, logp, _ in scored]
+            total = sum(weights)
+            slope = sum(w * s for w, (s, _, _) in zip(weights, scored, strict=True)) / total
+            theta = sum(w * th for w, (_, _, th) in zip(weights, scored, strict=True)) / total
+            var = sum(w * (s - slope) ** 2 for w, (s, _, _) in zip(weights, scored, strict=True))
+            half = max(6 * math.sqrt(var / total), (hi - lo) / 16)
+            if 2 * half >= 0.9 * (hi - lo):
+                break  # the grid already spans the posterior
+            lo, hi = max(-limit, slope - half), min(limit, slope + half)
+        return (t_ref, theta, max(-limit, min(limit, slope)))
 
     @property
     def drift_ppm(self) -> float:

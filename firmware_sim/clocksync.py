@@ -64,9 +64,9 @@ class ClockSync:
         self._next_id = 0
 
     def _new_model(self) -> OffsetModel:
-        """Windows scaled to the sync rate: ~60 exchanges now, ~30 per drift bin."""
+        """History scaled to the sync rate: 1,200 exchanges' worth of time."""
         step = max(self.interval_s, 1.0)
-        return OffsetModel(recent_s=60 * step, bin_s=30 * step, history_s=1200 * step)
+        return OffsetModel(history_s=1200 * step)
 
     def offset_us(self, local_us: int | None = None) -> int:
         """Controller − device at ``local_us`` (now if None); 0 before any sync."""

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 
 from devices.frames import Frame, FrameType, Priority
 from devices.messages import PlayReport, StreamEnd, StreamStart
@@ -21,6 +22,11 @@ from loa.errors import ProtocolError
 from .device import Device
 from .playout import Arrival, StreamState, accept_audio, chunk_of, finished, should_preempt
 from .recorder import Recorder
+
+#: The event loop's timers wake up to a millisecond late (epoll counts whole ms), which
+#: put speakers in two processes up to ~1 ms apart on top of their clocks: a timer
+#: brings the player to this far before a chunk, the rest is waited by yielding.
+PRECISE_S = 0.002
 
 
 class Player:
@@ -207,8 +213,11 @@ class Player:
                 continue
             chunk = cur.buffer[min(cur.buffer)]
             delay = (chunk.pts_us - now) / 1e6
-            if delay > 0:
-                await self._wait(min(delay, horizon))
+            if delay > PRECISE_S:
+                await self._wait(min(delay - PRECISE_S, horizon))
+                continue
+            if delay > 0:  # the last stretch: yield to the loop and look again
+                await anyio.lowlevel.checkpoint()
                 continue
             self._play(cur, now)
 

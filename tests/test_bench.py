@@ -13,7 +13,7 @@ import pytest
 
 from broadcaster.bench.fleet import late_fraction
 from broadcaster.bench.report import Figure, Report, json_line, percentile, spread, write_section
-from broadcaster.bench.sync import chunk_spreads, deviations
+from broadcaster.bench.sync import chunk_spreads, deviations, handover_late_ms
 from devices.topics import mqtt_publish_overhead
 
 
@@ -63,6 +63,21 @@ def test_chunk_spreads_and_deviations() -> None:
     ] + [{"event": "play", "stream": "other", "seq": 1, "device": "a", "true_play_us": 0}]
     assert chunk_spreads(events, {"s"}) == {"s": [2.0]}
     assert sorted(deviations(events, {"s"})) == [-1.0, 0.0, 1.0]
+
+
+def test_handover_lateness_separates_the_simulators_wake_up_from_the_clock_model() -> None:
+    events = [
+        {"event": "play", "stream": "s", "seq": 1, "device": d, "true_play_us": m, **h}
+        for d, m, h in (
+            ("a", 1_000, {"handed_true_us": 1_400}),
+            ("b", 3_000, {"handed_true_us": 4_200}),
+            ("c", 2_000, {}),  # a log from before hand-over times were recorded
+        )
+    ] + [{"event": "play", "stream": "x", "seq": 1, "device": "a", "true_play_us": 0}]
+    assert handover_late_ms(events, {"s"}) == [0.4, 1.2]
+    # the spread of what was handed over, and of the model alone
+    assert chunk_spreads(events, {"s"}) == {"s": [2.8]}  # 4.2 - 1.4 ms
+    assert chunk_spreads(events, {"s"}, "true_play_us") == {"s": [2.0]}
 
 
 def test_late_fraction_counts_late_missing_and_silent_speakers() -> None:

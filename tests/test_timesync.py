@@ -251,10 +251,11 @@ def test_model_ignores_one_sided_queueing() -> None:
 
 
 def test_model_clamps_impossible_drift() -> None:
+    """A clock 5,000 ppm off is broken: the drift is never believed beyond ``max_ppm``."""
     m = OffsetModel(max_ppm=500)
     for i in range(200):
         m.add(model_exchange(BASE + i * 1_000_000, 0, 5_000.0, 1_000, 1_000))
-    assert m.drift_ppm == 500.0
+    assert 300.0 < m.drift_ppm <= 500.0
 
 
 def test_at_the_shipped_10_s_interval_twenty_drifting_speakers_agree_within_5_ms_in_minutes() -> (
@@ -271,7 +272,7 @@ def test_at_the_shipped_10_s_interval_twenty_drifting_speakers_agree_within_5_ms
         rng = random.Random(seed)
         start_off, drift = rng.uniform(-5e5, 5e5), rng.uniform(-100, 100) * 1e-6
         path = rng.uniform(5_000, 50_000)  # one way, the same both ways
-        m = OffsetModel(recent_s=60 * interval, bin_s=30 * interval, history_s=1200 * interval)
+        m = OffsetModel(history_s=1200 * interval)
 
         def device(t: float, start_off: float = start_off, drift: float = drift) -> float:
             return BASE + t + start_off + drift * t
@@ -290,3 +291,71 @@ def test_at_the_shipped_10_s_interval_twenty_drifting_speakers_agree_within_5_ms
             errors.setdefault(t / 1e6, []).append((predicted - truth) / 1000)
     late = {t: max(e) - min(e) for t, e in errors.items() if t >= 180}
     assert max(late.values()) < 5.0, max(late.items(), key=lambda kv: kv[1])
+
+
+def _fleet_spreads(seeds: range, horizon_s: float) -> dict[float, float]:
+    """As the simulator's fleet in ``loa bench sync --converge``: every message 5–50 ms
+    one way (uniform, so a single exchange errs by up to ±22 ms), a burst of 20 exchanges
+    at boot (each 50 ms after the previous answer, as ClockSync does), then one every
+    10 s. Returns, at 1 s after and 1 s before each periodic exchange, max − min over
+    the speakers of their error in controller − device (ms)."""
+    interval, first = 10.0, 20
+    errors: dict[float, list[float]] = {}
+    for seed in seeds:
+        rng = random.Random(seed)
+        start_off, drift = rng.uniform(-5e5, 5e5), rng.uniform(-100, 100) * 1e-6
+        m = OffsetModel(history_s=1200 * interval)
+
+        def device(t: float, start_off: float = start_off, drift: float = drift) -> float:
+            return BASE + t + start_off + drift * t
+
+        t, k = 0.0, 0
+        while t < horizon_s * 1e6:
+            up, down = rng.uniform(5_000, 50_000), rng.uniform(5_000, 50_000)
+            t2 = BASE + t + up
+            m.add(Sample(int(device(t)), int(t2), int(t2 + 100), int(device(t + up + 100 + down))))
+            k += 1
+            done = t + up + 100 + down
+            t = done + (0.05e6 if k < first else interval * 1e6)
+            if k < first:
+                continue
+            for when in (done + 1e6, t - 1e6):
+                predicted = m.predict(int(device(when)))
+                assert predicted is not None
+                truth = (BASE + when) - device(when)
+                errors.setdefault(round(when / 1e6), []).append((predicted - truth) / 1000)
+    return {when: max(e) - min(e) for when, e in errors.items() if len(e) == len(seeds)}
+
+
+def test_a_drift_fitted_to_the_boot_burst_is_not_extrapolated() -> None:
+    """The 20-exchange burst spans ~2 s: any slope fitted to it is jitter (hundreds of
+    ppm). Extrapolated to the first periodic exchange 10 s later it put twenty speakers
+    ~14 ms apart; with the drift weighed against what a crystal does, they stay as close
+    as the burst's offsets are (~6 ms on this network)."""
+    spreads = _fleet_spreads(range(20), 15)
+    assert max(spreads.values()) < 10.0, spreads
+
+
+def test_on_a_5_to_50_ms_network_the_drift_is_learnt_without_overshooting() -> None:
+    """Minutes 3–5 at the shipped rate on the converge benchmark's network: the drift is
+    half known, and a slope fitted to three bins of five exchanges put the speakers
+    ~20 ms apart; weighing every slope by how well it fits both legs keeps them within
+    ~13 ms. (Better needs more exchanges: at one every 10 s, even an estimator told the
+    exact jitter distribution agrees within 5 ms only after 6–8 minutes.)"""
+    spreads = _fleet_spreads(range(20), 300)
+    late = {t: v for t, v in spreads.items() if t >= 180}
+    assert late and max(late.values()) < 16.0, max(late.items(), key=lambda kv: kv[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.builds(Sample, times, times, times, times), max_size=40))
+def test_model_never_raises_and_never_believes_an_impossible_drift(samples: list[Sample]) -> None:
+    m = OffsetModel(history_s=1e12)
+    for s in samples:
+        m.add(s)
+    valid = [s for s in samples if s.delay >= 0 and s.t4 >= s.t1 and s.t3 >= s.t2]
+    predicted = m.predict(BASE)
+    assert (predicted is None) == (not valid)
+    assert -500.0 <= m.drift_ppm <= 500.0
+    if valid:
+        assert isinstance(predicted, int)
