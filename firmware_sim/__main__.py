@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--first-sync", type=int, default=20, help="clock-sync exchanges in the burst at start"
     )
     p.add_argument(
+        "--settle",
+        type=float,
+        default=300.0,
+        help="seconds after the burst with an exchange every 2 s (0 = straight to the interval)",
+    )
+    p.add_argument(
         "--state-dir",
         type=Path,
         help="keep each speaker's unsent proof of play here (resent after a restart)",
@@ -120,6 +126,7 @@ def run(args: argparse.Namespace) -> None:
             telemetry_interval_s=args.telemetry_interval,
             sync_interval_s=args.sync_interval,
             first_sync_samples=args.first_sync,
+            settle_s=args.settle,
             tls_ca=args.tls_ca,
             tls_ca_pem=getattr(args, "tls_ca_pem", None),
             state_dir=args.state_dir,

@@ -46,6 +46,8 @@ class ClockSync:
         *,
         first_samples: int,
         interval_s: float,
+        settle_s: float = 0.0,
+        settle_interval_s: float = 0.0,
         step_ms: int = 500,
     ) -> None:
         self.device = device
@@ -54,6 +56,9 @@ class ClockSync:
         self.log = log
         self.first_samples = first_samples
         self.interval_s = interval_s
+        self.settle_s = settle_s
+        self.settle_interval_s = settle_interval_s
+        self._burst_at_us: int | None = None  # device time of the last burst
         self.step_us = step_ms * 1000
         self.model = self._new_model()
         self.synced = False
@@ -158,9 +163,21 @@ class ClockSync:
         if self._probe.is_set():
             self._probe = anyio.Event()
 
+    def next_pause_s(self) -> float:
+        """The wait before the next periodic exchange: ``settle_interval_s`` for the
+        first ``settle_s`` after a burst (the drift is learnt from a longer baseline
+        sooner), then ``interval_s``."""
+        settling = (
+            self._burst_at_us is not None
+            and 0 < self.settle_interval_s < self.interval_s
+            and self.clock.now_us() - self._burst_at_us < self.settle_s * 1e6
+        )
+        return self.settle_interval_s if settling else self.interval_s
+
     async def run(self) -> None:
-        """A burst of exchanges at start (and after a reset or a step), then one per
-        interval; a suspect answer is probed at once."""
+        """A burst of exchanges at start (and after a reset or a step), then one every
+        ``settle_interval_s`` while settling, then one per interval; a suspect answer
+        is probed at once."""
         if self.first_samples <= 0 and self.interval_s <= 0:
             return  # clock sync switched off (fleet benchmarks on one host)
         exchanges = 0
@@ -170,11 +187,12 @@ class ClockSync:
                     await self.exchange()
                     await self.clock.sleep(0.05)
                 self.synced = bool(self.model.samples)
+                self._burst_at_us = self.clock.now_us()
             elif self._suspects:
                 await self.exchange()
                 await self.clock.sleep(0.05)
             elif self.interval_s > 0:
-                await self._pause(self.interval_s)
+                await self._pause(self.next_pause_s())
                 await self.exchange()
             else:
                 await self._pause(3600)

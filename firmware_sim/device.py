@@ -58,6 +58,8 @@ class Device:
             log,
             first_samples=opt.first_sync_samples,
             interval_s=opt.sync_interval_s,
+            settle_s=opt.settle_s,
+            settle_interval_s=opt.settle_interval_s,
             step_ms=opt.clock_step_ms,
         )
         self.volume = 80

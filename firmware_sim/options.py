@@ -13,6 +13,11 @@ class SpeakerOptions:
     # Then one exchange per interval (0 = never). Each costs ~350 bytes on the air:
     # every 10 s is ~3 MB a day per SIM; faster converges sooner and tracks tighter.
     sync_interval_s: float = 10.0
+    # After a burst (boot, resync_clock, a step) one exchange every settle_interval_s
+    # for settle_s, so the drift is learnt in minutes, not an hour: ~150 more exchanges
+    # (~50 kB) per boot. Then the interval above.
+    settle_s: float = 300.0
+    settle_interval_s: float = 2.0
     replay_window_s: float = 30.0
     late_tolerance_ms: int = 40
     idle_timeout_s: float = 10.0

@@ -4,6 +4,8 @@ stray answer is only dropped. (Pure: a fake clock and answers built by hand.)"""
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 
@@ -137,3 +139,53 @@ async def test_a_step_wakes_the_run_loop_for_a_burst() -> None:
         tg.cancel_scope.cancel()
     assert sync.steps == 1
     assert abs(sync.controller_now() - (true.now_us() + 60 * US)) < 30_000
+
+
+async def _request_times(settle_s: float, seconds: float) -> list[float]:
+    """Run a speaker's sync loop on a fake clock; when (true seconds) it asked."""
+    true = FakeClock()
+    device = SkewedClock(true, offset_s=5.0, drift_ppm=80.0)
+    ctl = Controller(true, 0)
+    times: list[float] = []
+    sync: ClockSync
+
+    async def send(req: TimeRequest) -> None:
+        times.append(true.monotonic())
+        resp, t4 = ctl.answer(req, device)
+        sync.answer(resp, t4)
+
+    sync = ClockSync(
+        "vt-ap-1-1",
+        device,
+        send,
+        PlayLog(),
+        first_samples=5,
+        interval_s=10,
+        settle_s=settle_s,
+        settle_interval_s=2,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sync.run)
+        for _ in range(round(seconds / 0.05)):
+            true.advance(0.05)
+            for _ in range(3):
+                await anyio.sleep(0)
+        tg.cancel_scope.cancel()
+    return times
+
+
+async def test_after_the_boot_burst_it_settles_every_2_s_then_every_10_s() -> None:
+    times = await _request_times(settle_s=300, seconds=700)
+    burst_end = times[4]
+    gaps = [(a - burst_end, b - a) for a, b in itertools.pairwise(times[4:])]
+    settling = [g for at, g in gaps if at < 295]
+    steady = [g for at, g in gaps if at > 305]
+    assert len(settling) >= 140  # ~150 exchanges in the first 5 minutes
+    assert all(abs(g - 2.0) < 0.2 for g in settling), settling
+    assert steady and all(abs(g - 10.0) < 0.2 for g in steady), steady
+
+
+async def test_without_settling_it_goes_straight_to_the_interval() -> None:
+    times = await _request_times(settle_s=0, seconds=120)
+    gaps = [b - a for a, b in itertools.pairwise(times[4:])]
+    assert gaps and all(abs(g - 10.0) < 0.2 for g in gaps), gaps
