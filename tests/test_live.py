@@ -208,6 +208,7 @@ class Radio:
         self.mp3, self.rate = mp3, kbps * 1000 // 8
         self.cut_after_s = cut_after_s
         self.connections = 0
+        self.hosts: list[str] = []  # the Host header of each request
         radio = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -216,6 +217,7 @@ class Radio:
 
             def do_GET(self) -> None:
                 radio.connections += 1
+                radio.hosts.append(self.headers.get("Host", ""))
                 first = radio.connections == 1
                 self.send_response(200)
                 self.send_header("Content-Type", "audio/mpeg")
@@ -348,3 +350,31 @@ async def test_operator_stops_a_relay(tmp_path: Path, broker: Any, radio_mp3: by
         again = await r.client.post(f"/api/broadcasts/{bid}/stop")
     assert b["status"] == "done" and (b["end_pts_us"] - b["start_pts_us"]) < 10_000_000
     assert_error(again, 400, "invalid_input")
+
+
+async def test_relay_connects_to_the_address_it_checked_not_a_second_lookup(
+    tmp_path: Path, broker: Any, radio_mp3: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name checked as one address must not be connected to as another.
+    Here the relay's own lookup says ``radio.invalid`` is the test radio on loopback
+    (allowed); the system cannot resolve it (.invalid never resolves), so the stream
+    plays only if the connection goes to the checked address, with the name as Host."""
+    from broadcaster.broadcasts import relay as relay_mod
+
+    async def lookup(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "radio.invalid" else []
+
+    monkeypatch.setattr(relay_mod, "addresses", lookup)
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
+    async with (
+        Radio(radio_mp3).on_air() as radio,
+        serve(live_settings(tmp_path, broker)) as r,
+        fleet_of(r, specs),
+    ):
+        await wait_online(r, 3)
+        port = radio.url.split(":")[2].split("/")[0]
+        url = radio.url.replace("127.0.0.1", "radio.invalid")
+        b = await wait_status(r, await start_relay(r, url, 3.0))
+    assert b["status"] == "done" and b["error"] == "", b
+    assert radio.hosts and set(radio.hosts) == {f"radio.invalid:{port}"}
+    assert set(outcomes(b).values()) == {"played"}

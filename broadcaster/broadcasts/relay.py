@@ -14,7 +14,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
 import httpx
@@ -62,21 +62,25 @@ def _inside(ip: str) -> bool:
     return not addr.is_global or addr.is_multicast
 
 
-async def check_source(url: str, allowed: Sequence[str]) -> str:
-    """``check_url``, then resolve the host and refuse a source that points into the
-    controller's own networks (loopback, link-local, private ranges: a relay must not
-    become a way to scan them) unless it is listed in ``relay.allowed_hosts``.
-    Returns the URL without credentials."""
-    safe = check_url(url)
+async def addresses(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (the one place the relay asks DNS)."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(i[4][0]) for i in infos})
+
+
+async def pin_source(url: str, allowed: Sequence[str]) -> str:
+    """Resolve the source's host once and return the address to connect to, refusing
+    one on the controller's own networks (loopback, link-local, private ranges: a relay
+    must not become a way to scan them) unless listed in ``relay.allowed_hosts``.
+    The connection then goes to that very address: a name that resolves to a public
+    address for the check and to an inside one for the connection (DNS rebinding)
+    never reaches inside. Raises OSError when the name does not resolve."""
+    check_url(url)
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
-    try:
-        infos = await anyio.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
-    except OSError:
-        # not resolvable now (no network, a typo): nothing to refuse yet; the check runs
-        # again before every connection, and a name that never resolves fails there
-        return safe
-    ips = sorted({str(i[4][0]) for i in infos})
+    ips = await addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
+    if not ips:
+        raise OSError(f"{host} has no address")
     if any(_inside(i) for i in ips) and not _listed(host, ips, allowed):
         raise InvalidInput(
             f"the relay source {host!r} is on a loopback, private or link-local address; "
@@ -84,7 +88,38 @@ async def check_source(url: str, allowed: Sequence[str]) -> str:
             "relay.allowed_hosts)",
             errors=[FieldError("url", "private address", "forbidden_host")],
         )
+    return ips[0]
+
+
+async def check_source(url: str, allowed: Sequence[str]) -> str:
+    """``check_url``, and :func:`pin_source` when the name resolves now; returns the
+    URL without credentials. A name that does not resolve yet (no network, a station
+    only reachable later) is not refused: it is checked again before every connection."""
+    safe = check_url(url)
+    try:
+        await pin_source(url, allowed)
+    except OSError:
+        return safe
     return safe
+
+
+def pinned_request(
+    url: str, ip: str
+) -> tuple[str, dict[str, str], dict[str, str], httpx.Auth | None]:
+    """The request for ``url`` sent to ``ip``: the address in the URL, the name in the
+    Host header and (https) in the TLS server name, which the certificate is checked
+    against; credentials in the URL become basic auth."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    literal = f"[{ip}]" if ":" in ip else ip
+    target = urlunsplit((parts.scheme, literal + port, parts.path or "/", parts.query, ""))
+    named = f"[{host}]" if ":" in host else host
+    ext = {"sni_hostname": host} if parts.scheme == "https" else {}
+    auth = None
+    if parts.username is not None:
+        auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    return target, {"Host": named + port}, ext, auth
 
 
 def redact(url: str) -> str:
@@ -174,12 +209,15 @@ async def _loop(
             return
         try:
             with anyio.fail_after(max(0.1, (end - clock.now_us()) / 1e6)):
-                if allowed_hosts is not None:  # again at each connection: DNS may change
+                ip = None
+                if allowed_hosts is not None:  # at each connection: DNS may change
                     try:
-                        await check_source(url, allowed_hosts)
+                        ip = await pin_source(url, allowed_hosts)
                     except InvalidInput as exc:
                         raise AudioError(exc.message) from None
-                got = await _one_connection(live, url, audio, http, report, air_us)
+                    except OSError:
+                        raise httpx.ConnectError("the name does not resolve") from None
+                got = await _one_connection(live, url, audio, http, report, air_us, ip)
             if live.timeline.covered_us >= air_us:
                 return
             if got:
@@ -206,13 +244,27 @@ async def _one_connection(
     http: httpx.AsyncClient,
     report: RelayReport,
     air_us: int,
+    ip: str | None = None,
 ) -> bool:
-    """Relay one HTTP connection until it ends or the air time is covered.
-
-    Returns True if any audio went out.
+    """Relay one HTTP connection (to ``ip`` when pinned) until it ends or the air time
+    is covered. Returns True if any audio went out.
     """
     sent_before = live.seq
-    async with http.stream("GET", url, headers={"Icy-MetaData": "0"}) as response:
+    headers = {"Icy-MetaData": "0"}
+    target: str = url
+    ext: dict[str, str] = {}
+    auth: httpx.Auth | None = None
+    if ip is not None:
+        target, host, ext, auth = pinned_request(url, ip)
+        headers.update(host)
+    request = http.stream(
+        "GET",
+        target,
+        headers=headers,
+        extensions=ext,
+        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+    )
+    async with request as response:
         if response.status_code != 200:
             raise AudioError(f"the stream answered HTTP {response.status_code}")
         report.connections += 1
