@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from devices import provisioning
 from devices.signing import Signer
 from loa.clock import SkewedClock, SystemClock
-from loa.errors import BrokerError, ConfigError
+from loa.errors import BrokerError, ConfigError, LoaError
 
 from .kit import Endpoint, Kit, Timing
 from .provision import write_provision
@@ -185,6 +186,18 @@ async def session(
                 f"within {timing.step_s:.0f} s (is it running? are the kit's user name and "
                 "password right?)"
             ) from None
-        rows = await Session(kit, timing).run()
+        with anyio.CancelScope() as work:
+            tg.start_soon(_stop_on_signal, work)
+            rows = await Session(kit, timing).run()
         tg.cancel_scope.cancel()
+    if work.cancelled_caught:
+        raise LoaError("stopped before the end; the speaker's own config was put back")
     return rows
+
+
+async def _stop_on_signal(work: anyio.CancelScope) -> None:
+    """SIGINT or SIGTERM cancels the session's steps (its clean-up still runs)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            work.cancel()
+            return

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import anyio
+
 from devices.frames import Frame, FrameType, Priority
 from devices.messages import DeviceConfig, GroupRef, PlayReport, Presence, dump
 from devices.topics import DeviceTopic, Group, GroupKind
@@ -70,19 +72,24 @@ class Session:
             self.row("messages", False, "the speaker decodes no Opus: this kit sends Opus only")
             return ordered(self.rows)
         await self.configure(with_zone=True)
-        await self.sync_clock()
-        await self.commands()  # answered while the first stream plays
-        replay = await self.stream()
-        await self.acks()
-        await self.config_stream()
-        await self.preemption()
-        await self.own_preemption()
-        rollout = await self.firmware()  # answered while the prefetch runs
-        await self.prefetch()
-        await self.firmware_status(rollout)
-        await self.refusals(replay)
-        self.messages()
-        await self.configure(with_zone=False)
+        try:
+            await self.sync_clock()
+            await self.commands()  # answered while the first stream plays
+            replay = await self.stream()
+            await self.acks()
+            await self.config_stream()
+            await self.preemption()
+            await self.own_preemption()
+            rollout = await self.firmware()  # answered while the prefetch runs
+            await self.prefetch()
+            await self.firmware_status(rollout)
+            await self.refusals(replay)
+            self.messages()
+        finally:
+            # Even when stopped half-way (Ctrl-C, SIGTERM, a failed step): the speaker
+            # gets back its own groups, without the session's zone.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.t.step_s):
+                await self.configure(with_zone=False)
         return ordered(self.rows)
 
     # --- steps ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -186,6 +187,62 @@ async def test_a_broken_speaker_fails_exactly_the_rows_it_breaks(
     assert f"{len(ROWS) - len(broken)} of {len(ROWS)} passed" in out
     assert "stream signed by an unknown key: PlayReport played" in out
     assert "pre-empted stream: PlayReport played, played 6" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_kit_stopped_half_way_gives_the_speaker_its_own_config_back(
+    broker: Broker, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Stopped while its session's zone is on the speaker (an operator's Ctrl-C, a CI
+    job's SIGTERM): the kit still puts the speaker's own groups back, says so in one
+    line and exits 2."""
+    device = f"conf-stop-{uuid.uuid4().hex[:6]}"
+    prov_path, key = provision(tmp_path, broker.port, device)
+    prov = provisioning.parse(prov_path.read_text(encoding="utf-8"))
+    verifier = Verifier([Signer.load_or_create(key).public])
+    topic = device_topic("vi-tan", device, DeviceTopic.CONFIG)
+    groups = [GroupRef(kind="all"), GroupRef(kind="hamlet", id="ap-2a")]
+    groups.append(GroupRef(kind="device", id=device))
+    speaker = BrokenSpeaker(prov, verify=True, window=True)
+
+    last: list[GroupRef] = []
+
+    def zones(payload: bytes) -> list[str]:
+        cfg = parse(DeviceConfig, decode_frame(payload, verifier, topic).payload)
+        last[:] = cfg.groups
+        return [g.id or "" for g in cfg.groups if g.kind == "zone"]
+
+    async with (
+        anyio.create_task_group() as tg,
+        aiomqtt.Client(broker.host, broker.port) as watcher,
+    ):
+        await tg.start(speaker.run)
+        await watcher.subscribe(topic, 1)
+        kit = await anyio.open_process(kit_args(broker, device, prov_path, key), env=env())
+        try:
+            with anyio.fail_after(30):  # the kit's own zone arrives: the session is on
+                async for m in watcher.messages:
+                    assert isinstance(m.payload, bytes)
+                    if zones(m.payload):
+                        break
+            kit.send_signal(sig)
+            with anyio.fail_after(30):
+                code = await kit.wait()
+                async for m in watcher.messages:  # and then the config without it
+                    assert isinstance(m.payload, bytes)
+                    if not zones(m.payload):
+                        break
+        finally:
+            if kit.returncode is None:
+                kit.kill()
+                await kit.wait()
+        assert kit.stderr is not None
+        err = (await kit.stderr.receive()).decode()
+        tg.cancel_scope.cancel()
+    assert code == 2, err
+    assert last == groups  # the provisioned groups: it had no config of its own before
+    assert "stopped before the end; the speaker's own config was put back" in err
+    assert "Traceback" not in err
 
 
 async def test_a_silent_speaker_fails_every_row_quickly(broker: Broker, tmp_path: Path) -> None:
