@@ -192,8 +192,14 @@ async def test_metrics_are_exposed(running: Running) -> None:
         "loa_alert_latency_seconds_bucket",
         "loa_late_frames_total",
         "loa_alarms_open",
+        "loa_store_durable 1.0",
+        "loa_store_syncs_total",
     ):
         assert name in text, name
+    health = (await running.client.get("/api/health")).json()
+    assert health["store"]["durable"] is True
+    age = health["store"]["synced_s_ago"]
+    assert age is not None and 0 <= age < 5  # the syncer keeps up (every 50 ms)
 
 
 payloads = st.one_of(

@@ -85,6 +85,30 @@ class LoaCollector(Collector):
         busy.add_metric([], self.s.accounts.hashing.refused)
         yield busy
         yield from self._loop_lag()
+        yield from self._store_sync()
+
+    def _store_sync(self) -> Iterator[Metric]:
+        syncer = self.s.store.syncer
+        if syncer is None:
+            return
+        syncs = CounterMetricFamily("loa_store_syncs", "fsyncs of the store's WAL (group commit)")
+        syncs.add_metric([], syncer.syncs)
+        yield syncs
+        errors = CounterMetricFamily("loa_store_sync_errors", "failed fsyncs or checkpoints")
+        errors.add_metric([], syncer.errors)
+        yield errors
+        durable = GaugeMetricFamily(
+            "loa_store_durable", "1 while every commit reaches the disk (0 after a failed fsync)"
+        )
+        durable.add_metric([], int(syncer.durable and syncer.alive))
+        yield durable
+        age = syncer.age_s()
+        if age is not None:
+            since = GaugeMetricFamily(
+                "loa_store_synced_age_seconds", "since every commit was last known on the disk"
+            )
+            since.add_metric([], age)
+            yield since
 
     def _loop_lag(self) -> Iterator[Metric]:
         lag = self.s.loop_lag

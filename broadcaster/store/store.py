@@ -26,11 +26,13 @@ from devices.messages import Telemetry
 from devices.reserved import check_device_id
 from loa.errors import ConfigError, NotFound
 
-from .durability import WalSyncer
+from .durability import CHECKPOINT_INTERVAL_S, WalSyncer
 from .migrations import migrations
 from .rows import MEDIA_COLUMNS, DeviceRow, MediaRow, media_out
 
 T = TypeVar("T")
+#: The WAL file is truncated back to this size when it restarts (it never shrinks else).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def _private(path: Path, *, create: bool = True) -> None:
@@ -75,15 +77,23 @@ class Store:
         for extra in ("-wal", "-shm"):  # SQLite gives them the file's mode; older ones too
             _private(path.with_name(path.name + extra), create=False)
 
-    def start_syncer(self) -> WalSyncer:
+    def start_syncer(self, *, checkpoint_s: float = CHECKPOINT_INTERVAL_S) -> WalSyncer:
         """Commit without waiting for the disk, and let a thread make commits durable
         (within ``durability.SYNC_INTERVAL_S``) and checkpoint the WAL. For the
         controller, whose writes happen on its event loop; stopped by :meth:`close`."""
         if self._syncer is None:
-            self._syncer = WalSyncer(self.path, busy_timeout_ms=self.busy_timeout_ms)
+            self._syncer = WalSyncer(
+                self.path, busy_timeout_ms=self.busy_timeout_ms, checkpoint_s=checkpoint_s
+            )
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA wal_autocheckpoint=0")  # the syncer checkpoints
+            # A WAL that grew in a burst is cut back when it restarts after a checkpoint.
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             self._syncer.start()
+        return self._syncer
+
+    @property
+    def syncer(self) -> WalSyncer | None:
         return self._syncer
 
     def close(self) -> None:
