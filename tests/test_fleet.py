@@ -412,3 +412,38 @@ def test_a_missed_programme_and_a_failed_alert_raise_alarms_until_played(tmp_pat
     cleared = service.check()
     assert [(e["event"], e["kind"]) for e in cleared] == [("cleared", "missed_programme")]
     store.close()
+
+
+def test_a_check_writes_only_what_still_holds_when_it_writes(tmp_path: Path) -> None:
+    """The rules run on a snapshot in a worker thread; by the time the rows are written
+    a speaker may have been deleted (its alarms cleared with it). No alarm is raised for
+    it, none is cleared twice, and no event tells of a row that was not written."""
+    from broadcaster.fleet.service import _plan
+
+    store, clock, service = unit_fleet(tmp_path, silent_s=5)
+    clock.advance(6)  # nobody was ever seen: every speaker offline
+    plan = _plan(store, service.settings, clock.now_us(), service._run)
+    assert any(a["device_id"] == "vt-ap-1-1" for a in plan.raised)
+    store.delete_device(COMMUNE, "vt-ap-1-1", clock.now_us())  # meanwhile
+    events = service._write(plan)
+    assert events and all(e["device_id"] != "vt-ap-1-1" for e in events)
+    assert not store.query("SELECT 1 FROM alarms WHERE device_id='vt-ap-1-1'")
+
+    # The other way: alarms to clear, one of them cleared meanwhile by a deletion.
+    for d in store.devices(COMMUNE):
+        store.set_presence(COMMUNE, d.id, online=True, at_us=clock.now_us(), firmware="", codecs=[])
+    clock.advance(1)
+    plan = _plan(store, service.settings, clock.now_us(), service._run)
+    gone = plan.cleared[0][1]
+    device = store.query("SELECT device_id FROM alarms WHERE id=?", [gone])[0]["device_id"]
+    cleared_at = clock.now_us() - 500
+    store.delete_device(COMMUNE, device, cleared_at)
+    events = service._write(plan)
+    assert gone not in {e["id"] for e in events}
+    assert (
+        store.query("SELECT cleared_us FROM alarms WHERE id=?", [gone])[0]["cleared_us"]
+        == cleared_at
+    )
+    assert len(events) == len(plan.cleared) - 1
+    assert not store.query("SELECT 1 FROM alarms WHERE cleared_us IS NULL")
+    store.close()

@@ -150,21 +150,38 @@ class FleetService:
         return self._write(await self.store.read(_plan, self.settings, now, self._run))
 
     def _write(self, plan: AlarmPlan) -> list[dict[str, Any]]:
+        """Write the plan as far as it still holds: no alarm for a speaker deleted (or
+        moved to another commune) since the snapshot, no second clear of an alarm
+        cleared meanwhile; the events returned are those of the rows written."""
+        raised: list[dict[str, Any]] = []
+        cleared: list[tuple[int, str]] = []
         if plan.raised or plan.cleared:
-            with self.db.atomic():  # one transaction, two statements, whatever the count
-                if plan.raised:  # plain SQL: a whole fleet's alarms at once
-                    cols = list(plan.raised[0])
-                    self.db.conn.executemany(  # a speaker deleted meanwhile gets none
-                        f"INSERT INTO alarms ({', '.join(cols)})"  # noqa: S608
-                        f" SELECT {', '.join('?' * len(cols))}"
-                        " WHERE EXISTS (SELECT 1 FROM devices WHERE id=?)",
-                        [[*(a[c] for c in cols), a["device_id"]] for a in plan.raised],
-                    )
+            with self.db.atomic():  # one transaction; reads and writes whatever the count
+                if plan.raised:
+                    where = {
+                        (r[0], r[1]) for r in self.db.execute("SELECT id, commune_id FROM devices")
+                    }
+                    raised = [a for a in plan.raised if (a["device_id"], a["commune_id"]) in where]
                 if plan.cleared:
+                    still = {
+                        r[0]
+                        for r in self.db.execute("SELECT id FROM alarms WHERE cleared_us IS NULL")
+                    }
+                    cleared = [c for c in plan.cleared if c[1] in still]
+                if raised:  # plain SQL: a whole fleet's alarms at once
+                    cols = list(raised[0])
                     self.db.conn.executemany(
-                        "UPDATE alarms SET cleared_us=? WHERE id=?", plan.cleared
+                        f"INSERT INTO alarms ({', '.join(cols)})"  # noqa: S608
+                        f" VALUES ({', '.join('?' * len(cols))})",
+                        [[a[c] for c in cols] for a in raised],
                     )
-        events = plan.events
+                if cleared:
+                    self.db.conn.executemany(
+                        "UPDATE alarms SET cleared_us=? WHERE id=? AND cleared_us IS NULL",
+                        cleared,
+                    )
+        written = {a["id"] for a in raised} | {i for _, i in cleared}
+        events = [e for e in plan.events if e["id"] in written]
         if len(events) <= LOG_EACH:
             for e in events:
                 logger.warning(
