@@ -317,10 +317,12 @@ def create_app(
                     gc.unfreeze()
                     tg.cancel_scope.cancel()
         finally:
-            if hasattr(app.state, "loa"):
-                app.state.loa.offload.close()
-            store.close()
             sys.setswitchinterval(switch)
+            try:
+                if hasattr(app.state, "loa"):
+                    app.state.loa.offload.close()
+            finally:
+                store.close()
 
     return Starlette(
         routes=ROUTES,

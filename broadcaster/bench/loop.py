@@ -113,9 +113,13 @@ def trial(work: Path, speakers: int, long_file: Path, bulletin_s: float) -> dict
                 users.wait()
             for p in sims + storm_sims:
                 p.stop()
-    done: dict[str, Any] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    try:
+        done: dict[str, Any] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    except ValueError:
+        done = {"error": f"it printed no result: {out.strip()[-300:]!r}"}
     if "error" in done or "broadcast" not in done:
-        raise LoaError(f"the load generator failed: {done.get('error', 'no result')}")
+        why = done.get("error") or "no result"
+        raise LoaError(f"the load generator failed (exit status {users.returncode}): {why}")
     b = done["broadcast"]
     late_frames = sum(x.get("frames_late") or 0 for x in b["deliveries"])
     return {

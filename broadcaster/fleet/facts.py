@@ -276,12 +276,16 @@ class Facts:
     async def _flush_in_slices(self) -> None:
         """Flush facts and reports ``FLUSH_SLICE`` to a transaction, letting the loop
         stream and read between slices; a store error waits for the next flush."""
-        for flush, queue in ((self.flush_facts, self._facts), (self.flush_reports, self._reports)):
+        work = (
+            (self.flush_facts, self._facts, "presence and telemetry"),
+            (self.flush_reports, self._reports, "proof-of-play reports"),
+        )
+        for flush, queue, what in work:
             for _ in range(0, len(queue), FLUSH_SLICE):  # what is queued now; later: next time
                 try:
                     flush(FLUSH_SLICE)
                 except Exception:
-                    logger.exception("writing device facts failed; retrying at the next flush")
+                    logger.exception("writing %s failed; retrying at the next flush", what)
                     break
                 await anyio.lowlevel.checkpoint()
 
