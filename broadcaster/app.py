@@ -307,8 +307,9 @@ def create_app(
                 # Everything built so far (modules, settings, services) lives as long as
                 # the controller: out of the cyclic collector's sight, so its full passes
                 # scan only what the work creates (they stalled the loop 140-390 ms in a
-                # reconnect storm). Given back to it at shutdown.
-                gc.collect()
+                # reconnect storm). Given back to it at shutdown. (No gc.collect() first:
+                # startup leaves little garbage, and a full pass over a big process —
+                # a test runner — costs more than it saves.)
                 gc.freeze()
                 logger.info("Loa control plane ready")
                 try:
