@@ -60,6 +60,7 @@ from .store.store import Store
 from .ui import pages as ui_pages
 from .web.arrival import ArrivalMiddleware
 from .web.errors import HANDLERS
+from .web.offload import Offload
 
 logger = logging.getLogger(__name__)
 #: The most a worker thread computing in Python holds the GIL while the loop waits.
@@ -157,6 +158,7 @@ def create_app(
         # The loop gives up the GIL at every socket call and must get it back soon even
         # while a worker thread computes (a report, a speaker list): at most 1 ms, not 5.
         sys.setswitchinterval(min(switch, GIL_SWITCH_S))
+        offload = Offload()  # report charts in a child process, started at the first
         try:
             store.start_syncer()  # commits on the loop never wait for the disk
             signer = Signer.load_or_create(Path(settings.security.signing_key))
@@ -285,6 +287,7 @@ def create_app(
                 RateLimit(clock, settings.fleet.commands_per_min, "commands"),
                 router,
                 firmware,
+                offload=offload,
             )
             app.state.router = router
             async with anyio.create_task_group() as tg:
@@ -320,8 +323,7 @@ def create_app(
         finally:
             sys.setswitchinterval(switch)
             try:
-                if hasattr(app.state, "loa"):
-                    app.state.loa.offload.close()
+                offload.close()
             finally:
                 store.close()
 

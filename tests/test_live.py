@@ -277,17 +277,21 @@ async def start_relay(r: Running, url: str, seconds: float) -> str:
     return bid
 
 
+async def relay_to_ap1(
+    tmp: Path, broker: Any, radio: Radio, url: str, seconds: float
+) -> dict[str, Any]:
+    """Relay ``url`` (served by ``radio``, on air) to hamlet ap-1's three speakers."""
+    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
+    async with serve(live_settings(tmp, broker)) as r, fleet_of(r, specs):
+        await wait_online(r, 3)
+        return await wait_status(r, await start_relay(r, url, seconds))
+
+
 async def test_relay_plays_the_stream_for_its_duration(
     tmp_path: Path, broker: Any, radio_mp3: bytes
 ) -> None:
-    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
-    async with (
-        Radio(radio_mp3).on_air() as radio,
-        serve(live_settings(tmp_path, broker)) as r,
-        fleet_of(r, specs),
-    ):
-        await wait_online(r, 3)
-        b = await wait_status(r, await start_relay(r, radio.url, 4.0))
+    async with Radio(radio_mp3).on_air() as radio:
+        b = await relay_to_ap1(tmp_path, broker, radio, radio.url, 4.0)
     assert b["status"] == "done" and b["kind"] == "relay"
     assert b["source"] == radio.url and b["error"] == ""
     assert 3_000 <= (b["end_pts_us"] - b["start_pts_us"]) / 1000 <= 5_000
@@ -365,16 +369,10 @@ async def test_relay_connects_to_the_address_it_checked_not_a_second_lookup(
         return ["127.0.0.1"] if host == "radio.invalid" else []
 
     monkeypatch.setattr(relay_mod, "addresses", lookup)
-    specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
-    async with (
-        Radio(radio_mp3).on_air() as radio,
-        serve(live_settings(tmp_path, broker)) as r,
-        fleet_of(r, specs),
-    ):
-        await wait_online(r, 3)
+    async with Radio(radio_mp3).on_air() as radio:
         port = radio.url.split(":")[2].split("/")[0]
         url = radio.url.replace("127.0.0.1", "radio.invalid")
-        b = await wait_status(r, await start_relay(r, url, 3.0))
+        b = await relay_to_ap1(tmp_path, broker, radio, url, 3.0)
     assert b["status"] == "done" and b["error"] == "", b
     assert radio.hosts and set(radio.hosts) == {f"radio.invalid:{port}"}
     assert set(outcomes(b).values()) == {"played"}

@@ -9,6 +9,7 @@ as gaps on the broadcast (and logged), never hidden.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -96,10 +97,8 @@ async def check_source(url: str, allowed: Sequence[str]) -> str:
     URL without credentials. A name that does not resolve yet (no network, a station
     only reachable later) is not refused: it is checked again before every connection."""
     safe = check_url(url)
-    try:
+    with contextlib.suppress(OSError):
         await pin_source(url, allowed)
-    except OSError:
-        return safe
     return safe
 
 
@@ -255,8 +254,8 @@ async def _one_connection(
     ext: dict[str, str] = {}
     auth: httpx.Auth | None = None
     if ip is not None:
-        target, host, ext, auth = pinned_request(url, ip)
-        headers.update(host)
+        target, host_header, ext, auth = pinned_request(url, ip)
+        headers.update(host_header)
     request = http.stream(
         "GET",
         target,

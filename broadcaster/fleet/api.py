@@ -356,14 +356,12 @@ async def metrics(request: Request) -> Response:
 
 async def health(request: Request) -> JSONResponse:
     s = svc(request)
-    syncer = s.store.syncer
-    store: dict[str, object] = {"durable": True, "synced_s_ago": None}
-    if syncer is not None:  # commits made durable by the syncer thread
-        age = syncer.age_s()
-        store = {
-            "durable": syncer.durable and syncer.alive,
-            "synced_s_ago": None if age is None else round(age, 3),
-        }
+    syncer = s.store.syncer  # commits made durable by the syncer thread
+    age = syncer.age_s() if syncer is not None else None
+    store = {
+        "durable": syncer is None or syncer.healthy,
+        "synced_s_ago": None if age is None else round(age, 3),
+    }
     return ok({"mqtt": s.link.connected, "store": store, "version": s.version})
 
 

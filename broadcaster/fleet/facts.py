@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -42,6 +42,7 @@ from ..store.rows import DeviceRow
 from ..store.store import Store
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Proof-of-play reports, presence and telemetry wait at most this long to be written.
 REPORT_FLUSH_S = 0.2
@@ -152,10 +153,9 @@ class Facts:
         """Write queued presence and telemetry (the oldest ``limit``, or all), in arrival
         order, in one transaction; then tell the listeners who came online. Returns how
         many were written."""
-        if not self._facts:
+        batch = _take(self._facts, limit)
+        if not batch:
             return 0
-        n = len(self._facts) if limit is None else limit
-        batch, self._facts = self._facts[:n], self._facts[n:]
         self._facts_flushed_us = self.clock.now_us()
         online: list[tuple[str, str]] = []
         try:
@@ -232,10 +232,9 @@ class Facts:
     def flush_reports(self, limit: int | None = None) -> int:
         """Write queued proof-of-play reports (the oldest ``limit``, or all) in one
         transaction; returns how many."""
-        if not self._reports:
+        batch = _take(self._reports, limit)
+        if not batch:
             return 0
-        n = len(self._reports) if limit is None else limit
-        batch, self._reports = self._reports[:n], self._reports[n:]
         try:
             self._write_reports(batch)
         except Exception:
@@ -377,3 +376,10 @@ class Facts:
 
 def _all_devices(store: Store) -> list[DeviceRow]:
     return [d for c in store.communes() for d in store.devices(c["id"])]
+
+
+def _take(items: list[T], limit: int | None) -> list[T]:
+    """The oldest ``limit`` items (all if None), taken out of ``items``."""
+    batch = items[:limit]
+    del items[: len(batch)]
+    return batch

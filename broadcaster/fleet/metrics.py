@@ -100,7 +100,7 @@ class LoaCollector(Collector):
         durable = GaugeMetricFamily(
             "loa_store_durable", "1 while every commit reaches the disk (0 after a failed fsync)"
         )
-        durable.add_metric([], int(syncer.durable and syncer.alive))
+        durable.add_metric([], int(syncer.healthy))
         yield durable
         age = syncer.age_s()
         if age is not None:

@@ -96,6 +96,11 @@ class WalSyncer:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def healthy(self) -> bool:
+        """Running, and every fsync so far succeeded."""
+        return self.durable and self.alive
+
     def age_s(self) -> float | None:
         """Seconds since everything committed was last known on the disk."""
         return None if self.synced_at is None else time.monotonic() - self.synced_at
