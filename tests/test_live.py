@@ -291,7 +291,7 @@ async def test_relay_plays_the_stream_for_its_duration(
     tmp_path: Path, broker: Any, radio_mp3: bytes
 ) -> None:
     async with Radio(radio_mp3).on_air() as radio:
-        b = await relay_to_ap1(tmp_path, broker, radio, radio.url, 4.0)
+        b = await relay_to_ap1(tmp_path, broker, radio.url, 4.0)
     assert b["status"] == "done" and b["kind"] == "relay"
     assert b["source"] == radio.url and b["error"] == ""
     assert 3_000 <= (b["end_pts_us"] - b["start_pts_us"]) / 1000 <= 5_000
@@ -372,7 +372,7 @@ async def test_relay_connects_to_the_address_it_checked_not_a_second_lookup(
     async with Radio(radio_mp3).on_air() as radio:
         port = radio.url.split(":")[2].split("/")[0]
         url = radio.url.replace("127.0.0.1", "radio.invalid")
-        b = await relay_to_ap1(tmp_path, broker, radio, url, 3.0)
+        b = await relay_to_ap1(tmp_path, broker, url, 3.0)
     assert b["status"] == "done" and b["error"] == "", b
     assert radio.hosts and set(radio.hosts) == {f"radio.invalid:{port}"}
     assert set(outcomes(b).values()) == {"played"}
