@@ -277,10 +277,8 @@ async def start_relay(r: Running, url: str, seconds: float) -> str:
     return bid
 
 
-async def relay_to_ap1(
-    tmp: Path, broker: Any, radio: Radio, url: str, seconds: float
-) -> dict[str, Any]:
-    """Relay ``url`` (served by ``radio``, on air) to hamlet ap-1's three speakers."""
+async def relay_to_ap1(tmp: Path, broker: Any, url: str, seconds: float) -> dict[str, Any]:
+    """Relay ``url`` (a radio on air) to hamlet ap-1's three speakers; the broadcast."""
     specs = [s for s in demo_data.fleet_specs() if s.hamlet == "ap-1"]
     async with serve(live_settings(tmp, broker)) as r, fleet_of(r, specs):
         await wait_online(r, 3)
